@@ -1,0 +1,66 @@
+"""`modaclip`: search the embedded catalog from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from modaclip.grid import save_png_atomic
+from modaclip.search import DEFAULT_CATALOG_DIR, DEFAULT_EMBEDDINGS_DIR, DEFAULT_MODEL_DIR, CatalogSearch, SearchHit
+from modaclip.stage_runner import run
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="modaclip",
+        description="Fine-tuned CLIP search over a fashion catalog. Run `dvc repro` first to build the model and embeddings.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    search = commands.add_parser(
+        "search",
+        help="text-to-image search: rank catalog products for one or more text queries",
+        description="Rank catalog products for each text query (all queries embedded in one pass).",
+    )
+    search.add_argument("queries", nargs="+", metavar="TEXT", help='a query such as "red summer dress"')
+    search.add_argument("-k", type=int, default=10, help="results per query (default 10)")
+    search.add_argument("--json", action="store_true", help="print results as JSON for scripts")
+    search.add_argument("--grid", metavar="PNG", help="also save a picture of the results to this file")
+    search.add_argument("--model", default=str(DEFAULT_MODEL_DIR), help="saved model folder (default %(default)s)")
+    search.add_argument("--embeddings", default=str(DEFAULT_EMBEDDINGS_DIR), help="catalog embeddings made with that model")
+    search.add_argument("--catalog", default=str(DEFAULT_CATALOG_DIR), help="clean catalog folder")
+    search.set_defaults(handler=search_command)
+    return parser
+
+
+def search_command(args: argparse.Namespace) -> None:
+    engine = CatalogSearch.open(args.model, args.embeddings, args.catalog)
+    results = engine.search_text(args.queries, args.k)
+    if args.json:
+        payload = [{"query": q, "results": [hit.to_dict() for hit in hits]} for q, hits in zip(args.queries, results)]
+        json.dump(payload, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        for query, hits in zip(args.queries, results):
+            print_hits(query, hits)
+    if args.grid:
+        save_png_atomic(engine.grid(args.queries, results), args.grid)
+        print(f"saved {args.grid}", file=sys.stderr)
+
+
+def print_hits(query: str, hits: Sequence[SearchHit]) -> None:
+    print(f'"{query}"')
+    print(f"{'rank':>4}  {'id':>8}  {'score':>6}  name")
+    for rank, hit in enumerate(hits, start=1):
+        print(f"{rank:>4}  {hit.id:>8}  {hit.score:6.3f}  {hit.name}")
+    print()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    run(lambda: args.handler(args), "modaclip")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,37 @@
+"""evaluate: base vs fine-tuned model on the test split; metrics, a Recall@k curve and an example grid."""
+
+import argparse
+import logging
+
+from modaclip.atomic import write_json
+from modaclip.config import load_params
+from modaclip.evaluation import compare_base_and_finetuned
+from modaclip.grid import save_png_atomic
+from modaclip.search import CatalogSearch
+from modaclip.stage_runner import run
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--model", default="models/finetuned")
+    parser.add_argument("--embeddings", default="data/embeddings")
+    parser.add_argument("--data", default="data/clean")
+    parser.add_argument("--metrics", default="metrics/eval.json")
+    parser.add_argument("--curve", default="metrics/recall_at_k.json")
+    parser.add_argument("--examples", default="metrics/examples.png")
+    args = parser.parse_args()
+    params = load_params(args.params)
+    report, curve = compare_base_and_finetuned(args.model, args.embeddings, args.data, params)
+    search = CatalogSearch.open(args.model, args.embeddings, args.data)
+    queries = params.evaluate.grid_queries
+    k = min(params.evaluate.grid_k, len(search))
+    save_png_atomic(search.grid(queries, search.search_text(queries, k)), args.examples)
+    write_json(args.curve, curve)
+    write_json(args.metrics, report)
+    t2i = report["finetuned"]["text_to_image"]
+    logging.getLogger("modaclip.evaluate").info("fine-tuned text->image: %s (base: %s)", t2i, report["base"]["text_to_image"])
+
+
+if __name__ == "__main__":
+    run(main, "evaluate")

@@ -1,0 +1,38 @@
+"""finetune: contrastive fine-tuning of the open_clip model named in params on the train split."""
+
+import argparse
+import logging
+
+from modaclip.atomic import write_json
+from modaclip.catalog_io import read_catalog
+from modaclip.clip_model import create_base_model, resolve_device, save_model
+from modaclip.config import load_params
+from modaclip.stage_runner import run
+from modaclip.training import Trainer, run_fingerprint
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--data", default="data/clean")
+    parser.add_argument("--out", default="models/finetuned")
+    parser.add_argument("--checkpoints", default="models/checkpoints")
+    parser.add_argument("--curves", default="metrics/train")
+    parser.add_argument("--metrics", default="metrics/train.json")
+    args = parser.parse_args()
+    params = load_params(args.params)
+    columns = ["id", "image", "captions"]
+    train = read_catalog(args.data, columns, split="train")
+    val = read_catalog(args.data, columns, split="val")
+    bundle = create_base_model(params.model.arch, params.model.pretrained, params.train.seed)
+    fingerprint = run_fingerprint(bundle.meta, params.train, train["id"].tolist())
+    trainer = Trainer(bundle, train, val, params.train, args.checkpoints, fingerprint, resolve_device(params.train.device))
+    summary = trainer.fit(args.curves)
+    bundle.model.cpu()
+    save_model(bundle, args.out, {"train": summary})
+    write_json(args.metrics, summary)
+    logging.getLogger("modaclip.finetune").info("saved %s: %s", args.out, summary)
+
+
+if __name__ == "__main__":
+    run(main, "finetune")

@@ -1,0 +1,24 @@
+"""Shared fixtures: tiny generated catalogs and a tiny trained model, made once per session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from modaclip.catalog_io import write_parts
+from modaclip.config import CaptionParams, TrainParams
+from modaclip.curate import clean_and_caption
+from modaclip.synthetic import generate_catalog
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+TINY_TRAIN = TrainParams(epochs=2, batch_size=16, lr=1e-3, warmup_steps=2, seed=0)
+
+
+@pytest.fixture(scope="session")
+def clean_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A clean, captioned, split catalog of ~150 generated products."""
+    root = tmp_path_factory.mktemp("catalog")
+    write_parts([generate_catalog(150, seed=1, image_size=64)], root / "raw")
+    clean_and_caption(root / "raw", root / "clean", CaptionParams(val_fraction=0.2, test_fraction=0.2))
+    return root / "clean"
