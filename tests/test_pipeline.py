@@ -1,0 +1,128 @@
+"""The real `dvc repro` on a tiny configuration in a temporary git repo: outputs and rerun behaviour."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from ruamel.yaml import YAML
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = {
+    "data": {"num_items": 160, "image_size": 64},
+    "caption": {"val_fraction": 0.2, "test_fraction": 0.25},
+    "train": {"epochs": 1, "batch_size": 16, "warmup_steps": 2},
+    "evaluate": {"recall_ks": [1, 5, 10], "grid_queries": ["red dress"], "grid_k": 4},
+}
+
+pytestmark = pytest.mark.slow
+
+
+def sh(cwd: Path, *args: str) -> str:
+    done = subprocess.run(args, cwd=cwd, capture_output=True, text=True)
+    assert done.returncode == 0, f"{' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
+    return done.stdout + done.stderr
+
+
+def stages_run(output: str) -> set[str]:
+    return set(re.findall(r"Running stage '(\w+)'", output))
+
+
+def set_params(repo: Path, updates: dict) -> None:
+    yaml = YAML()
+    path = repo / "params.yaml"
+    params = yaml.load(path)
+    for section, values in updates.items():
+        for key, value in values.items():
+            params[section][key] = value
+    yaml.dump(params, path)
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    repo = tmp_path_factory.mktemp("project")
+    for name in ("dvc.yaml", "params.yaml", ".gitignore"):
+        shutil.copy(REPO / name, repo / name)
+    for folder in ("stages", "src"):
+        shutil.copytree(REPO / folder, repo / folder, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    set_params(repo, TINY)
+    sh(repo, "git", "init", "-q")
+    sh(repo, "git", "config", "user.email", "test@example.com")
+    sh(repo, "git", "config", "user.name", "test")
+    sh(repo, "dvc", "init", "-q")
+    sh(repo, "dvc", "config", "core.analytics", "false")
+    sh(repo, "git", "add", "-A")
+    sh(repo, "git", "commit", "-qm", "tiny project")
+    return repo
+
+
+@pytest.fixture(scope="module")
+def first_run(project: Path) -> str:
+    return sh(project, "dvc", "repro")
+
+
+def test_repro_runs_all_stages_and_writes_outputs(project: Path, first_run: str) -> None:
+    assert stages_run(first_run) == {"download", "caption", "finetune", "embed", "evaluate"}
+    clean = json.loads((project / "metrics/clean.json").read_text())
+    assert clean["rows_in"] == 160 and clean["rows_dropped"] > 0
+    assert sum(clean["splits"].values()) == clean["rows_kept"]
+    report = json.loads((project / "metrics/eval.json").read_text())
+    for model in ("base", "finetuned"):
+        assert set(report[model]) == {"text_to_image", "image_to_image", "zero_shot"}
+        assert 0.0 <= report[model]["text_to_image"]["recall@10"] <= 1.0
+    curve = json.loads((project / "metrics/recall_at_k.json").read_text())
+    assert [row["k"] for row in curve] == list(range(1, 11))
+    assert (project / "metrics/examples.png").stat().st_size > 1000
+    assert (project / "models/finetuned/open_clip_model.safetensors").is_file()
+    assert (project / "data/embeddings/vectors.npy").is_file()
+    assert (project / "dvc.lock").is_file()
+    assert not list(project.rglob(".*.tmp-*")), "a temporary output was left behind"
+
+
+def test_second_repro_does_nothing(project: Path, first_run: str) -> None:
+    assert stages_run(sh(project, "dvc", "repro")) == set()
+
+
+def test_evaluate_param_reruns_only_evaluate(project: Path, first_run: str) -> None:
+    set_params(project, {"evaluate": {"grid_k": 3}})
+    assert stages_run(sh(project, "dvc", "repro")) == {"evaluate"}
+
+
+def test_train_param_reruns_finetune_embed_evaluate(project: Path, first_run: str) -> None:
+    set_params(project, {"train": {"lr": 0.0005}})
+    assert stages_run(sh(project, "dvc", "repro")) == {"finetune", "embed", "evaluate"}
+
+
+def test_search_command_prints_ranked_products(project: Path, first_run: str) -> None:
+    out = sh(project, "modaclip", "search", "red striped dress", "-k", "3", "--grid", "grid.png")
+    rows = [line.split() for line in out.splitlines() if re.match(r"\s+\d+\s+\d+\s+-?\d\.\d{3}\s", line)]
+    assert [int(r[0]) for r in rows] == [1, 2, 3]
+    scores = [float(r[2]) for r in rows]
+    assert scores == sorted(scores, reverse=True)
+    assert (project / "grid.png").is_file()
+
+
+def test_exp_run_lists_metrics(project: Path, first_run: str) -> None:
+    sh(project, "git", "add", "-A")
+    sh(project, "git", "commit", "-qm", "baseline")
+    sh(project, "dvc", "exp", "run", "-S", "train.epochs=2")
+    shown = json.loads(subprocess.run(["dvc", "exp", "show", "--json"], cwd=project, capture_output=True, text=True, check=True).stdout)
+    experiments = [exp for commit in shown for exp in (commit.get("experiments") or [])]
+    assert experiments, "dvc exp show lists no experiment"
+    revs = [rev for exp in experiments for rev in exp["revs"]]
+    params = [rev["data"]["params"]["params.yaml"]["data"]["train"]["epochs"] for rev in revs]
+    metrics = [rev["data"]["metrics"]["metrics/train.json"]["data"] for rev in revs]
+    assert 2 in params
+    assert any(m["epochs"] == 2 for m in metrics)
+
+
+def test_bad_param_stops_the_stage_naming_the_key(project: Path, first_run: str) -> None:
+    set_params(project, {"train": {"epochs": "many"}})
+    done = subprocess.run(["dvc", "repro"], cwd=project, capture_output=True, text=True)
+    set_params(project, {"train": {"epochs": 1}})
+    assert done.returncode != 0
+    assert "train.epochs" in done.stdout + done.stderr
