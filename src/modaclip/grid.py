@@ -5,14 +5,13 @@ glance, so a broken image must not stop the picture from being drawn.
 """
 
 import io
-import os
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
+from modaclip.atomic import atomic_file
 from modaclip.errors import ModaclipError
 
 BACKGROUND = (255, 255, 255)
@@ -211,16 +210,6 @@ def _truncate(draw: ImageDraw.ImageDraw, text: str, font: Font, width: int) -> s
 
 
 def save_png_atomic(image: Image.Image, path: str | Path) -> None:
-    """Write a PNG so that readers (DVC, a README viewer) never see a half-written file.
-
-    The temporary file sits in the same directory, so os.replace is a rename on one filesystem.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(temporary, "xb") as file:
-            image.save(file, format="PNG")
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
+    """Write a PNG so that readers (DVC, a README viewer) never see a half-written file."""
+    with atomic_file(path) as temporary:
+        image.save(temporary, format="PNG")
