@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from modaclip.catalog_io import read_catalog, write_parts
-from modaclip.config import CaptionParams, DataParams
+from modaclip.config import CaptionParams, DataParams, parse_params
 from modaclip.curate import clean_and_caption
 from modaclip.errors import ModaclipError
 from modaclip.schema import IMAGE_ERROR_COLUMN
@@ -378,3 +378,18 @@ def test_real_kaggle_copy_reads_fifty_rows() -> None:
     assert raw["articleType"].notna().all()
     with Image.open(io.BytesIO(raw["image"].iloc[0])) as image:
         assert image.format == "JPEG"
+
+
+@pytest.mark.parametrize(
+    ("raw", "named"),
+    [
+        ({"data": {"limit": -1}}, "data.limit"),
+        ({"data": {"columns": ["id"]}}, "data.columns"),
+        ({"data": {"chunk_rows": 0}}, "data.chunk_rows"),
+        ({"data": {"fetch_timeout_s": 0}}, "data.fetch_timeout_s"),
+        ({"caption": {"image_size": 16}}, "caption.image_size"),
+    ],
+)
+def test_bad_source_params_name_the_key(raw: dict, named: str) -> None:
+    with pytest.raises(ModaclipError, match=named):
+        parse_params(raw)

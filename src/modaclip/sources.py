@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterable, Iterator
 import pandas as pd
 from tqdm import tqdm
 
-from modaclip.cleaning import is_blank
 from modaclip.config import DataParams
 from modaclip.errors import ModaclipError
 from modaclip.source_hf import read_hf
@@ -61,7 +60,7 @@ def _require_usable_rows(chunks: Iterable[pd.DataFrame], source: str) -> Iterato
     with tqdm(desc="download", unit="rows") as progress:
         for chunk in chunks:
             rows += len(chunk)
-            with_image += int((~chunk["image"].map(is_blank)).sum())
+            with_image += int(chunk["image"].map(lambda data: isinstance(data, bytes) and len(data) > 0).sum())
             progress.update(len(chunk))
             yield chunk
     if with_image == 0:
