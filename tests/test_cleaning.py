@@ -64,12 +64,13 @@ def test_each_reason_is_counted() -> None:
     assert kept["id"].tolist() == [1, 8]
     assert cleaner.rows_in == 8
     assert cleaner.dropped == {
+        **dict.fromkeys(DROP_REASONS, 0),
         "missing_attribute": 2,
         "unreadable_image": 2,
         "tiny_image": 1,
         "duplicate_image": 1,
     }
-    assert cleaner.summary() == {"rows_in": 8, "rows_kept": 2, "dropped": cleaner.dropped}
+    assert cleaner.summary() == {"rows_in": 8, "rows_kept": 2, "dropped": cleaner.dropped, "converted": {}}
 
 
 def test_truncated_image_is_unreadable() -> None:
@@ -91,12 +92,7 @@ def test_first_failing_reason_wins() -> None:
     cleaner = CatalogCleaner(REQUIRED, min_image_side=16)
 
     assert cleaner.clean(chunk).empty
-    assert cleaner.dropped == {
-        "missing_attribute": 2,
-        "unreadable_image": 0,
-        "tiny_image": 2,
-        "duplicate_image": 0,
-    }
+    assert cleaner.dropped == {**dict.fromkeys(DROP_REASONS, 0), "missing_attribute": 2, "tiny_image": 2}
 
 
 def test_dropped_row_does_not_claim_its_image() -> None:
@@ -152,6 +148,7 @@ def test_every_reason_is_reported_even_when_zero() -> None:
         "rows_in": 0,
         "rows_kept": 0,
         "dropped": dict.fromkeys(DROP_REASONS, 0),
+        "converted": {},
     }
 
 

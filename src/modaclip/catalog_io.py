@@ -54,4 +54,5 @@ def read_catalog(
         pq.read_table(path, columns=list(columns) if columns else None, filters=filters or None)
         for path in part_files(directory)
     ]
-    return pa.concat_tables(tables).to_pandas().reset_index(drop=True)
+    # A column all-missing in one part is typed null there; promotion lets it join its typed parts.
+    return pa.concat_tables(tables, promote_options="default").to_pandas().reset_index(drop=True)

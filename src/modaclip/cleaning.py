@@ -1,4 +1,4 @@
-"""Drop catalog rows that cannot train a model, and normalise the text of the rest.
+"""Drop catalog rows that cannot train a model, and normalise the text and images of the rest.
 
 Catalogs may be larger than memory, so `CatalogCleaner` is fed one chunk at a time and keeps
 what must outlive a chunk: the counts for the summary and the hashes of kept images, so an
@@ -6,28 +6,28 @@ image repeated in a later chunk is still caught as a duplicate.
 """
 
 import hashlib
-import io
+from collections import Counter
 from collections.abc import Sequence
 from typing import NamedTuple
 
 import pandas as pd
-from PIL import Image, UnidentifiedImageError
 
 from modaclip.errors import ModaclipError
-from modaclip.schema import ATTRIBUTE_COLUMNS, CATALOG_COLUMNS
+from modaclip.image_prep import DecodedImage, decode_rgb, encode_jpeg, fit_on_white
+from modaclip.schema import ATTRIBUTE_COLUMNS, CATALOG_COLUMNS, IMAGE_ERROR_COLUMN
 
 # Checked in this order, cheap checks first; a row is counted under the first reason it fails.
+# missing_image comes from the source (a file named by the catalog is not on disk).
 DROP_REASONS: tuple[str, ...] = (
     "missing_attribute",
+    "missing_image",
     "unreadable_image",
+    "decompression_bomb",
+    "unsupported_mode",
     "tiny_image",
     "duplicate_image",
 )
 DISPLAY_NAME_COLUMN = "productDisplayName"
-# Pillow's ways of saying "these bytes are not an image it can decode".
-_UNREADABLE_ERRORS = (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError)
-
-
 class ImageFacts(NamedTuple):
     """What the cleaner learns about a kept image and adds to its row."""
 
@@ -56,19 +56,6 @@ def is_blank(value: object) -> bool:
     return value is None or (pd.api.types.is_scalar(value) and bool(pd.isna(value)))
 
 
-def image_size(data: bytes) -> tuple[int, int] | None:
-    """(width, height) of encoded image bytes, or None when Pillow cannot decode them.
-
-    The image is fully loaded, not just opened, because truncated files only fail on load.
-    """
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            image.load()
-            return image.size
-    except _UNREADABLE_ERRORS:
-        return None
-
-
 def normalise_text_columns(chunk: pd.DataFrame) -> pd.DataFrame:
     """A copy of `chunk` with its attribute and display-name columns cleaned."""
     frame = chunk.copy()
@@ -81,9 +68,14 @@ def normalise_text_columns(chunk: pd.DataFrame) -> pd.DataFrame:
 
 
 class CatalogCleaner:
-    """Cleans a catalog chunk by chunk, counting every dropped row under one reason."""
+    """Cleans a catalog chunk by chunk, counting every dropped row under one reason.
 
-    def __init__(self, required: Sequence[str], min_image_side: int) -> None:
+    With `image_size`, kept images are stored as RGB JPEGs of that side (aspect kept, padded on
+    white), so later stages never decode a full-size or odd-mode file again; without it their
+    bytes are kept as they came.
+    """
+
+    def __init__(self, required: Sequence[str], min_image_side: int, image_size: int | None = None) -> None:
         if isinstance(required, str):
             raise ModaclipError(
                 f"caption.required_attributes must be a list of column names, got {required!r}"
@@ -96,10 +88,15 @@ class CatalogCleaner:
             )
         if min_image_side < 1:
             raise ModaclipError(f"caption.min_image_side must be at least 1, got {min_image_side}")
+        if image_size is not None and image_size < 1:
+            raise ModaclipError(f"caption.image_size must be at least 1, got {image_size}")
         self.required = tuple(required)
         self.min_image_side = min_image_side
+        self.image_size = image_size
         self.rows_in = 0
         self.dropped = {reason: 0 for reason in DROP_REASONS}
+        self.converted: Counter[str] = Counter()
+        self.filled = dict.fromkeys(self.required, 0)
         self._kept_sha1: set[str] = set()
 
     @property
@@ -114,22 +111,40 @@ class CatalogCleaner:
         """
         self._check_columns(chunk)
         frame = normalise_text_columns(chunk)
-        missing = frame[list(self.required)].map(is_blank).any(axis=1)
+        blank = frame[list(self.required)].map(is_blank)
+        for column in self.required:
+            self.filled[column] += int((~blank[column]).sum())
+        missing = blank.any(axis=1)
+        source_errors = _source_errors(frame)
         positions: list[int] = []
         facts: list[ImageFacts] = []
-        for position, (row_missing, data) in enumerate(zip(missing, frame["image"])):
-            verdict = "missing_attribute" if row_missing else self._admit(data)
-            if isinstance(verdict, ImageFacts):
-                positions.append(position)
-                facts.append(verdict)
-            else:
+        images: list[object] = []
+        for position, (row_missing, error, data) in enumerate(zip(missing, source_errors, frame["image"])):
+            verdict = "missing_attribute" if row_missing else error or self._admit(data)
+            if isinstance(verdict, str):
                 self.dropped[verdict] += 1
+                continue
+            fact, image = verdict
+            positions.append(position)
+            facts.append(fact)
+            images.append(image)
         self.rows_in += len(frame)
-        return _with_image_facts(frame.iloc[positions], facts)
+        kept = _with_image_facts(frame.iloc[positions], facts)
+        kept["image"] = pd.Series(images, index=kept.index, dtype=object)
+        return kept.drop(columns=[IMAGE_ERROR_COLUMN], errors="ignore")
 
     def summary(self) -> dict[str, object]:
-        """Counts for a JSON metrics file."""
-        return {"rows_in": self.rows_in, "rows_kept": self.rows_kept, "dropped": dict(self.dropped)}
+        """Counts for a JSON metrics file; `converted` counts kept images by the mode they came in."""
+        return {
+            "rows_in": self.rows_in,
+            "rows_kept": self.rows_kept,
+            "dropped": dict(self.dropped),
+            "converted": dict(sorted(self.converted.items())),
+        }
+
+    def never_filled(self) -> list[str]:
+        """Required columns no row had a value in: a catalog that lacks them, not rows that do."""
+        return [column for column, count in self.filled.items() if count == 0]
 
     def _check_columns(self, chunk: pd.DataFrame) -> None:
         needed = dict.fromkeys(("id", "image", *self.required))
@@ -137,24 +152,43 @@ class CatalogCleaner:
         if absent:
             raise ModaclipError(f"catalog chunk lacks required columns {absent}")
 
-    def _admit(self, data: object) -> ImageFacts | str:
-        """Record an image as kept and return its facts, or return the reason to drop it.
+    def _admit(self, data: object) -> tuple[ImageFacts, object] | str:
+        """Record an image as kept and return its facts and stored bytes, or the reason to drop it.
 
         A row with the bytes of an already-kept image is a duplicate without being decoded:
-        identical bytes would pass the readability and size checks again.
+        identical bytes would pass every image check again.
         """
         if not isinstance(data, (bytes, bytearray)) or not data:
             return "unreadable_image"
+        data = bytes(data)
         sha1 = hashlib.sha1(data).hexdigest()
         if sha1 in self._kept_sha1:
             return "duplicate_image"
-        size = image_size(bytes(data))
-        if size is None:
-            return "unreadable_image"
-        if min(size) < self.min_image_side:
+        decoded = decode_rgb(data, draft_side=self.image_size)
+        if isinstance(decoded, str):
+            return decoded
+        if min(decoded.width, decoded.height) < self.min_image_side:
             return "tiny_image"
         self._kept_sha1.add(sha1)
-        return ImageFacts(width=size[0], height=size[1], sha1=sha1)
+        if decoded.mode != "RGB":
+            self.converted[decoded.mode] += 1
+        return ImageFacts(decoded.width, decoded.height, sha1), self._stored_bytes(data, decoded)
+
+    def _stored_bytes(self, data: bytes, decoded: DecodedImage) -> bytes:
+        if self.image_size is None:
+            return data
+        return encode_jpeg(fit_on_white(decoded.rgb, self.image_size))
+
+
+def _source_errors(frame: pd.DataFrame) -> list[str | None]:
+    """Per row, the reason the source already found its image unusable (None when it did not)."""
+    if IMAGE_ERROR_COLUMN not in frame.columns:
+        return [None] * len(frame)
+    errors = [None if is_blank(value) else str(value) for value in frame[IMAGE_ERROR_COLUMN]]
+    unknown = sorted({error for error in errors if error is not None and error not in DROP_REASONS})
+    if unknown:
+        raise ModaclipError(f"catalog column {IMAGE_ERROR_COLUMN!r} holds unknown reasons {unknown}")
+    return errors
 
 
 def _with_image_facts(kept: pd.DataFrame, facts: Sequence[ImageFacts]) -> pd.DataFrame:

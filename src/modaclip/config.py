@@ -29,6 +29,10 @@ class DataParams(Section):
     seed: int = 0
     image_size: int = Field(128, ge=32)
     defect_rate: float = Field(0.01, ge=0.0, le=0.5)
+    limit: int = Field(0, ge=0)
+    columns: dict[str, str] = {}
+    chunk_rows: int = Field(500, ge=1)
+    fetch_timeout_s: float = Field(10.0, gt=0.0)
 
 
 class CaptionParams(Section):
@@ -44,6 +48,7 @@ class CaptionParams(Section):
     val_fraction: float = Field(0.1, ge=0.0, lt=1.0)
     test_fraction: float = Field(0.15, ge=0.0, lt=1.0)
     split_salt: str = "modaclip"
+    image_size: int = Field(128, ge=32)
 
     @model_validator(mode="after")
     def _splits_leave_training_data(self) -> CaptionParams:

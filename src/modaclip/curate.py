@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from tqdm import tqdm
 
 from modaclip.captions import caption_column, validate_templates
 from modaclip.catalog_io import iter_chunks, write_parts
@@ -23,7 +24,7 @@ class Curator:
     def __init__(self, params: CaptionParams) -> None:
         validate_templates(params.templates, CATALOG_COLUMNS)
         self.params = params
-        self.cleaner = CatalogCleaner(params.required_attributes, params.min_image_side)
+        self.cleaner = CatalogCleaner(params.required_attributes, params.min_image_side, params.image_size)
         self.no_caption = 0
         self.split_counts = dict.fromkeys(SPLITS, 0)
 
@@ -41,14 +42,24 @@ class Curator:
 
     def process_all(self, chunks: Iterable[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         """Yield processed chunks; raising after the last one keeps an empty catalog from being written."""
-        for chunk in chunks:
-            yield self.process(chunk)
+        with tqdm(desc="caption", unit="rows") as progress:
+            for chunk in chunks:
+                yield self.process(chunk)
+                progress.update(len(chunk))
         summary = self.summary()
         if summary["rows_kept"] == 0:
             reasons = ", ".join(f"{reason}: {n}" for reason, n in summary["dropped"].items() if n)
             raise ModaclipError(
-                f"the catalog is empty after cleaning: all {summary['rows_in']} rows were dropped ({reasons or 'no rows in'})"
+                f"the catalog is empty after cleaning: all {summary['rows_in']} rows were dropped "
+                f"({reasons or 'no rows in'}){self._empty_column_hint()}"
             )
+
+    def _empty_column_hint(self) -> str:
+        """Name required columns the catalog never fills (an image folder has no gender, say)."""
+        empty = self.cleaner.never_filled()
+        if not empty or self.cleaner.rows_in == 0:
+            return ""
+        return f"; no row has {empty}: remove them from caption.required_attributes"
 
     def summary(self) -> dict[str, Any]:
         cleaned = self.cleaner.summary()
@@ -58,6 +69,7 @@ class Curator:
             "rows_kept": sum(self.split_counts.values()),
             "rows_dropped": sum(dropped.values()),
             "dropped": dropped,
+            "converted": cleaned["converted"],
             "splits": dict(self.split_counts),
         }
 

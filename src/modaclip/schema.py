@@ -23,3 +23,7 @@ CATALOG_COLUMNS: tuple[str, ...] = (
     "productDisplayName",
     "image",
 )
+# Raw catalogs read from files may add this column: why the source could not supply a row's image
+# ("missing_image" when the file is not on disk, "unreadable_image" when a URL failed), so the
+# cleaner counts those rows under that reason instead of a generic one.
+IMAGE_ERROR_COLUMN = "image_error"
