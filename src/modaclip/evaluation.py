@@ -14,8 +14,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
-from modaclip.catalog_io import read_catalog
+from modaclip.catalog_io import part_files, read_catalog
 from modaclip.clip_model import ClipBundle, create_base_model, encode_images, encode_texts, load_model
 from modaclip.config import EvaluateParams, Params
 from modaclip.embedding import load_embeddings
@@ -164,8 +165,9 @@ def compare_base_and_finetuned(
 ) -> tuple[dict[str, Any], list[dict[str, float]]]:
     """metrics/eval.json's content and the Recall@k curve rows, base and fine-tuned side by side."""
     labelled_sets = open_labelled_sets(params.evaluate.zero_shot_sets)
-    columns = ["id", *ATTRIBUTE_COLUMNS, "productDisplayName", "captions", "image"]
-    items = read_catalog(catalog_dir, columns=columns, split="test")
+    # Some catalogs have no productDisplayName at all; KAGL's title task then has no queries.
+    titles = ["productDisplayName"] if "productDisplayName" in pq.read_schema(part_files(catalog_dir)[0]).names else []
+    items = read_catalog(catalog_dir, columns=["id", *ATTRIBUTE_COLUMNS, *titles, "captions", "image"], split="test")
     if len(items) == 0:
         raise ModaclipError(f"{catalog_dir}: the test split is empty; raise caption.test_fraction")
     labels = zero_shot_labels(catalog_dir, params.evaluate.zero_shot_fields)

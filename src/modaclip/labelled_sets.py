@@ -91,7 +91,7 @@ def subsample(count: int, limit: int | None) -> np.ndarray:
     return np.sort(np.random.default_rng(0).choice(count, size=limit, replace=False))
 
 
-Loader = Callable[[Path, "int | None"], tuple[list[str], list[bytes], np.ndarray]]
+Loader = Callable[[Path, int | None], tuple[list[str], list[bytes], np.ndarray]]
 LOADERS: dict[str, Loader] = {"fmnist": load_fmnist, "imagefolder": load_image_folder}
 
 
