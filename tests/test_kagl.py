@@ -2,8 +2,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from modaclip.clip_model import create_base_model
+from modaclip.config import EvaluateParams
 from modaclip.errors import ModaclipError
-from modaclip.kagl import kagl_counts, label_prompts, label_to_product, product_vectors, query_labels, title_to_product, titles
+from modaclip.kagl import evaluate_kagl, kagl_counts, label_prompts, label_to_product, product_vectors, query_labels, title_to_product, titles
 
 
 def unit(*values: float) -> np.ndarray:
@@ -67,3 +69,13 @@ def test_bad_kagl_params_name_the_parameter() -> None:
     with pytest.raises(ModaclipError, match="evaluate.kagl_label_template"):
         label_prompts(["Apparel"], "a photo of apparel")
     assert label_prompts(["Apparel"], "a photo of {label}") == ["a photo of Apparel"]
+
+
+def test_catalog_without_titles_still_gets_label_tasks() -> None:
+    bundle = create_base_model("modaclip-tiny", "none", seed=0)
+    items = pd.DataFrame({"masterCategory": ["Apparel", "Footwear", "Apparel"], "subCategory": ["Topwear", "Shoes", None], "baseColour": ["Red", "Red", "Blue"]})
+    images = np.random.default_rng(0).normal(size=(3, 256)).astype(np.float32)
+    result = evaluate_kagl(bundle, items, images / np.linalg.norm(images, axis=1, keepdims=True), EvaluateParams())
+    assert result["text_to_image"] == {}
+    assert result["label_to_product"].keys() == {"masterCategory", "subCategory", "baseColour"}
+    assert all(0.0 <= v <= 1.0 for task in result["label_to_product"].values() for v in task.values())
