@@ -1,4 +1,4 @@
-"""evaluate: base vs fine-tuned model on the test split; metrics, a Recall@k curve and an example grid."""
+"""evaluate: base vs fine-tuned model on the test split (and any zero-shot sets in params); metrics, a Recall@k curve and an example grid."""
 
 import argparse
 import logging
@@ -30,7 +30,11 @@ def main() -> None:
     write_json(args.curve, curve)
     write_json(args.metrics, report)
     t2i = report["finetuned"]["text_to_image"]
-    logging.getLogger("modaclip.evaluate").info("fine-tuned text->image: %s (base: %s)", t2i, report["base"]["text_to_image"])
+    log = logging.getLogger("modaclip.evaluate")
+    log.info("fine-tuned text->image: %s (base: %s)", t2i, report["base"]["text_to_image"])
+    log.info("fine-tuned KAGL title->product: %s (base: %s)", report["finetuned"]["kagl"]["text_to_image"], report["base"]["kagl"]["text_to_image"])
+    for name, metrics in report["finetuned"]["zero_shot_sets"].items():
+        log.info("zero-shot %s: fine-tuned %s (base: %s)", name, metrics, report["base"]["zero_shot_sets"][name])
 
 
 if __name__ == "__main__":

@@ -72,8 +72,9 @@ def test_repro_runs_all_stages_and_writes_outputs(project: Path, first_run: str)
     assert sum(clean["splits"].values()) == clean["rows_kept"]
     report = json.loads((project / "metrics/eval.json").read_text())
     for model in ("base", "finetuned"):
-        assert set(report[model]) == {"text_to_image", "image_to_image", "zero_shot"}
+        assert set(report[model]) == {"text_to_image", "image_to_image", "zero_shot", "kagl", "zero_shot_sets"}
         assert 0.0 <= report[model]["text_to_image"]["recall@10"] <= 1.0
+        assert 0.0 <= report[model]["kagl"]["text_to_image"]["mrr"] <= 1.0
     curve = json.loads((project / "metrics/recall_at_k.json").read_text())
     assert [row["k"] for row in curve] == list(range(1, 11))
     assert (project / "metrics/examples.png").stat().st_size > 1000

@@ -7,6 +7,8 @@ import json
 import sys
 from collections.abc import Sequence
 
+from modaclip.atomic import atomic_file
+from modaclip.eval_report import markdown_report, read_eval_json
 from modaclip.grid import save_png_atomic
 from modaclip.search import DEFAULT_CATALOG_DIR, DEFAULT_EMBEDDINGS_DIR, DEFAULT_MODEL_DIR, CatalogSearch, SearchHit
 from modaclip.stage_runner import run
@@ -31,6 +33,14 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--embeddings", default=str(DEFAULT_EMBEDDINGS_DIR), help="catalog embeddings made with that model")
     search.add_argument("--catalog", default=str(DEFAULT_CATALOG_DIR), help="clean catalog folder")
     search.set_defaults(handler=search_command)
+    report = commands.add_parser(
+        "eval-report",
+        help="metrics/eval.json as a Markdown table beside published FashionCLIP 2.0 and Marqo-FashionCLIP figures",
+        description="Print our base and fine-tuned figures beside published ones (quoted, with their sources, not measured).",
+    )
+    report.add_argument("--metrics", default="metrics/eval.json", help="eval.json written by `evaluate` (default %(default)s)")
+    report.add_argument("--out", metavar="MD", help="write the Markdown to this file instead of printing it")
+    report.set_defaults(handler=eval_report_command)
     return parser
 
 
@@ -47,6 +57,16 @@ def search_command(args: argparse.Namespace) -> None:
     if args.grid:
         save_png_atomic(engine.grid(args.queries, results), args.grid)
         print(f"saved {args.grid}", file=sys.stderr)
+
+
+def eval_report_command(args: argparse.Namespace) -> None:
+    text = markdown_report(read_eval_json(args.metrics))
+    if args.out:
+        with atomic_file(args.out) as tmp:
+            tmp.write_text(text, encoding="utf-8")
+        print(f"saved {args.out}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
 
 
 def print_hits(query: str, hits: Sequence[SearchHit]) -> None:

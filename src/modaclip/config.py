@@ -90,6 +90,10 @@ class EvaluateParams(Section):
         default_factory=lambda: ["red striped dress", "black casual shoes", "blue jeans"], min_length=1
     )
     grid_k: int = Field(8, ge=1)
+    zero_shot_sets: list[str] = []
+    kagl_label_fields: list[str] = ["masterCategory", "subCategory", "baseColour"]
+    kagl_label_template: str = "{label}"
+    kagl_doc_text_weight: float = Field(0.1, ge=0.0, lt=1.0)
 
 
 class Params(Section):

@@ -1,4 +1,5 @@
-"""Benchmarks of a model on the test split: text->image, image->image and zero-shot classification.
+"""Benchmarks of a model on the test split: text->image, image->image, zero-shot classification and
+Marqo's KAGL protocol, plus zero-shot classification of labelled sets from outside the catalog.
 
 Every function takes embeddings and labels and returns plain numbers, so the same protocol runs
 for the base and the fine-tuned model and the two are compared like for like.
@@ -13,12 +14,15 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
-from modaclip.catalog_io import read_catalog
+from modaclip.catalog_io import part_files, read_catalog
 from modaclip.clip_model import ClipBundle, create_base_model, encode_images, encode_texts, load_model
 from modaclip.config import EvaluateParams, Params
 from modaclip.embedding import load_embeddings
 from modaclip.errors import ModaclipError
+from modaclip.kagl import evaluate_kagl, kagl_counts
+from modaclip.labelled_sets import LabelledImages, open_labelled_sets
 from modaclip.metrics import (
     accuracy,
     count_relevant,
@@ -97,6 +101,16 @@ def zero_shot(bundle: ClipBundle, test: TestSet, labels_by_field: dict[str, list
     return result
 
 
+def classify_labelled_set(bundle: ClipBundle, labelled: LabelledImages, templates: Sequence[str]) -> dict[str, float]:
+    """Zero-shot accuracy and weighted F1 on a set from outside the catalog, among that set's own classes."""
+    images = encode_images(bundle, labelled.images, progress=len(labelled.images) > 1000)
+    classifier = class_embeddings(bundle, labelled.class_names, templates)
+    names = np.asarray(labelled.class_names)
+    truth = names[labelled.labels].tolist()
+    predicted = names[np.argmax(images @ classifier.T, axis=1)].tolist()
+    return {"accuracy": accuracy(truth, predicted), "weighted_f1": weighted_f1(truth, predicted)}
+
+
 def class_embeddings(bundle: ClipBundle, labels: Sequence[str], templates: Sequence[str]) -> np.ndarray:
     """One unit vector per label: the mean of its prompts' embeddings (CLIP's prompt ensembling)."""
     prompts = [template.format(label=label.lower()) for label in labels for template in templates]
@@ -105,13 +119,19 @@ def class_embeddings(bundle: ClipBundle, labels: Sequence[str], templates: Seque
 
 
 def evaluate_model(
-    bundle: ClipBundle, test: TestSet, labels_by_field: dict[str, list[str]], params: EvaluateParams
+    bundle: ClipBundle,
+    test: TestSet,
+    labels_by_field: dict[str, list[str]],
+    params: EvaluateParams,
+    labelled_sets: Sequence[LabelledImages] = (),
 ) -> tuple[dict[str, Any], list[float]]:
     t2i, curve = text_to_image(test, params)
     metrics = {
         "text_to_image": t2i,
         "image_to_image": image_to_image(test),
         "zero_shot": zero_shot(bundle, test, labels_by_field, params.zero_shot_templates),
+        "kagl": evaluate_kagl(bundle, test.items, test.image_vectors, params),
+        "zero_shot_sets": {s.name: classify_labelled_set(bundle, s, params.zero_shot_templates) for s in labelled_sets},
     }
     return metrics, curve
 
@@ -144,7 +164,10 @@ def compare_base_and_finetuned(
     model_dir: str | Path, embeddings_dir: str | Path, catalog_dir: str | Path, params: Params
 ) -> tuple[dict[str, Any], list[dict[str, float]]]:
     """metrics/eval.json's content and the Recall@k curve rows, base and fine-tuned side by side."""
-    items = read_catalog(catalog_dir, columns=["id", *ATTRIBUTE_COLUMNS, "captions", "image"], split="test")
+    labelled_sets = open_labelled_sets(params.evaluate.zero_shot_sets)
+    # Some catalogs have no productDisplayName at all; KAGL's title task then has no queries.
+    titles = ["productDisplayName"] if "productDisplayName" in pq.read_schema(part_files(catalog_dir)[0]).names else []
+    items = read_catalog(catalog_dir, columns=["id", *ATTRIBUTE_COLUMNS, *titles, "captions", "image"], split="test")
     if len(items) == 0:
         raise ModaclipError(f"{catalog_dir}: the test split is empty; raise caption.test_fraction")
     labels = zero_shot_labels(catalog_dir, params.evaluate.zero_shot_fields)
@@ -158,10 +181,12 @@ def compare_base_and_finetuned(
     base = create_base_model(params.model.arch, params.model.pretrained, params.train.seed)
     base_test = TestSet(items, encode_images(base, items["image"].tolist()), encode_texts(base, queries))
 
-    base_metrics, base_curve = evaluate_model(base, base_test, labels, params.evaluate)
-    tuned_metrics, tuned_curve = evaluate_model(tuned, tuned_test, labels, params.evaluate)
+    base_metrics, base_curve = evaluate_model(base, base_test, labels, params.evaluate, labelled_sets)
+    tuned_metrics, tuned_curve = evaluate_model(tuned, tuned_test, labels, params.evaluate, labelled_sets)
     report = {
         "test_items": len(items),
+        "kagl": kagl_counts(items, params.evaluate.kagl_label_fields),
+        "zero_shot_sets": {s.name: s.summary() for s in labelled_sets},
         "base": base_metrics,
         "finetuned": tuned_metrics,
         "delta": delta(base_metrics, tuned_metrics),
