@@ -87,12 +87,18 @@ def image_to_image(test: TestSet) -> dict[str, float]:
 
 
 def zero_shot(bundle: ClipBundle, test: TestSet, labels_by_field: dict[str, list[str]], templates: Sequence[str]) -> dict[str, dict[str, float]]:
-    """Classify each test image among a field's labels by prompt similarity (the FashionCLIP protocol)."""
+    """Classify each test image among a field's labels by prompt similarity (the FashionCLIP protocol).
+
+    Images without a value for the field are left out of that field's figures.
+    """
     result = {}
     for field, labels in labels_by_field.items():
+        labelled = test.items[field].notna().to_numpy()
+        if not labelled.any():
+            continue
         classifier = class_embeddings(bundle, labels, templates)
-        predicted = np.asarray(labels)[np.argmax(test.image_vectors @ classifier.T, axis=1)]
-        truth = test.items[field].astype(str).tolist()
+        predicted = np.asarray(labels)[np.argmax(test.image_vectors[labelled] @ classifier.T, axis=1)]
+        truth = test.items.loc[labelled, field].astype(str).tolist()
         result[field] = {
             "accuracy": accuracy(truth, predicted.tolist()),
             "weighted_f1": weighted_f1(truth, predicted.tolist()),
