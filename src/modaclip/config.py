@@ -87,6 +87,20 @@ class EvaluateParams(Section):
     grid_k: int = Field(8, ge=1)
 
 
+class PromoteParams(Section):
+    """The gate `modaclip retrain` applies before a new model replaces production (see promotion.py)."""
+
+    metric: str = Field("finetuned.text_to_image.recall@10", min_length=1)
+    min_gain: float = Field(0.005, ge=0.0)
+    guarded: list[str] = Field(
+        default_factory=lambda: [
+            "finetuned.zero_shot.articleType.weighted_f1",
+            "finetuned.image_to_image.precision@10_articleType",
+        ]
+    )
+    max_regression: float = Field(0.02, ge=0.0)
+
+
 class Params(Section):
     data: DataParams = DataParams()
     caption: CaptionParams = CaptionParams()
@@ -94,6 +108,7 @@ class Params(Section):
     train: TrainParams = TrainParams()
     embed: EmbedParams = EmbedParams()
     evaluate: EvaluateParams = EvaluateParams()
+    promote: PromoteParams = PromoteParams()
 
 
 def parse_params(raw: object, source: str = "params.yaml") -> Params:
