@@ -19,7 +19,9 @@ import gto.api
 from gto.exceptions import ArtifactNotFound, GTOException
 from scmrepo.exceptions import SCMError
 
+from modaclip import embedding
 from modaclip.atomic import atomic_directory
+from modaclip.clip_model import WEIGHTS_FILE, weights_fingerprint
 from modaclip.errors import ModaclipError
 
 ARTIFACT = "modaclip-model"
@@ -151,14 +153,30 @@ def materialise(root: Path, version: ModelVersion, cache_dir: Path = CACHE_DIR) 
     target = root / cache_dir / version.version
     paths = {role: target / path for role, path in SEARCH_PATHS.items()}
     if target.is_dir():
+        check_intact(version, paths)
         return paths
     try:
         with atomic_directory(target) as tmp:
             for path in SEARCH_PATHS.values():
                 (tmp / path).parent.mkdir(parents=True, exist_ok=True)
                 Repo.get(str(root), path, out=str(tmp / path), rev=version.commit)
-    except DvcException as err:
+    except (DvcException, OSError) as err:
         raise ModaclipError(
-            f"cannot restore {version.tag} ({version.commit[:8]}) from the DVC cache: {err}; run `dvc pull` or `dvc fetch --all-tags`"
+            f"cannot restore {version.tag} ({version.commit[:8]}) from the DVC cache ({err}); run `dvc fetch --all-tags` to get it from the remote"
         ) from None
     return paths
+
+
+def check_intact(version: ModelVersion, paths: dict[str, Path]) -> None:
+    """The version's weights must be the ones its embeddings were made with; anything else is damage."""
+    folder = paths["model"].parents[1]
+    try:
+        recorded = json.loads((paths["embeddings"] / embedding.META_FILE).read_text())["model_sha256"]
+        intact = recorded == weights_fingerprint(paths["model"])
+    except (OSError, ValueError, KeyError):
+        intact = False
+    if not intact:
+        raise ModaclipError(
+            f"{version.tag}: restored copy in {folder} is corrupt or incomplete ({WEIGHTS_FILE} does not match its embeddings); "
+            f"delete {folder} to restore it again from DVC"
+        )
