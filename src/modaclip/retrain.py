@@ -14,8 +14,12 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+import zc.lockfile
 
 from modaclip import registry
 from modaclip.atomic import write_json
@@ -38,18 +42,38 @@ def retrain(root: Path) -> dict[str, Any]:
 
     logging.getLogger("dvc").propagate = False  # DVC prints its own progress; ours would repeat each line
     gate = load_params(root / "params.yaml").promote
-    check_only_run_records_changed(root)
+    with retrain_lock(root):
+        check_only_run_records_changed(root)
+        try:
+            with Repo(str(root)) as repo, lock_repo(repo):
+                repo.reproduce()
+                return gate_and_record(root, gate)
+        except LockError:
+            raise busy(root, "DVC's lock in .dvc/tmp is held") from None
+        except DvcException as err:
+            if isinstance(err.__cause__, LockError):
+                raise busy(root, "DVC's lock on the stage outputs is held") from None
+            cause = f" ({err.__cause__})" if err.__cause__ else ""
+            raise ModaclipError(" ".join(f"pipeline failed: {err}{cause}; production is unchanged".split())) from None
+
+
+@contextmanager
+def retrain_lock(root: Path) -> Iterator[None]:
+    """One retrain per workspace, for the whole run (DVC's repository lock is released while stages run)."""
+    path = root / ".dvc" / "tmp" / "retrain.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        with Repo(str(root)) as repo, lock_repo(repo):
-            repo.reproduce()
-            return gate_and_record(root, gate)
-    except LockError:
-        raise ModaclipError(
-            f"{root.resolve()}: another retrain or dvc command is running here (DVC repository lock .dvc/tmp/lock is held); nothing was done"
-        ) from None
-    except DvcException as err:
-        cause = f" ({err.__cause__})" if err.__cause__ else ""
-        raise ModaclipError(f"pipeline failed: {err}{cause}; production is unchanged") from None
+        lock = zc.lockfile.LockFile(str(path))
+    except zc.lockfile.LockError:
+        raise busy(root, f"{path.relative_to(root)} is held") from None
+    try:
+        yield
+    finally:
+        lock.close()
+
+
+def busy(root: Path, which: str) -> ModaclipError:
+    return ModaclipError(f"{root.resolve()}: another retrain or dvc command is running here ({which}); nothing was done")
 
 
 def check_only_run_records_changed(root: Path) -> None:
