@@ -27,9 +27,7 @@ from modaclip.config import PromoteParams, load_params
 from modaclip.errors import ModaclipError
 from modaclip.promotion import Decision, compare, decide
 
-EXIT_PROMOTED = 0
-EXIT_FAILED = 2  # every ModaclipError, as for the stages (stage_runner.run)
-EXIT_KEPT = 3
+EXIT_KEPT = 3  # promoted exits 0; a failure exits 2 like every ModaclipError (stage_runner.run)
 PROMOTION_PATH = "metrics/promotion.json"
 RUN_RECORDS = ["dvc.lock", "params.yaml", "metrics", "data/.gitignore", "models/.gitignore"]
 
