@@ -6,10 +6,13 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from modaclip.atomic import atomic_file
 from modaclip.eval_report import markdown_report, read_eval_json
 from modaclip.grid import save_png_atomic
+from modaclip.registry import search_inputs
+from modaclip.retrain import EXIT_KEPT, retrain
 from modaclip.search import DEFAULT_CATALOG_DIR, DEFAULT_EMBEDDINGS_DIR, DEFAULT_MODEL_DIR, CatalogSearch, SearchHit
 from modaclip.stage_runner import run
 
@@ -29,9 +32,13 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("-k", type=int, default=10, help="results per query (default 10)")
     search.add_argument("--json", action="store_true", help="print results as JSON for scripts")
     search.add_argument("--grid", metavar="PNG", help="also save a picture of the results to this file")
-    search.add_argument("--model", default=str(DEFAULT_MODEL_DIR), help="saved model folder (default %(default)s)")
-    search.add_argument("--embeddings", default=str(DEFAULT_EMBEDDINGS_DIR), help="catalog embeddings made with that model")
-    search.add_argument("--catalog", default=str(DEFAULT_CATALOG_DIR), help="clean catalog folder")
+    search.add_argument(
+        "--model",
+        default="production",
+        help=f"production (the registry's prod version, {DEFAULT_MODEL_DIR} until one is promoted), a version such as v2, or a saved model folder",
+    )
+    search.add_argument("--embeddings", help=f"catalog embeddings made with that model (default: the version's, else {DEFAULT_EMBEDDINGS_DIR})")
+    search.add_argument("--catalog", help=f"clean catalog folder (default: the version's, else {DEFAULT_CATALOG_DIR})")
     search.set_defaults(handler=search_command)
     report = commands.add_parser(
         "eval-report",
@@ -41,11 +48,23 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--metrics", default="metrics/eval.json", help="eval.json written by `evaluate` (default %(default)s)")
     report.add_argument("--out", metavar="MD", help="write the Markdown to this file instead of printing it")
     report.set_defaults(handler=eval_report_command)
+    retrain_parser = commands.add_parser(
+        "retrain",
+        help="rerun the pipeline and promote the new model only if it beats production (for cron / CI)",
+        description=(
+            "Run `dvc repro`, compare metrics/eval.json with the production model's under the `promote` params, "
+            "write metrics/promotion.json, and on promotion commit the run and tag it with GTO (modaclip-model@vN, #prod). "
+            f"Exit status: 0 promoted, {EXIT_KEPT} kept production, 2 failed (including: another retrain is running)."
+        ),
+    )
+    retrain_parser.add_argument("--repo", default=".", help="project root (default: current directory)")
+    retrain_parser.set_defaults(handler=retrain_command)
     return parser
 
 
 def search_command(args: argparse.Namespace) -> None:
-    engine = CatalogSearch.open(args.model, args.embeddings, args.catalog)
+    inputs = search_inputs(args.model)
+    engine = CatalogSearch.open(inputs["model"], args.embeddings or inputs["embeddings"], args.catalog or inputs["catalog"])
     results = engine.search_text(args.queries, args.k)
     if args.json:
         payload = [{"query": q, "results": [hit.to_dict() for hit in hits]} for q, hits in zip(args.queries, results)]
@@ -67,6 +86,13 @@ def eval_report_command(args: argparse.Namespace) -> None:
         print(f"saved {args.out}", file=sys.stderr)
     else:
         sys.stdout.write(text)
+def retrain_command(args: argparse.Namespace) -> None:
+    record = retrain(Path(args.repo))
+    version = record["candidate"]["version"] if record["promoted"] else record["production"]["version"]
+    print(f"{record['decision']}: {record['reason']}")
+    print(f"production: {version or 'none'} (details in metrics/promotion.json)")
+    if not record["promoted"]:
+        sys.exit(EXIT_KEPT)
 
 
 def print_hits(query: str, hits: Sequence[SearchHit]) -> None:

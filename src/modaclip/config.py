@@ -96,6 +96,20 @@ class EvaluateParams(Section):
     kagl_doc_text_weight: float = Field(0.1, ge=0.0, lt=1.0)
 
 
+class PromoteParams(Section):
+    """The gate `modaclip retrain` applies before a new model replaces production (see promotion.py)."""
+
+    metric: str = Field("finetuned.text_to_image.recall@10", min_length=1)
+    min_gain: float = Field(0.005, ge=0.0)
+    guarded: list[str] = Field(
+        default_factory=lambda: [
+            "finetuned.zero_shot.articleType.weighted_f1",
+            "finetuned.image_to_image.precision@10_articleType",
+        ]
+    )
+    max_regression: float = Field(0.02, ge=0.0)
+
+
 class Params(Section):
     data: DataParams = DataParams()
     caption: CaptionParams = CaptionParams()
@@ -103,6 +117,7 @@ class Params(Section):
     train: TrainParams = TrainParams()
     embed: EmbedParams = EmbedParams()
     evaluate: EvaluateParams = EvaluateParams()
+    promote: PromoteParams = PromoteParams()
 
 
 def parse_params(raw: object, source: str = "params.yaml") -> Params:
