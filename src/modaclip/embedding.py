@@ -159,7 +159,7 @@ def _write_index(vectors: np.ndarray, directory: Path, params: IndexParams) -> d
     kind = index_kind(len(vectors), params)
     with tqdm(total=len(vectors), desc=f"building {kind} index", unit="vec") as bar:
         save_index(build_index(vectors, params, progress=bar.update), directory / INDEX_FILE)
-    return {"type": kind, **params.model_dump()}
+    return {**params.model_dump(), "type": kind}
 
 
 def _row_chunks(clean_dir: str | Path, rows: range) -> Iterator[tuple[int, pd.DataFrame]]:
