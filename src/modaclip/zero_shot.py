@@ -30,7 +30,7 @@ def classify_image(
         if "{label}" not in template:
             raise ModaclipError(f"--template {template!r}: must contain {{label}}")
     similarity = (encode_images(bundle, [image]) @ class_embeddings(bundle, labels, templates).T)[0]
-    logits = similarity * float(bundle.model.logit_scale.exp())
+    logits = similarity * float(bundle.model.logit_scale.detach().exp())
     probabilities = np.exp(logits - logits.max())
     probabilities /= probabilities.sum()
     order = np.argsort(-similarity, kind="stable")
