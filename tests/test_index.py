@@ -26,10 +26,10 @@ def queries() -> np.ndarray:
     return clustered_unit_vectors(50, 32, seed=1)
 
 
-def test_auto_is_exact_below_the_threshold_and_hnsw_above() -> None:
+def test_auto_is_exact_below_the_threshold_and_approximate_above() -> None:
     params = IndexParams(exact_below=1000)
     assert index_kind(999, params) == "flat"
-    assert index_kind(1000, params) == "hnsw"
+    assert index_kind(1000, params) == "ivfflat"
     assert index_kind(10, IndexParams(type="ivfpq")) == "ivfpq"
 
 
@@ -60,8 +60,8 @@ def test_allowed_mask_restricts_results(kind: str, vectors: np.ndarray, queries:
 def test_search_params_survive_save_and_load(vectors: np.ndarray, tmp_path) -> None:
     params = IndexParams(type="hnsw", ef_search=77)
     save_index(build_index(vectors, params), tmp_path / "index.faiss")
-    loaded = faiss.downcast_index(load_index(tmp_path / "index.faiss", params))
-    assert loaded.hnsw.efSearch == 77 and loaded.ntotal == len(vectors)
+    loaded = load_index(tmp_path / "index.faiss", params)
+    assert faiss.downcast_index(loaded).hnsw.efSearch == 77 and loaded.ntotal == len(vectors)
 
 
 def test_missing_index_file_is_an_error(tmp_path) -> None:
