@@ -131,6 +131,10 @@ def test_similar_to_a_product_excludes_itself(engine: CatalogSearch) -> None:
     product = int(engine.ids[0])
     hits = engine.similar(product, k=5)
     assert len(hits) == 5 and product not in [hit.id for hit in hits]
+    gender = engine.info.loc[0, "gender"]
+    same_gender = engine.similar(product, k=5, filters=parse_filters([f"gender={gender}"]))
+    assert len(same_gender) == 5 and product not in [hit.id for hit in same_gender]
+    assert all(hit.attributes["gender"] == gender for hit in same_gender)
 
 
 def test_similar_to_a_products_image_finds_that_product_first(engine: CatalogSearch) -> None:

@@ -122,7 +122,11 @@ class CatalogSearch:
         if row is None:
             raise ModaclipError(f"product id {image_or_id} is not in the catalog")
         query = np.asarray(self.vectors[[row]], dtype=np.float32)
-        allowed = np.ones(len(self), bool) if allowed is None else allowed.copy()
+        if allowed is None:  # one extra hit from the plain index, then drop the product itself
+            rows, scores = self._ranked_rows(query, min(k + 1, len(self)), None)[0]
+            keep = rows != row
+            return self._hits(rows[keep][:k], scores[keep][:k])
+        allowed = allowed.copy()
         allowed[row] = False
         return self._search_vectors(query, k, allowed)[0]
 
