@@ -131,10 +131,10 @@ def test_similar_to_a_product_excludes_itself(engine: CatalogSearch) -> None:
     product = int(engine.ids[0])
     hits = engine.similar(product, k=5)
     assert len(hits) == 5 and product not in [hit.id for hit in hits]
-    gender = engine.info.loc[0, "gender"]
-    same_gender = engine.similar(product, k=5, filters=parse_filters([f"gender={gender}"]))
-    assert len(same_gender) == 5 and product not in [hit.id for hit in same_gender]
-    assert all(hit.attributes["gender"] == gender for hit in same_gender)
+    woman = int(engine.ids[int(np.argmax(engine.info["gender"] == "Women"))])
+    women = engine.similar(woman, k=5, filters=parse_filters(["gender=Women"]))
+    assert len(women) == 5 and woman not in [hit.id for hit in women]
+    assert all(hit.attributes["gender"] == "Women" for hit in women)
 
 
 def test_similar_to_a_products_image_finds_that_product_first(engine: CatalogSearch) -> None:
