@@ -6,10 +6,12 @@ import pytest
 
 from modaclip.clip_model import create_base_model, save_model
 from modaclip.cli import main
-from modaclip.config import EmbedParams
+from modaclip.config import EmbedParams, IndexParams
 from modaclip.embedding import embed_catalog, load_embeddings
 from modaclip.errors import ModaclipError
-from modaclip.search import CatalogSearch
+from modaclip.filters import AttributeFilter, parse_filters
+from modaclip.search import CatalogSearch, read_image_file
+from modaclip.zero_shot import classify_image
 
 
 @pytest.fixture(scope="module")
@@ -64,3 +66,153 @@ def test_cli_error_is_one_line(engine_paths: dict[str, Path], capsys: pytest.Cap
         main(["search", "red", "-k", "0", "--model", str(engine_paths["model"]), "--embeddings", str(engine_paths["embeddings"]), "--catalog", str(engine_paths["catalog"])])
     assert exit_info.value.code == 2
     assert capsys.readouterr().err.strip().startswith("modaclip: error: k must be between 1")
+
+
+@pytest.fixture(scope="module", params=["hnsw", "ivfflat"])
+def approximate_engine(engine_paths: dict[str, Path], tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> CatalogSearch:
+    """The same catalog behind an approximate index with exact_below=0, so filtered searches go through the index."""
+    out = tmp_path_factory.mktemp(request.param) / "embeddings"
+    params = EmbedParams(batch_size=32, index=IndexParams(type=request.param, exact_below=0))
+    embed_catalog(engine_paths["model"], engine_paths["catalog"], out, params, previous_dir=engine_paths["embeddings"])
+    return CatalogSearch.open(engine_paths["model"], out, engine_paths["catalog"])
+
+
+def cli_paths(engine_paths: dict[str, Path]) -> list[str]:
+    return ["--model", str(engine_paths["model"]), "--embeddings", str(engine_paths["embeddings"]), "--catalog", str(engine_paths["catalog"])]
+
+
+def test_filtered_search_returns_k_matching_products(engine: CatalogSearch) -> None:
+    check_women_only(engine)
+
+
+def test_filtered_search_through_the_index_returns_k_matching_products(approximate_engine: CatalogSearch) -> None:
+    check_women_only(approximate_engine)
+
+
+def check_women_only(engine: CatalogSearch) -> None:
+    women = int((engine.info["gender"] == "Women").sum())
+    assert women > 10
+    results = engine.search_text(["red dress"], k=10, filters=parse_filters(["gender=women"]))
+    assert len(results[0]) == 10 and all(hit.attributes["gender"] == "Women" for hit in results[0])
+    everything = engine.search_text(["red dress"], k=women, filters=parse_filters(["gender=Women"]))
+    assert len(everything[0]) == women
+
+
+def test_filtered_search_through_the_index_matches_exact_search(engine: CatalogSearch, approximate_engine: CatalogSearch) -> None:
+    filters = parse_filters(["gender=Men", "masterCategory=Apparel,Footwear"])
+    exact = engine.search_text(["black shoes"], k=5, filters=filters)[0]
+    approximate = approximate_engine.search_text(["black shoes"], k=5, filters=filters)[0]
+    assert [hit.id for hit in approximate] == [hit.id for hit in exact]
+
+
+def test_numeric_range_filter(engine: CatalogSearch) -> None:
+    years = engine.info["year"].dropna()
+    low = int(years.median())
+    hits = engine.search_text(["shirt"], k=5, filters=parse_filters([f"year={low}.."]))[0]
+    assert hits and all(engine.info.loc[engine.row_of[hit.id], "year"] >= low for hit in hits)
+
+
+@pytest.mark.parametrize(
+    ("filters", "message"),
+    [
+        (["colour=Red"], "unknown attribute 'colour'"),
+        (["gender=Martian"], "no product matches"),
+        (["gender"], "expected ATTRIBUTE=VALUE"),
+        (["year=a..b"], "is not a number"),
+        (["gender=1..2"], "not numeric"),
+    ],
+)
+def test_bad_filters(engine: CatalogSearch, filters: list[str], message: str) -> None:
+    with pytest.raises(ModaclipError, match=message):
+        engine.search_text(["red"], 3, filters=parse_filters(filters))
+
+
+def test_similar_to_a_product_excludes_itself(engine: CatalogSearch) -> None:
+    product = int(engine.ids[0])
+    hits = engine.similar(product, k=5)
+    assert len(hits) == 5 and product not in [hit.id for hit in hits]
+    woman = int(engine.ids[int(np.argmax(engine.info["gender"] == "Women"))])
+    women = engine.similar(woman, k=5, filters=parse_filters(["gender=Women"]))
+    assert len(women) == 5 and woman not in [hit.id for hit in women]
+    assert all(hit.attributes["gender"] == "Women" for hit in women)
+
+
+def test_similar_to_a_products_image_finds_that_product_first(engine: CatalogSearch) -> None:
+    product = int(engine.ids[3])
+    hits = engine.similar(engine.images([product])[product], k=3)
+    assert hits[0].id == product and hits[0].score == pytest.approx(1.0, abs=1e-4)
+
+
+def test_similar_to_an_unknown_product_id(engine: CatalogSearch) -> None:
+    with pytest.raises(ModaclipError, match="not in the catalog"):
+        engine.similar(10**12, k=3)
+
+
+def test_hybrid_search_returns_k_fused_hits_within_the_filter(engine: CatalogSearch) -> None:
+    hits = engine.search_text(["blue jeans for men"], k=7, filters=[AttributeFilter("gender", ("Men",))], hybrid=True)[0]
+    assert len(hits) == 7 and all(hit.attributes["gender"] == "Men" for hit in hits)
+    scores = [hit.score for hit in hits]
+    assert scores == sorted(scores, reverse=True) and scores[0] <= 2 / 61
+
+
+def test_not_an_image_is_one_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "notes.png").write_text("not really a png")
+    with pytest.raises(ModaclipError, match="notes.png: not an image"):
+        read_image_file(tmp_path / "notes.png")
+
+
+def test_classify_ranks_every_label_with_probabilities(engine: CatalogSearch) -> None:
+    image = next(iter(engine.images([int(engine.ids[0])]).values()))
+    ranked = classify_image(engine.bundle, image, ["dress", "shoe", "watch"])
+    assert sorted(label for label, _, _ in ranked) == ["dress", "shoe", "watch"]
+    assert sum(p for _, _, p in ranked) == pytest.approx(1.0)
+    assert [s for _, s, _ in ranked] == sorted((s for _, s, _ in ranked), reverse=True)
+
+
+def test_cli_batch_queries_from_a_file_with_filter(engine_paths: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "queries.txt").write_text("red dress\n\nblack shoes\n")
+    main(["search", "blue jeans", "--queries-file", str(tmp_path / "queries.txt"), "--filter", "gender=Women", "-k", "3", "--json", *cli_paths(engine_paths)])
+    payload = json.loads(capsys.readouterr().out)
+    assert [entry["query"] for entry in payload] == ["blue jeans", "red dress", "black shoes"]
+    assert all(len(e["results"]) == 3 and all(r["gender"] == "Women" for r in e["results"]) for e in payload)
+
+
+def test_cli_similar_json_and_grid(engine_paths: dict[str, Path], engine: CatalogSearch, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    product = str(int(engine.ids[5]))
+    main(["similar", product, "-k", "4", "--json", "--grid", str(tmp_path / "grid.png"), *cli_paths(engine_paths)])
+    payload = json.loads(capsys.readouterr().out)
+    assert payload[0]["query"] == product and len(payload[0]["results"]) == 4
+    assert product not in [str(r["id"]) for r in payload[0]["results"]]
+    assert (tmp_path / "grid.png").stat().st_size > 0
+
+
+def test_cli_classify_json(engine_paths: dict[str, Path], engine: CatalogSearch, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    image = tmp_path / "item.jpg"
+    image.write_bytes(next(iter(engine.images([int(engine.ids[0])]).values())))
+    main(["classify", str(image), "--labels", "dress", "shirt", "belt", "-k", "2", "--json", "--model", str(engine_paths["model"])])
+    payload = json.loads(capsys.readouterr().out)
+    assert len(payload["labels"]) == 2 and {e["label"] for e in payload["labels"]} <= {"dress", "shirt", "belt"}
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["search", "red", "--filter", "colour=Red"], "unknown attribute 'colour'"),
+        (["search", "--queries-file", "/nonexistent/q.txt"], "cannot read queries"),
+        (["similar", "not-a-product"], "neither an image file nor a product id"),
+        (["similar", "-k", "0", "1"], "k must be between 1"),
+    ],
+)
+def test_cli_bad_input_is_one_line(engine_paths: dict[str, Path], argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main([*argv, *cli_paths(engine_paths)])
+    err = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2 and message in err and len(err.splitlines()) == 1
+
+
+def test_cli_refuses_embeddings_of_another_model(engine_paths: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    save_model(create_base_model("modaclip-tiny", "none", seed=2), tmp_path / "other")
+    with pytest.raises(SystemExit):
+        main(["similar", "1", "--model", str(tmp_path / "other"), "--embeddings", str(engine_paths["embeddings"]), "--catalog", str(engine_paths["catalog"])])
+    err = capsys.readouterr().err.strip()
+    assert "embedded with another model" in err and "stages/embed.py --model" in err and len(err.splitlines()) == 1

@@ -9,11 +9,15 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from modaclip.atomic import atomic_file
+from modaclip.clip_model import load_model
+from modaclip.errors import ModaclipError
 from modaclip.eval_report import markdown_report, read_eval_json
-from modaclip.grid import save_png_atomic
+from modaclip.filters import parse_filters
+from modaclip.grid import GridCell, retrieval_grid, save_png_atomic
 from modaclip.registry import search_inputs
 from modaclip.retrain import EXIT_KEPT, retrain
-from modaclip.search import DEFAULT_CATALOG_DIR, DEFAULT_EMBEDDINGS_DIR, DEFAULT_MODEL_DIR, CatalogSearch, SearchHit
+from modaclip.search import DEFAULT_CATALOG_DIR, DEFAULT_EMBEDDINGS_DIR, DEFAULT_MODEL_DIR, CatalogSearch, SearchHit, read_image_file
+from modaclip.zero_shot import DEFAULT_TEMPLATES, classify_image
 from modaclip.stage_runner import run
 
 
@@ -28,17 +32,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="text-to-image search: rank catalog products for one or more text queries",
         description="Rank catalog products for each text query (all queries embedded in one pass).",
     )
-    search.add_argument("queries", nargs="+", metavar="TEXT", help='a query such as "red summer dress"')
+    search.add_argument("queries", nargs="*", metavar="TEXT", help='a query such as "red summer dress"')
+    search.add_argument("--queries-file", metavar="FILE", help="also read queries from this file, one per line")
+    search.add_argument("--hybrid", action="store_true", help="fuse the vector ranking with BM25 over names and attributes")
+    add_filter_argument(search)
     search.add_argument("-k", type=int, default=10, help="results per query (default 10)")
     search.add_argument("--json", action="store_true", help="print results as JSON for scripts")
     search.add_argument("--grid", metavar="PNG", help="also save a picture of the results to this file")
-    search.add_argument(
-        "--model",
-        default="production",
-        help=f"production (the registry's prod version, {DEFAULT_MODEL_DIR} until one is promoted), a version such as v2, or a saved model folder",
-    )
-    search.add_argument("--embeddings", help=f"catalog embeddings made with that model (default: the version's, else {DEFAULT_EMBEDDINGS_DIR})")
-    search.add_argument("--catalog", help=f"clean catalog folder (default: the version's, else {DEFAULT_CATALOG_DIR})")
+    add_engine_arguments(search)
     search.set_defaults(handler=search_command)
     report = commands.add_parser(
         "eval-report",
@@ -59,13 +60,83 @@ def build_parser() -> argparse.ArgumentParser:
     )
     retrain_parser.add_argument("--repo", default=".", help="project root (default: current directory)")
     retrain_parser.set_defaults(handler=retrain_command)
+    add_similar_command(commands)
+    add_classify_command(commands)
     return parser
 
 
-def search_command(args: argparse.Namespace) -> None:
+def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model",
+        default="production",
+        help=f"production (the registry's prod version, {DEFAULT_MODEL_DIR} until one is promoted), a version such as v2, or a saved model folder",
+    )
+    parser.add_argument("--embeddings", help=f"catalog embeddings made with that model (default: the version's, else {DEFAULT_EMBEDDINGS_DIR})")
+    parser.add_argument("--catalog", help=f"clean catalog folder (default: the version's, else {DEFAULT_CATALOG_DIR})")
+
+
+def open_engine(args: argparse.Namespace) -> CatalogSearch:
+    """The search engine for --model (a registry version or a folder) and its embeddings and catalog."""
     inputs = search_inputs(args.model)
-    engine = CatalogSearch.open(inputs["model"], args.embeddings or inputs["embeddings"], args.catalog or inputs["catalog"])
-    results = engine.search_text(args.queries, args.k)
+    return CatalogSearch.open(inputs["model"], args.embeddings or inputs["embeddings"], args.catalog or inputs["catalog"])
+
+
+def add_filter_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--filter", action="append", default=[], metavar="ATTR=VALUE",
+        help="only products with this attribute value (repeatable): gender=Women, baseColour=Red,Blue, year=2012..2015",
+    )
+
+
+def add_similar_command(commands: argparse._SubParsersAction) -> None:
+    similar = commands.add_parser(
+        "similar",
+        help="image-to-image search: products that look like an image file or a catalog product",
+        description="Rank catalog products by similarity to an image file or to a catalog product (itself excluded).",
+    )
+    similar.add_argument("target", metavar="IMAGE_OR_PRODUCT_ID", help="an image file, or the id of a catalog product")
+    similar.add_argument("-k", type=int, default=10, help="results (default 10)")
+    add_filter_argument(similar)
+    similar.add_argument("--json", action="store_true", help="print results as JSON for scripts")
+    similar.add_argument("--grid", metavar="PNG", help="also save a picture of the results to this file")
+    add_engine_arguments(similar)
+    similar.set_defaults(handler=similar_command)
+
+
+def add_classify_command(commands: argparse._SubParsersAction) -> None:
+    classify = commands.add_parser(
+        "classify",
+        help="zero-shot classification of an image among text labels",
+        description="Score an image against each label's prompt(s) and list the labels, most likely first.",
+    )
+    classify.add_argument("image", metavar="IMAGE", help="an image file")
+    classify.add_argument("--labels", nargs="+", required=True, help="candidate labels, e.g. --labels dress shirt jeans")
+    classify.add_argument("--template", action="append", help=f"prompt with {{label}} (repeatable, averaged; default {DEFAULT_TEMPLATES[0]!r})")
+    classify.add_argument("-k", type=int, default=None, help="show only the k most likely labels (default all)")
+    classify.add_argument("--json", action="store_true", help="print results as JSON for scripts")
+    classify.add_argument("--grid", metavar="PNG", help="also save a picture of the image with its top label")
+    classify.add_argument("--model", default=str(DEFAULT_MODEL_DIR), help="saved model folder (default %(default)s)")
+    classify.set_defaults(handler=classify_command)
+
+
+def read_queries(args: argparse.Namespace) -> list[str]:
+    """Queries from the command line, then from --queries-file (blank lines skipped)."""
+    queries = list(args.queries)
+    if args.queries_file:
+        try:
+            lines = Path(args.queries_file).read_text(encoding="utf-8").splitlines()
+        except (FileNotFoundError, IsADirectoryError, UnicodeDecodeError) as err:
+            raise ModaclipError(f"{args.queries_file}: cannot read queries ({err.__class__.__name__})") from None
+        queries += [line.strip() for line in lines if line.strip()]
+    if not queries:
+        raise ModaclipError("no query: give TEXT arguments or --queries-file FILE")
+    return queries
+
+
+def search_command(args: argparse.Namespace) -> None:
+    args.queries = read_queries(args)
+    engine = open_engine(args)
+    results = engine.search_text(args.queries, args.k, parse_filters(args.filter), hybrid=args.hybrid)
     if args.json:
         payload = [{"query": q, "results": [hit.to_dict() for hit in hits]} for q, hits in zip(args.queries, results)]
         json.dump(payload, sys.stdout, indent=2)
@@ -86,6 +157,8 @@ def eval_report_command(args: argparse.Namespace) -> None:
         print(f"saved {args.out}", file=sys.stderr)
     else:
         sys.stdout.write(text)
+
+
 def retrain_command(args: argparse.Namespace) -> None:
     record = retrain(Path(args.repo))
     version = record["candidate"]["version"] if record["promoted"] else record["production"]["version"]
@@ -93,6 +166,46 @@ def retrain_command(args: argparse.Namespace) -> None:
     print(f"production: {version or 'none'} (details in metrics/promotion.json)")
     if not record["promoted"]:
         sys.exit(EXIT_KEPT)
+
+
+def similar_command(args: argparse.Namespace) -> None:
+    target = args.target
+    if Path(target).exists():
+        query: bytes | int = read_image_file(target)
+    elif target.isdigit():
+        query = int(target)
+    else:
+        raise ModaclipError(f"{target}: neither an image file nor a product id")
+    engine = open_engine(args)
+    hits = engine.similar(query, args.k, parse_filters(args.filter))
+    label = f"similar to {target}"
+    if args.json:
+        json.dump([{"query": target, "results": [hit.to_dict() for hit in hits]}], sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        print_hits(label, hits)
+    if args.grid:
+        save_png_atomic(engine.grid([label], [hits]), args.grid)
+        print(f"saved {args.grid}", file=sys.stderr)
+
+
+def classify_command(args: argparse.Namespace) -> None:
+    if args.k is not None and args.k < 1:
+        raise ModaclipError(f"k must be at least 1, got {args.k}")
+    image = read_image_file(args.image)
+    ranked = classify_image(load_model(args.model), image, args.labels, args.template or DEFAULT_TEMPLATES)[: args.k]
+    if args.json:
+        payload = {"image": args.image, "labels": [{"label": l, "score": round(s, 6), "probability": round(p, 6)} for l, s, p in ranked]}
+        json.dump(payload, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        print(f"{'rank':>4}  {'prob':>6}  {'score':>6}  label")
+        for rank, (label, score, probability) in enumerate(ranked, start=1):
+            print(f"{rank:>4}  {probability:6.3f}  {score:6.3f}  {label}")
+    if args.grid:
+        caption = ", ".join(f"{label} {p:.2f}" for label, _, p in ranked[:3])
+        save_png_atomic(retrieval_grid([(args.image, [GridCell(image, caption)])]), args.grid)
+        print(f"saved {args.grid}", file=sys.stderr)
 
 
 def print_hits(query: str, hits: Sequence[SearchHit]) -> None:

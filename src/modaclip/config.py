@@ -74,9 +74,23 @@ class TrainParams(Section):
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
 
+class IndexParams(Section):
+    type: Literal["auto", "flat", "hnsw", "ivfflat", "ivfpq"] = "auto"
+    exact_below: int = Field(50000, ge=0)
+    hnsw_m: int = Field(32, ge=2)
+    hnsw_ef_construction: int = Field(80, ge=1)
+    ef_search: int = Field(64, ge=1)
+    ivf_lists: int = Field(0, ge=0)
+    nprobe: int = Field(16, ge=1)
+    pq_m: int = Field(64, ge=1)
+    refine_factor: int = Field(4, ge=1)
+    train_sample: int = Field(100000, ge=1)
+
+
 class EmbedParams(Section):
     batch_size: int = Field(256, ge=1)
     num_workers: int = Field(0, ge=0)
+    index: IndexParams = IndexParams()
 
 
 class EvaluateParams(Section):

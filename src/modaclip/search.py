@@ -1,4 +1,8 @@
-"""Search an embedded catalog by text: load once, query many (used by the CLI, notebooks and services)."""
+"""Search an embedded catalog: load once, query many (used by the CLI, notebooks and services).
+
+Text-to-image (`search_text`), image-to-image (`similar`), both with attribute filters; text
+search can fuse the vector ranking with BM25 over product names and attributes (`hybrid=True`).
+"""
 
 from __future__ import annotations
 
@@ -7,15 +11,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import faiss
 import numpy as np
 import pandas as pd
-from PIL import Image
+import pyarrow.parquet as pq
+from PIL import Image, UnidentifiedImageError
 
-from modaclip.catalog_io import read_catalog
-from modaclip.clip_model import ClipBundle, encode_texts, load_model
+from modaclip.catalog_io import part_files, read_catalog
+from modaclip.clip_model import ClipBundle, decode_image, encode_images, encode_texts, load_model
+from modaclip.config import IndexParams
 from modaclip.embedding import load_embeddings
 from modaclip.errors import ModaclipError
+from modaclip.filters import FILTERABLE_COLUMNS, AttributeFilter, filter_mask
 from modaclip.grid import GridCell, retrieval_grid
+from modaclip.index import INDEX_FILE, load_index, search_index
+from modaclip.keyword import BM25, reciprocal_rank_fusion
 from modaclip.metrics import top_k
 from modaclip.schema import ATTRIBUTE_COLUMNS
 
@@ -23,6 +33,7 @@ DEFAULT_MODEL_DIR = Path("models/finetuned")
 DEFAULT_EMBEDDINGS_DIR = Path("data/embeddings")
 DEFAULT_CATALOG_DIR = Path("data/clean")
 INFO_COLUMNS = ["id", "productDisplayName", *ATTRIBUTE_COLUMNS]
+HYBRID_DEPTH = 100  # candidates each ranking contributes to reciprocal rank fusion
 
 
 @dataclass(frozen=True)
@@ -37,12 +48,28 @@ class SearchHit:
 
 
 class CatalogSearch:
-    """A model, the catalog's embeddings made with that model, and the catalog's attributes."""
+    """A model, the catalog's embeddings and index made with that model, and the catalog's attributes.
 
-    def __init__(self, bundle: ClipBundle, ids: np.ndarray, vectors: np.ndarray, info: pd.DataFrame, catalog_dir: Path) -> None:
+    `info` row i describes embedding row i, so a filter mask over `info` is a mask over the index.
+    """
+
+    def __init__(
+        self,
+        bundle: ClipBundle,
+        ids: np.ndarray,
+        vectors: np.ndarray,
+        info: pd.DataFrame,
+        catalog_dir: Path,
+        index: faiss.Index | None = None,
+        index_params: IndexParams = IndexParams(),
+    ) -> None:
         self.bundle, self.ids, self.vectors = bundle, ids, vectors
-        self.info = info.set_index("id", drop=False)
+        self.info = info.reset_index(drop=True)
         self.catalog_dir = catalog_dir
+        self.index = index if index is not None else _flat_index(vectors)
+        self.index_params = index_params
+        self.row_of = pd.Series(np.arange(len(ids)), index=ids)
+        self._bm25: BM25 | None = None
 
     @classmethod
     def open(
@@ -51,23 +78,102 @@ class CatalogSearch:
         embeddings_dir: str | Path = DEFAULT_EMBEDDINGS_DIR,
         catalog_dir: str | Path = DEFAULT_CATALOG_DIR,
     ) -> CatalogSearch:
-        ids, vectors, _ = load_embeddings(embeddings_dir, model_dir)
+        ids, vectors, meta = load_embeddings(embeddings_dir, model_dir)
         bundle = load_model(model_dir)
-        info = read_catalog(catalog_dir, columns=INFO_COLUMNS)
-        return cls(bundle, ids, np.asarray(vectors), info, Path(catalog_dir))
+        params = IndexParams.model_validate({k: v for k, v in meta.get("index", {}).items() if k != "type"})
+        index = load_index(Path(embeddings_dir) / INDEX_FILE, params) if "index" in meta else None
+        info = _aligned_info(catalog_dir, ids)
+        return cls(bundle, ids, vectors, info, Path(catalog_dir), index, params)
 
     def __len__(self) -> int:
         return len(self.ids)
 
-    def search_text(self, queries: Sequence[str], k: int = 10) -> list[list[SearchHit]]:
+    def search_text(
+        self, queries: Sequence[str], k: int = 10, filters: Sequence[AttributeFilter] = (), hybrid: bool = False
+    ) -> list[list[SearchHit]]:
         """The k best products for each query, all queries embedded in one pass."""
         self._check_k(k)
-        for query in queries:
+        if not queries:
+            raise ModaclipError("no search query given")
+        for number, query in enumerate(queries, start=1):
             if not query.strip():
-                raise ModaclipError("empty search query")
-        scores = encode_texts(self.bundle, list(queries)) @ self.vectors.T
+                raise ModaclipError(f"empty search query (query {number})")
+        allowed = filter_mask(self.info, filters)
+        query_vectors = encode_texts(self.bundle, list(queries))
+        if not hybrid:
+            return self._search_vectors(query_vectors, k, allowed)
+        depth = max(k, HYBRID_DEPTH)
+        vector_hits = self._ranked_rows(query_vectors, min(depth, len(self)), allowed)
+        results = []
+        for query, (rows, _) in zip(queries, vector_hits):
+            keyword_rows = self._keyword_rows(query, depth, allowed)
+            fused, scores = reciprocal_rank_fusion([rows, keyword_rows], k)
+            results.append(self._hits(fused, scores))
+        return results
+
+    def similar(self, image_or_id: bytes | int, k: int = 10, filters: Sequence[AttributeFilter] = ()) -> list[SearchHit]:
+        """The k products most similar to a catalog product (itself excluded) or to an image's bytes."""
+        self._check_k(k)
+        allowed = filter_mask(self.info, filters)
+        if isinstance(image_or_id, bytes):
+            query = encode_images(self.bundle, [image_or_id])
+            return self._search_vectors(query, k, allowed)[0]
+        row = self.row_of.get(int(image_or_id))
+        if row is None:
+            raise ModaclipError(f"product id {image_or_id} is not in the catalog")
+        query = np.asarray(self.vectors[[row]], dtype=np.float32)
+        if allowed is None:  # one extra hit from the plain index, then drop the product itself
+            rows, scores = self._ranked_rows(query, min(k + 1, len(self)), None)[0]
+            keep = rows != row
+            return self._hits(rows[keep][:k], scores[keep][:k])
+        allowed = allowed.copy()
+        allowed[row] = False
+        return self._search_vectors(query, k, allowed)[0]
+
+    def _search_vectors(self, query_vectors: np.ndarray, k: int, allowed: np.ndarray | None) -> list[list[SearchHit]]:
+        return [self._hits(rows, scores) for rows, scores in self._ranked_rows(query_vectors, k, allowed)]
+
+    def _ranked_rows(
+        self, query_vectors: np.ndarray, k: int, allowed: np.ndarray | None
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(rows, scores) per query: the k best allowed rows, fewer only when fewer are allowed.
+
+        Unfiltered: the index. Filtered to at most `exact_below` rows: exact inner products over
+        just those rows, which is exact and cheap. Filtered to more: the index with an ID selector,
+        and for any query where the approximate walk came back short, the exact search instead.
+        """
+        if allowed is None:
+            scores, rows = search_index(self.index, query_vectors, k)
+            return [(r, s) for r, s in zip(rows, scores)]
+        count = int(allowed.sum())
+        k = min(k, count)
+        if count <= self.index_params.exact_below:
+            return self._exact_subset(query_vectors, k, np.flatnonzero(allowed))
+        scores, rows = search_index(self.index, query_vectors, k, allowed)
+        results = [(r, s) for r, s in zip(rows, scores)]
+        short = [q for q, (r, _) in enumerate(results) if (r < 0).any()]
+        if short:
+            exact = self._exact_subset(query_vectors[short], k, np.flatnonzero(allowed))
+            for q, result in zip(short, exact):
+                results[q] = result
+        return results
+
+    def _exact_subset(self, query_vectors: np.ndarray, k: int, rows: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        scores = query_vectors @ np.asarray(self.vectors[rows], dtype=np.float32).T
         ranked = top_k(scores, k)
-        return [self._hits(row_scores, row) for row_scores, row in zip(scores, ranked)]
+        return [(rows[r], s[r]) for r, s in zip(ranked, scores)]
+
+    def _keyword_rows(self, query: str, depth: int, allowed: np.ndarray | None) -> np.ndarray:
+        """Rows with a positive BM25 score for the query, best first, at most `depth`."""
+        if self._bm25 is None:
+            self._bm25 = BM25(product_texts(self.info))
+        scores = self._bm25.scores(query)
+        if allowed is not None:
+            scores[~allowed] = 0.0
+        matching = int((scores > 0).sum())
+        if not matching:
+            return np.empty(0, dtype=np.int64)
+        return top_k(scores[None, :], min(depth, matching))[0]
 
     def images(self, product_ids: Sequence[int]) -> dict[int, bytes]:
         """Encoded images of the given products (read from the catalog only for these ids)."""
@@ -87,14 +193,56 @@ class CatalogSearch:
         if not 1 <= k <= len(self):
             raise ModaclipError(f"k must be between 1 and the catalog size ({len(self)}), got {k}")
 
-    def _hits(self, scores: np.ndarray, ranked: np.ndarray) -> list[SearchHit]:
+    def _hits(self, rows: np.ndarray, scores: np.ndarray) -> list[SearchHit]:
         hits = []
-        for index in ranked:
-            product_id = int(self.ids[index])
-            row = self.info.loc[product_id]
-            attributes = {col: _plain(row[col]) for col in ATTRIBUTE_COLUMNS}
-            hits.append(SearchHit(product_id, float(scores[index]), _plain(row["productDisplayName"]) or "", attributes))
+        for row, score in zip(rows.tolist(), scores.tolist()):
+            if row < 0:
+                continue
+            record = self.info.iloc[row]
+            attributes = {col: _plain(record[col]) for col in ATTRIBUTE_COLUMNS}
+            hits.append(SearchHit(int(self.ids[row]), float(score), _plain(record["productDisplayName"]) or "", attributes))
         return hits
+
+
+def product_texts(info: pd.DataFrame) -> list[str]:
+    """Name and attribute values of each product: what keyword search matches against."""
+    columns = [c for c in ["productDisplayName", *ATTRIBUTE_COLUMNS] if c in info.columns]
+    return info[columns].fillna("").astype(str).agg(" ".join, axis=1).tolist()
+
+
+def read_image_file(path: str | Path) -> bytes:
+    """The bytes of an image file; anything PIL cannot decode is an error naming the file."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+        decode_image(data)
+    except FileNotFoundError:
+        raise ModaclipError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise ModaclipError(f"{path}: is a folder, not an image") from None
+    except (UnidentifiedImageError, OSError) as err:
+        raise ModaclipError(f"{path}: not an image ({err.__class__.__name__})") from None
+    return data
+
+
+def _flat_index(vectors: np.ndarray) -> faiss.Index:
+    """An exact index over vectors, for embeddings folders written before the embed stage built one."""
+    index = faiss.IndexFlatIP(vectors.shape[1])
+    index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    return index
+
+
+def _aligned_info(catalog_dir: str | Path, ids: np.ndarray) -> pd.DataFrame:
+    """Catalog attributes in embedding row order; a product without a catalog row means stale embeddings."""
+    available = set(pq.read_schema(part_files(catalog_dir)[0]).names)
+    columns = [c for c in dict.fromkeys([*INFO_COLUMNS, *FILTERABLE_COLUMNS]) if c in available]
+    info = read_catalog(catalog_dir, columns=columns).drop_duplicates("id").set_index("id", drop=False)
+    missing = np.setdiff1d(ids, info.index.to_numpy())
+    if len(missing):
+        raise ModaclipError(
+            f"{catalog_dir}: {len(missing)} embedded product(s) (e.g. id {missing[0]}) are not in the catalog; run `dvc repro embed`"
+        )
+    return info.loc[ids].reset_index(drop=True)
 
 
 def _plain(value: Any) -> Any:
