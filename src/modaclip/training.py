@@ -152,7 +152,8 @@ class Trainer:
         self.loss_fn = create_loss(params.loss, context.rank, context.world_size)
         if self.loss_fn.needs_logit_bias and ensure_logit_bias(bundle):
             log.info("train.loss siglip: %s has no logit bias; added one at -10", bundle.meta.get("arch"))
-        self.start_weights = {k: v.detach().clone() for k, v in bundle.model.state_dict().items()}
+        # kept (on CPU) only for WiSE-FT: a second copy of a large model is not free
+        self.start_weights = {k: v.detach().cpu().clone() for k, v in bundle.model.state_dict().items()} if params.wise_ft_alphas else {}
         apply_freezing(
             bundle.model, params.lock_image, params.lock_image_unlocked_groups, params.lock_text, params.lock_text_unlocked_layers
         )
