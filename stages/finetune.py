@@ -31,6 +31,8 @@ def main() -> None:
     val = read_catalog(args.data, columns, split="val")
     labels = sorted(set(train[ZERO_SHOT_FIELD].dropna().astype(str)) | set(val[ZERO_SHOT_FIELD].dropna().astype(str)))
     context, device = init_distributed(params.train.device)
+    if not context.is_main:
+        logging.getLogger("modaclip").setLevel(logging.WARNING)  # one copy of the progress log, from rank 0
     try:
         bundle = create_base_model(params.model.arch, params.model.pretrained, params.train.seed)
         fingerprint = run_fingerprint(bundle.meta, params.train, train["id"].tolist(), context.world_size)
