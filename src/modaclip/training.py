@@ -178,7 +178,9 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, create_schedule(params.schedule, params.warmup_steps, total)
         )
-        self.ddp = DistributedDataParallel(bundle.model) if context.world_size > 1 else None
+        self.ddp = None
+        if context.world_size > 1:
+            self.ddp = DistributedDataParallel(bundle.model, device_ids=[device.index] if device.type == "cuda" else None)
         self.state = TrainState()
         self.best_weights: dict[str, torch.Tensor] | None = None
         self.wise_ft_scores: dict[str, dict[str, float]] = {}
