@@ -1,14 +1,19 @@
-"""finetune: contrastive fine-tuning of the open_clip model named in params on the train split."""
+"""finetune: contrastive fine-tuning of the open_clip model named in params on the train split.
+
+Runs as one process, or as N under `torchrun --nproc_per_node=N stages/finetune.py ...` (DDP);
+then rank 0 alone writes the model, checkpoints, curves and metrics.
+"""
 
 import argparse
 import logging
 
 from modaclip.atomic import write_json
 from modaclip.catalog_io import read_catalog
-from modaclip.clip_model import create_base_model, resolve_device, save_model
+from modaclip.clip_model import create_base_model, save_model
 from modaclip.config import load_params
+from modaclip.distributed import init_distributed, shutdown
 from modaclip.stage_runner import run
-from modaclip.training import Trainer, run_fingerprint
+from modaclip.training import ZERO_SHOT_FIELD, Trainer, run_fingerprint
 
 
 def main() -> None:
@@ -21,17 +26,25 @@ def main() -> None:
     parser.add_argument("--metrics", default="metrics/train.json")
     args = parser.parse_args()
     params = load_params(args.params)
-    columns = ["id", "image", "captions"]
+    columns = ["id", "image", "captions", ZERO_SHOT_FIELD]
     train = read_catalog(args.data, columns, split="train")
     val = read_catalog(args.data, columns, split="val")
-    bundle = create_base_model(params.model.arch, params.model.pretrained, params.train.seed)
-    fingerprint = run_fingerprint(bundle.meta, params.train, train["id"].tolist())
-    trainer = Trainer(bundle, train, val, params.train, args.checkpoints, fingerprint, resolve_device(params.train.device))
-    summary = trainer.fit(args.curves)
-    bundle.model.cpu()
-    save_model(bundle, args.out, {"train": summary})
-    write_json(args.metrics, summary)
-    logging.getLogger("modaclip.finetune").info("saved %s: %s", args.out, summary)
+    labels = sorted(set(train[ZERO_SHOT_FIELD].dropna().astype(str)) | set(val[ZERO_SHOT_FIELD].dropna().astype(str)))
+    context, device = init_distributed(params.train.device)
+    if not context.is_main:
+        logging.getLogger("modaclip").setLevel(logging.WARNING)  # one copy of the progress log, from rank 0
+    try:
+        bundle = create_base_model(params.model.arch, params.model.pretrained, params.train.seed)
+        fingerprint = run_fingerprint(bundle.meta, params.train, train["id"].tolist(), context.world_size)
+        trainer = Trainer(bundle, train, val, params.train, args.checkpoints, fingerprint, device, context, labels)
+        summary = trainer.fit(args.curves)
+        if context.is_main:
+            bundle.model.cpu()
+            save_model(bundle, args.out, {"train": summary})
+            write_json(args.metrics, summary)
+            logging.getLogger("modaclip.finetune").info("saved %s: %s", args.out, summary)
+    finally:
+        shutdown(context)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,8 @@ from modaclip.catalog_io import read_catalog
 from modaclip.clip_model import create_base_model
 from modaclip.config import TrainParams
 from modaclip.errors import ModaclipError
-from modaclip.training import CHECKPOINT, Trainer, parameter_groups, run_fingerprint, warmup_cosine
+from modaclip.schedules import warmup_cosine
+from modaclip.training import CHECKPOINT, Trainer, parameter_groups, run_fingerprint
 
 
 def splits(clean_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:

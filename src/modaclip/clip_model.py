@@ -90,6 +90,23 @@ def create_base_model(arch: str, pretrained: str, seed: int) -> ClipBundle:
     return ClipBundle(model, preprocess_train, preprocess, tokenizer, model_cfg, meta)
 
 
+def ensure_logit_bias(bundle: ClipBundle, init: float = -10.0) -> bool:
+    """Give a model without one a learned logit bias (the sigmoid loss needs it); True if one was added.
+
+    open_clip's SigLIP architectures carry their own. Others get SigLIP's initial value, -10, and
+    the saved config records it so the saved model loads back with the bias.
+    """
+    model = bundle.model
+    if getattr(model, "logit_bias", None) is not None:
+        return False
+    if not hasattr(model, "logit_scale"):
+        raise ModaclipError(f"train.loss siglip: {type(model).__name__} has no logit scale to pair a bias with")
+    scale = model.logit_scale
+    model.logit_bias = torch.nn.Parameter(torch.full(scale.shape, init, dtype=scale.dtype, device=scale.device))
+    bundle.model_cfg = {**bundle.model_cfg, "init_logit_bias": init}
+    return True
+
+
 def _check_pretrained_tag(arch: str, tag: str) -> None:
     if arch.startswith("hf-hub:"):
         return

@@ -72,6 +72,25 @@ class TrainParams(Section):
     seed: int = 0
     num_workers: int = Field(0, ge=0)
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    loss: Literal["clip", "multipos", "siglip"] = "clip"
+    schedule: Literal["warmup_cosine", "constant"] = "warmup_cosine"
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    accum_steps: int = Field(1, ge=1)
+    grad_checkpointing: bool = False
+    lock_image: bool = False
+    lock_image_unlocked_groups: int = Field(0, ge=0)
+    lock_text: bool = False
+    lock_text_unlocked_layers: int = Field(0, ge=0)
+    select_metric: Literal["recall@10", "zero_shot_f1"] = "recall@10"
+    patience: int = Field(0, ge=0)
+    wise_ft_alphas: list[float] = Field(default_factory=list)
+    checkpoint_every_steps: int = Field(0, ge=0)
+
+    @model_validator(mode="after")
+    def _alphas_are_weights(self) -> TrainParams:
+        if any(not 0.0 <= alpha <= 1.0 for alpha in self.wise_ft_alphas):
+            raise ValueError(f"train.wise_ft_alphas must lie in [0, 1], got {self.wise_ft_alphas}")
+        return self
 
 
 class IndexParams(Section):

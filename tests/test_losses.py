@@ -1,0 +1,63 @@
+import pytest
+import torch
+import torch.nn.functional as F
+
+from modaclip.clip_model import create_base_model, ensure_logit_bias, load_model, save_model
+from modaclip.errors import ModaclipError
+from modaclip.losses import LOSSES, caption_keys, create_loss
+
+
+def unit(n: int, d: int = 8, seed: int = 0) -> torch.Tensor:
+    return F.normalize(torch.randn(n, d, generator=torch.Generator().manual_seed(seed)), dim=1)
+
+
+def test_multipos_equals_infonce_when_all_captions_differ() -> None:
+    images, texts, scale = unit(6, seed=1), unit(6, seed=2), torch.tensor(10.0)
+    keys = caption_keys([f"caption {i}" for i in range(6)])
+    clip = create_loss("clip")(images, texts, scale, None, keys)
+    multipos = create_loss("multipos")(images, texts, scale, None, keys)
+    assert torch.allclose(multipos, clip, rtol=0, atol=1e-6)
+    assert multipos.item() > 0
+
+
+def text_gradients(name: str, images: torch.Tensor, texts: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+    texts = texts.clone().requires_grad_(True)
+    create_loss(name)(images, texts, torch.tensor(20.0), None, keys).backward()
+    return texts.grad
+
+
+def test_multipos_does_not_push_identical_captions_apart() -> None:
+    # items 0 and 1 have the same caption, so the text tower gives them the same embedding.
+    texts = unit(4, seed=3)
+    texts[1] = texts[0]
+    images = unit(4, seed=6)
+    keys = caption_keys(["red dress", "red dress", "blue jeans", "black shoes"])
+    clip = text_gradients("clip", images, texts, keys)
+    multipos = text_gradients("multipos", images, texts, keys)
+    # InfoNCE pulls each copy of the caption toward a different image (toward two places at once);
+    # multi-positive gives both copies the same gradient, so equal inputs stay consistent.
+    assert not torch.allclose(clip[0], clip[1], atol=1e-3)
+    assert torch.allclose(multipos[0], multipos[1], atol=1e-7)
+
+
+def test_siglip_needs_and_gets_a_logit_bias(tmp_path) -> None:
+    bundle = create_base_model("modaclip-tiny", "none", 0)
+    assert bundle.model.logit_bias is None and create_loss("siglip").needs_logit_bias
+    assert ensure_logit_bias(bundle) and not ensure_logit_bias(bundle)
+    images, texts = unit(4, seed=4), unit(4, seed=5)
+    loss = create_loss("siglip")(images, texts, torch.tensor(10.0), bundle.model.logit_bias, caption_keys(list("abcd")))
+    assert torch.isfinite(loss)
+    save_model(bundle, tmp_path / "m")
+    assert load_model(tmp_path / "m").model.logit_bias.item() == pytest.approx(-10.0)
+
+
+def test_caption_keys_are_equal_exactly_for_equal_texts() -> None:
+    keys = caption_keys(["a", "b", "a"]).tolist()
+    assert keys[0] == keys[2] != keys[1]
+    assert caption_keys(["a"]).tolist() == keys[:1]  # stable across calls (and processes: no hash salt)
+
+
+def test_unknown_loss_is_named() -> None:
+    with pytest.raises(ModaclipError, match="train.loss: unknown loss 'triplet'"):
+        create_loss("triplet")
+    assert set(LOSSES) == {"clip", "multipos", "siglip"}
