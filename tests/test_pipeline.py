@@ -42,14 +42,13 @@ def set_params(repo: Path, updates: dict) -> None:
     yaml.dump(params, path)
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    repo = tmp_path_factory.mktemp("project")
+def make_tiny_project(repo: Path, params: dict) -> Path:
+    """A git + DVC repo holding a copy of this project's pipeline with `params` applied, committed."""
     for name in ("dvc.yaml", "params.yaml", ".gitignore"):
         shutil.copy(REPO / name, repo / name)
     for folder in ("stages", "src"):
         shutil.copytree(REPO / folder, repo / folder, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    set_params(repo, TINY)
+    set_params(repo, params)
     sh(repo, "git", "init", "-q")
     sh(repo, "git", "config", "user.email", "test@example.com")
     sh(repo, "git", "config", "user.name", "test")
@@ -58,6 +57,11 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     sh(repo, "git", "add", "-A")
     sh(repo, "git", "commit", "-qm", "tiny project")
     return repo
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_tiny_project(tmp_path_factory.mktemp("project"), TINY)
 
 
 @pytest.fixture(scope="module")

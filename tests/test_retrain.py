@@ -12,7 +12,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from test_pipeline import REPO, TINY, set_params, sh, stages_run
+from test_pipeline import TINY, make_tiny_project, set_params, sh, stages_run
 
 from modaclip import registry
 from modaclip.catalog_io import read_catalog
@@ -58,20 +58,8 @@ def tags(repo: Path) -> list[str]:
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     repo = tmp_path_factory.mktemp("retrain") / "project"
     repo.mkdir()
-    for name in ("dvc.yaml", "params.yaml", ".gitignore"):
-        shutil.copy(REPO / name, repo / name)
-    for folder in ("stages", "src"):
-        shutil.copytree(REPO / folder, repo / folder, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     # 12 short epochs with a 10-step warmup: the fewest that reliably leave the ln(batch) plateau of a from-scratch start
-    set_params(repo, {**TINY, "train": {**TINY["train"], "epochs": 12, "warmup_steps": 10}})
-    sh(repo, "git", "init", "-q")
-    sh(repo, "git", "config", "user.email", "test@example.com")
-    sh(repo, "git", "config", "user.name", "test")
-    sh(repo, "dvc", "init", "-q")
-    sh(repo, "dvc", "config", "core.analytics", "false")
-    sh(repo, "git", "add", "-A")
-    sh(repo, "git", "commit", "-qm", "tiny project")
-    return repo
+    return make_tiny_project(repo, {**TINY, "train": {**TINY["train"], "epochs": 12, "warmup_steps": 10}})
 
 
 @pytest.fixture(scope="module")
