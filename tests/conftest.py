@@ -12,6 +12,7 @@ from modaclip.curate import clean_and_caption
 from modaclip.synthetic import generate_catalog
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+TEST_ARCH = "modaclip-micro"  # 3M parameters: trains ~7x faster than the default modaclip-tiny
 TINY_TRAIN = TrainParams(epochs=2, batch_size=16, lr=1e-3, warmup_steps=2, seed=0)
 
 

@@ -7,7 +7,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from conftest import TINY_TRAIN
+from conftest import TEST_ARCH, TINY_TRAIN
 from modaclip.clip_model import create_base_model
 from modaclip.distributed import DistContext
 from modaclip.training import Trainer
@@ -21,7 +21,7 @@ def train_steps(clean_dir: Path, checkpoints: Path, loss: str, batch_size: int, 
     """Losses of STEPS optimizer steps, the gradients of the first one and the weights after all."""
     train, val = splits(clean_dir)
     params = TINY_TRAIN.model_copy(update={"loss": loss, "batch_size": batch_size})
-    bundle = create_base_model("modaclip-tiny", "none", params.seed)
+    bundle = create_base_model(TEST_ARCH, "none", params.seed)
     trainer = Trainer(bundle, train, val, params, checkpoints, "x", torch.device("cpu"), context)
     loader = iter(trainer.loader(0))
     losses = [trainer.train_step([next(loader)])]
@@ -48,7 +48,7 @@ def test_two_gloo_processes_match_one_process_on_the_global_batch(clean_dir: Pat
         assert ranks_losses == pytest.approx(single_losses, abs=1e-5), loss
         assert ranks_grads.keys() == single_grads.keys()
         for name, value in single_grads.items():
-            assert torch.allclose(ranks_grads[name], value, rtol=1e-3, atol=1e-7), (loss, name)
+            assert torch.allclose(ranks_grads[name], value, rtol=1e-3, atol=1e-6), (loss, name)
         # Adam's first steps move each weight by about lr * sign(grad), so weights whose true gradient
         # is zero (attention key biases) follow float noise; all but those agree to 1e-5.
         close = sum(torch.isclose(ranks_weights[n], v, atol=1e-5).sum().item() for n, v in single_weights.items())

@@ -4,6 +4,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import TEST_ARCH
 from modaclip.catalog_io import read_catalog, write_parts
 from modaclip.clip_model import create_base_model, save_model
 from modaclip.config import EmbedParams, IndexParams
@@ -16,7 +17,7 @@ PARAMS = EmbedParams(batch_size=32)
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     directory = tmp_path_factory.mktemp("model") / "model"
-    save_model(create_base_model("modaclip-tiny", "none", seed=0), directory)
+    save_model(create_base_model(TEST_ARCH, "none", seed=0), directory)
     return directory
 
 
@@ -66,7 +67,7 @@ def test_only_new_or_changed_products_are_embedded(model_dir: Path, clean_dir: P
 
 
 def test_embeddings_of_another_model_are_not_reused(clean_dir: Path, full_run: Path, tmp_path: Path) -> None:
-    save_model(create_base_model("modaclip-tiny", "none", seed=3), tmp_path / "other")
+    save_model(create_base_model(TEST_ARCH, "none", seed=3), tmp_path / "other")
     meta = embed_catalog(tmp_path / "other", clean_dir, tmp_path / "out", PARAMS, previous_dir=full_run)
     assert meta["reused"] == 0
     assert json.loads((tmp_path / "out" / "meta.json").read_text())["model_sha256"] != read_embeddings(full_run).meta["model_sha256"]

@@ -3,6 +3,7 @@ from pathlib import Path
 import pytest
 from test_labelled_sets import write_fmnist
 
+from conftest import TEST_ARCH
 from modaclip.catalog_io import read_catalog
 from modaclip.clip_model import create_base_model, save_model
 from modaclip.config import EmbedParams, EvaluateParams, Params
@@ -16,7 +17,7 @@ from modaclip.eval_report import leaves
 def report(clean_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     """eval.json of a 'fine-tuned' model that is another random init than the base, plus a tiny Fashion-MNIST set."""
     root = tmp_path_factory.mktemp("evaluate")
-    save_model(create_base_model("modaclip-tiny", "none", seed=5), root / "model")
+    save_model(create_base_model(TEST_ARCH, "none", seed=5), root / "model")
     embed_catalog(root / "model", clean_dir, root / "embeddings", EmbedParams(batch_size=32))
     fmnist = write_fmnist(root / "fashion-mnist", [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 1])
     params = Params(evaluate=EvaluateParams(recall_ks=[1, 5], zero_shot_sets=[f"fmnist:{fmnist}"]))

@@ -2,6 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import TEST_ARCH
 from modaclip.clip_model import create_base_model
 from modaclip.config import EvaluateParams
 from modaclip.errors import ModaclipError
@@ -72,9 +73,9 @@ def test_bad_kagl_params_name_the_parameter() -> None:
 
 
 def test_catalog_without_titles_still_gets_label_tasks() -> None:
-    bundle = create_base_model("modaclip-tiny", "none", seed=0)
+    bundle = create_base_model(TEST_ARCH, "none", seed=0)
     items = pd.DataFrame({"masterCategory": ["Apparel", "Footwear", "Apparel"], "subCategory": ["Topwear", "Shoes", None], "baseColour": ["Red", "Red", "Blue"]})
-    images = np.random.default_rng(0).normal(size=(3, 256)).astype(np.float32)
+    images = np.random.default_rng(0).normal(size=(3, bundle.model_cfg["embed_dim"])).astype(np.float32)
     result = evaluate_kagl(bundle, items, images / np.linalg.norm(images, axis=1, keepdims=True), EvaluateParams())
     assert result["text_to_image"] == {}
     assert result["label_to_product"].keys() == {"masterCategory", "subCategory", "baseColour"}

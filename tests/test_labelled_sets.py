@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 from test_idx import idx_bytes
 
-from conftest import SHARED_DATA
+from conftest import SHARED_DATA, TEST_ARCH
 from modaclip.clip_model import create_base_model, decode_image
 from modaclip.errors import ModaclipError
 from modaclip.evaluation import classify_labelled_set
@@ -94,6 +94,6 @@ def test_real_fashion_mnist_zero_shot_with_a_tiny_model() -> None:
     assert len(fmnist.images) == 200 and fmnist.labels.shape == (200,)
     assert set(fmnist.labels.tolist()) <= set(range(10)) and len(set(fmnist.labels.tolist())) >= 8
     assert decode_image(fmnist.images[0]).size == (28, 28)
-    metrics = classify_labelled_set(create_base_model("modaclip-tiny", "none", seed=0), fmnist, ["a photo of a {label}"])
+    metrics = classify_labelled_set(create_base_model(TEST_ARCH, "none", seed=0), fmnist, ["a photo of a {label}"])
     assert set(metrics) == {"accuracy", "weighted_f1"}
     assert 0.0 <= metrics["weighted_f1"] <= 1.0 and 0.0 <= metrics["accuracy"] <= 1.0

@@ -2,6 +2,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from conftest import TEST_ARCH
 from modaclip.clip_model import create_base_model, ensure_logit_bias, load_model, save_model
 from modaclip.errors import ModaclipError
 from modaclip.losses import LOSSES, caption_keys, create_loss
@@ -41,7 +42,7 @@ def test_multipos_does_not_push_identical_captions_apart() -> None:
 
 
 def test_siglip_needs_and_gets_a_logit_bias(tmp_path) -> None:
-    bundle = create_base_model("modaclip-tiny", "none", 0)
+    bundle = create_base_model(TEST_ARCH, "none", 0)
     assert bundle.model.logit_bias is None and create_loss("siglip").needs_logit_bias
     assert ensure_logit_bias(bundle) and not ensure_logit_bias(bundle)
     images, texts = unit(4, seed=4), unit(4, seed=5)

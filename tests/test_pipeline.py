@@ -14,6 +14,7 @@ from ruamel.yaml import YAML
 REPO = Path(__file__).resolve().parents[1]
 TINY = {
     "data": {"num_items": 160, "image_size": 64},
+    "model": {"arch": "modaclip-micro"},
     "caption": {"val_fraction": 0.2, "test_fraction": 0.25},
     "train": {"epochs": 1, "batch_size": 16, "warmup_steps": 2},
     "evaluate": {"recall_ks": [1, 5, 10], "grid_queries": ["red dress"], "grid_k": 4},

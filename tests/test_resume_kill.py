@@ -15,6 +15,8 @@ from modaclip.training import CHECKPOINT
 
 ROOT = Path(__file__).resolve().parents[1]
 PARAMS = """
+model:
+  arch: modaclip-micro
 train:
   epochs: 2
   batch_size: 16

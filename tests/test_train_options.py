@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import TINY_TRAIN
+from conftest import TEST_ARCH, TINY_TRAIN
 from modaclip.clip_model import create_base_model
 from modaclip.config import TrainParams
 from modaclip.errors import ModaclipError
@@ -59,14 +59,14 @@ def test_unlocked_top_layers_train(clean_dir: Path, tmp_path: Path) -> None:
     trainer.train_step(first_batches(trainer, 1))
     after = weights(trainer)
     changed = {k for k in before if not torch.equal(before[k], after[k])}
-    assert "visual.transformer.resblocks.3.mlp.c_fc.weight" in changed and "visual.proj" in changed
-    assert "transformer.resblocks.3.mlp.c_fc.weight" in changed and "text_projection" in changed
+    assert "visual.transformer.resblocks.1.mlp.c_fc.weight" in changed and "visual.proj" in changed
+    assert "transformer.resblocks.1.mlp.c_fc.weight" in changed and "text_projection" in changed
     assert not any(k.startswith(("visual.transformer.resblocks.0.", "transformer.resblocks.0.", "visual.conv1")) for k in changed)
     assert "token_embedding.weight" not in changed
 
 
 def test_locking_everything_is_an_error(clean_dir: Path, tmp_path: Path) -> None:
-    model = create_base_model("modaclip-tiny", "none", 0).model
+    model = create_base_model(TEST_ARCH, "none", 0).model
     model.logit_scale.requires_grad_(False)
     from modaclip.freezing import apply_freezing
 
@@ -155,7 +155,7 @@ def test_validation_reports_zero_shot_f1(clean_dir: Path) -> None:
 
     val = read_catalog(clean_dir, ["id", "image", "captions", "articleType"], split="val")
     labels = sorted(val["articleType"].astype(str).unique())
-    scores = validation_scores(create_base_model("modaclip-tiny", "none", 0), val, labels)
+    scores = validation_scores(create_base_model(TEST_ARCH, "none", 0), val, labels)
     assert 0.0 <= scores["recall@10"] <= 1.0 and 0.0 <= scores["zero_shot_f1"] <= 1.0
 
 
@@ -171,7 +171,7 @@ def test_ranks_and_micro_batches_cover_the_same_global_batches() -> None:
 
 
 def test_a_local_weights_file_is_a_start_point(tmp_path: Path) -> None:
-    source = create_base_model("modaclip-tiny", "none", 7).model
+    source = create_base_model(TEST_ARCH, "none", 7).model
     torch.save(source.state_dict(), tmp_path / "start.pt")
-    loaded = create_base_model("modaclip-tiny", str(tmp_path / "start.pt"), 0).model
+    loaded = create_base_model(TEST_ARCH, str(tmp_path / "start.pt"), 0).model
     assert all(torch.equal(a, b) for a, b in zip(source.state_dict().values(), loaded.state_dict().values()))

@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import TINY_TRAIN
+from conftest import TEST_ARCH, TINY_TRAIN
 from modaclip.catalog_io import read_catalog
 from modaclip.clip_model import create_base_model
 from modaclip.config import TrainParams
@@ -20,7 +20,7 @@ def splits(clean_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def make_trainer(clean_dir: Path, checkpoints: Path, params: TrainParams = TINY_TRAIN) -> Trainer:
     train, val = splits(clean_dir)
-    bundle = create_base_model("modaclip-tiny", "none", params.seed)
+    bundle = create_base_model(TEST_ARCH, "none", params.seed)
     fingerprint = run_fingerprint(bundle.meta, params, train["id"].tolist())
     return Trainer(bundle, train, val, params, checkpoints, fingerprint, torch.device("cpu"))
 
@@ -33,7 +33,7 @@ def test_warmup_then_cosine() -> None:
 
 
 def test_no_weight_decay_on_norms_biases_and_logit_scale() -> None:
-    model = create_base_model("modaclip-tiny", "none", 0).model
+    model = create_base_model(TEST_ARCH, "none", 0).model
     decay, no_decay = parameter_groups(model, 0.1)
     names = {id(p): n for n, p in model.named_parameters()}
     assert all(p.ndim >= 2 for p in decay["params"])
@@ -97,6 +97,6 @@ def test_nan_loss_stops_with_the_step(clean_dir: Path, tmp_path: Path, monkeypat
 
 def test_too_few_training_rows(clean_dir: Path, tmp_path: Path) -> None:
     train, val = splits(clean_dir)
-    bundle = create_base_model("modaclip-tiny", "none", 0)
+    bundle = create_base_model(TEST_ARCH, "none", 0)
     with pytest.raises(ModaclipError, match="train split has 1 rows"):
         Trainer(bundle, train.head(1), val, TINY_TRAIN, tmp_path, "x", torch.device("cpu"))
