@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -131,7 +130,8 @@ def add_serve_command(commands: argparse._SubParsersAction) -> None:
     serve.add_argument("--port", type=int, default=8000, help="port (default %(default)s)")
     serve.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN", help="allow browser calls from this origin (repeatable; none by default)")
     serve.add_argument("--max-upload-mb", type=float, default=10.0, help="largest accepted image upload in MB (default %(default)s)")
-    serve.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="model calls run at once, one CPU thread each (default: the CPU count, %(default)s)")
+    serve.add_argument("--threads", type=int, default=16, help="requests searched at once; their text queries share forward passes (default %(default)s)")
+    serve.add_argument("--query-cache", type=int, default=10_000, help="text query embeddings kept for repeated queries; 0 = off (default %(default)s)")
     add_engine_arguments(serve)
     serve.set_defaults(handler=serve_command)
 
@@ -139,11 +139,11 @@ def add_serve_command(commands: argparse._SubParsersAction) -> None:
 def serve_command(args: argparse.Namespace) -> None:
     from modaclip.service import ServiceSettings, serve  # web libraries load only for this command
 
-    if args.max_upload_mb <= 0 or args.threads < 1:
-        raise ModaclipError("--max-upload-mb must be positive and --threads at least 1")
+    if args.max_upload_mb <= 0 or args.threads < 1 or args.query_cache < 0:
+        raise ModaclipError("--max-upload-mb must be positive, --threads at least 1 and --query-cache at least 0")
     source = search_source(args.model)
     engine = CatalogSearch.open(source.model, args.embeddings or source.embeddings, args.catalog or source.catalog)
-    settings = ServiceSettings(source, int(args.max_upload_mb * 2**20), tuple(args.cors_origin), args.threads)
+    settings = ServiceSettings(source, int(args.max_upload_mb * 2**20), tuple(args.cors_origin), args.threads, args.query_cache)
     serve(engine, settings, args.host, args.port)
 
 

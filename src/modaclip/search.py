@@ -6,8 +6,9 @@ search can fuse the vector ranking with BM25 over product names and attributes (
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +71,8 @@ class CatalogSearch:
         self.index_params = index_params
         self.row_of = pd.Series(np.arange(len(ids)), index=ids)
         self._bm25: BM25 | None = None
+        # How text queries become vectors; a server swaps in a batching, caching encoder (modaclip.query_encoder).
+        self.encode_queries: Callable[[Sequence[str]], np.ndarray] = partial(encode_texts, bundle)
 
     @classmethod
     def open(
@@ -99,7 +102,7 @@ class CatalogSearch:
             if not query.strip():
                 raise ModaclipError(f"empty search query (query {number})")
         allowed = filter_mask(self.info, filters)
-        query_vectors = encode_texts(self.bundle, list(queries))
+        query_vectors = self.encode_queries(list(queries))
         if not hybrid:
             return self._search_vectors(query_vectors, k, allowed)
         depth = max(k, HYBRID_DEPTH)

@@ -9,7 +9,6 @@ parsing requests. Every error a client can cause is a 4xx whose body is one line
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -30,9 +29,11 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
 from modaclip.catalog_images import CatalogImages, image_media_type
+from modaclip.clip_model import encode_texts
 from modaclip.errors import ModaclipError
 from modaclip.filters import FILTERABLE_COLUMNS, AttributeFilter
 from modaclip.index import index_kind_of
+from modaclip.query_encoder import DEFAULT_CACHE_SIZE, QueryEncoder
 from modaclip.registry import SearchSource
 from modaclip.search import CatalogSearch, SearchHit
 from modaclip.uploads import UploadError, image_field, read_form
@@ -63,19 +64,20 @@ class ServiceSettings:
     source: SearchSource
     max_upload_bytes: int = 10 * 2**20
     cors_origins: tuple[str, ...] = ()
-    workers: int = os.cpu_count() or 1
+    threads: int = 16  # requests inside the engine at once; their text queries share forward passes
+    query_cache: int = DEFAULT_CACHE_SIZE  # text query embeddings kept; 0 turns the cache off
 
 
 class ModelWorkers:
-    """Runs model and index calls off the event loop, at most `workers` at a time.
+    """Runs model and index calls off the event loop, at most `threads` at a time.
 
-    torch and faiss release the GIL while they compute, so one call per core runs in parallel
-    (with torch and faiss set to one thread each by `serve`); more would only fight for the cores.
-    The model is only read (eval mode, no gradients), so concurrent calls are safe.
+    torch and faiss release the GIL while they compute, so calls on different threads use
+    different cores. The model is only read (eval mode, no gradients), so concurrent calls are
+    safe; text queries are serialised and batched by the engine's QueryEncoder instead.
     """
 
-    def __init__(self, workers: int) -> None:
-        self._limiter = anyio.CapacityLimiter(workers)
+    def __init__(self, threads: int) -> None:
+        self._limiter = anyio.CapacityLimiter(threads)
 
     async def run(self, function: Callable[..., T], *args: Any) -> T:
         return await anyio.to_thread.run_sync(partial(function, *args), limiter=self._limiter)
@@ -84,7 +86,8 @@ class ModelWorkers:
 def create_app(engine: CatalogSearch, images: CatalogImages, settings: ServiceSettings) -> FastAPI:
     """The FastAPI app: JSON API under /api, /health, the page at /, OpenAPI docs at /docs."""
     app = FastAPI(title="modaclip", summary="Fine-tuned CLIP search over a fashion catalog", version="1")
-    workers = ModelWorkers(settings.workers)
+    workers = ModelWorkers(settings.threads)
+    engine.encode_queries = QueryEncoder(partial(encode_texts, engine.bundle), settings.query_cache)
     filter_columns = [c for c in FILTERABLE_COLUMNS if c in engine.info.columns]
     facets = catalog_facets(engine.info, filter_columns)
     filter_docs = {"parameters": [_filter_parameter(column, facets) for column in filter_columns]}
@@ -313,7 +316,7 @@ def _plain(value: Any) -> Any:
 
 def serve(engine: CatalogSearch, settings: ServiceSettings, host: str, port: int) -> None:
     """Load the catalog's images and answer requests until interrupted."""
-    torch.set_num_threads(1)  # one thread per model call; ModelWorkers runs one call per core
+    torch.set_num_threads(1)  # parallelism comes from concurrent requests, not from threads inside one call
     faiss.omp_set_num_threads(1)
     images = CatalogImages.load(engine.catalog_dir, engine.ids.tolist())
     log.info("serving %s: %d products, %.1f MB of images, %s index", settings.source.description, len(engine), images.nbytes / 2**20, index_kind_of(engine.index))
