@@ -9,6 +9,7 @@ parsing requests. Every error a client can cause is a 4xx whose body is one line
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -316,7 +317,9 @@ def _plain(value: Any) -> Any:
 
 def serve(engine: CatalogSearch, settings: ServiceSettings, host: str, port: int) -> None:
     """Load the catalog's images and answer requests until interrupted."""
-    torch.set_num_threads(1)  # parallelism comes from concurrent requests, not from threads inside one call
+    # Text forward passes run one at a time (QueryEncoder batches them), so each may use every core;
+    # a single-query index search is too small to gain from threads, and concurrent requests already run in parallel.
+    torch.set_num_threads(os.cpu_count() or 1)
     faiss.omp_set_num_threads(1)
     images = CatalogImages.load(engine.catalog_dir, engine.ids.tolist())
     log.info("serving %s: %d products, %.1f MB of images, %s index", settings.source.description, len(engine), images.nbytes / 2**20, index_kind_of(engine.index))
