@@ -14,7 +14,9 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from modaclip import service
 from modaclip.catalog_images import CatalogImages
+from modaclip.cli import main
 from modaclip.registry import SearchSource
 from modaclip.search import CatalogSearch
 from modaclip.service import MAX_DEPTH, ServiceSettings, create_app
@@ -273,3 +275,14 @@ def test_concurrent_requests_get_the_same_answers_as_serial_ones(engine: Catalog
         serial = [ids(q) for q in queries]
         with ThreadPoolExecutor(8) as pool:
             assert list(pool.map(ids, queries)) == serial
+
+
+def test_serve_command_binds_localhost_without_cors_by_default(served_paths: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    started: dict[str, Any] = {}
+    monkeypatch.setattr(service, "serve", lambda engine, settings, host, port: started.update(engine=engine, settings=settings, host=host, port=port))
+    main(["serve", "--model", str(served_paths["model"]), "--embeddings", str(served_paths["embeddings"]), "--catalog", str(served_paths["catalog"])])
+    settings = started["settings"]
+    assert (started["host"], started["port"]) == ("127.0.0.1", 8000)
+    assert settings.cors_origins == () and settings.max_upload_bytes == 10 * 2**20
+    assert settings.source.kind == "folder" and settings.source.model == served_paths["model"]
+    assert len(started["engine"]) > 100
