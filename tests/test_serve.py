@@ -216,6 +216,7 @@ def test_product_details(client: TestClient, engine: CatalogSearch) -> None:
     [
         ("/api/products/999999999", 404, "product id 999999999 is not in the catalog"),
         ("/api/products/999999999/image", 404, "is not in the catalog"),
+        ("/api/products/99999999999999999999999", 404, "is not in the catalog"),
         ("/api/similar/999999999", 404, "is not in the catalog"),
         ("/api/products/abc", 422, "product_id: Input should be a valid integer"),
         ("/api/products/..%2F..%2F..%2Fetc%2Fpasswd/image", 404, "Not Found"),

@@ -96,11 +96,9 @@ def create_app(engine: CatalogSearch, images: CatalogImages, settings: ServiceSe
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["GET", "POST"], allow_headers=["*"])
 
-    def require_product(product_id: int) -> int:
-        row = engine.row_of.get(product_id)
-        if row is None:
+    def require_product(product_id: int) -> None:
+        if engine.row_of.get(product_id) is None:
             raise ApiError(404, f"product id {product_id} is not in the catalog")
-        return int(row)
 
     @app.get("/health", summary="Which model is served, over how many products, with which index")
     async def health() -> dict[str, Any]:
