@@ -1,4 +1,5 @@
-"""QueryEncoder: concurrent callers share forward passes, repeats come from the cache, errors reach everyone."""
+"""QueryEncoder: concurrent callers share forward passes, repeats come from the cache, errors reach everyone;
+and the unpadded text encoder gives the library's embeddings."""
 
 from __future__ import annotations
 
@@ -6,11 +7,14 @@ import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
 import numpy as np
 import pytest
+import torch
 
-from modaclip.query_encoder import QueryEncoder
+from modaclip.clip_model import ClipBundle, create_base_model, encode_texts
+from modaclip.query_encoder import QueryEncoder, unpadded_text_encoder
 
 
 class SlowEncoder:
@@ -61,3 +65,27 @@ def test_a_failed_forward_pass_fails_every_caller_waiting_on_it() -> None:
     for future in futures:
         with pytest.raises(RuntimeError, match="model broke"):
             future.result()
+
+
+@pytest.fixture(scope="module")
+def bundle() -> ClipBundle:
+    return create_base_model("modaclip-tiny", "none", seed=0)
+
+
+def test_unpadded_encoder_gives_the_library_embeddings(bundle: ClipBundle) -> None:
+    texts = ["red dress", "a", "women blue casual slim fit jeans " * 8, "black leather shoes for men"]  # one past the context
+    unpadded = unpadded_text_encoder(bundle)
+    assert not isinstance(unpadded, partial)
+    np.testing.assert_allclose(unpadded(texts), encode_texts(bundle, texts), atol=1e-5)
+    np.testing.assert_allclose(unpadded(texts[:1]), encode_texts(bundle, texts[:1]), atol=1e-5)
+
+
+def test_other_text_towers_get_the_plain_encoder(bundle: ClipBundle, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bundle.model, "text_pool_type", "last")
+    assert isinstance(unpadded_text_encoder(bundle), partial)
+
+
+def test_a_text_tower_that_sees_the_padding_gets_the_plain_encoder(bundle: ClipBundle, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without the causal mask the padding changes the result: the probe comparison must catch that."""
+    monkeypatch.setattr(bundle.model, "attn_mask", torch.zeros_like(bundle.model.attn_mask))
+    assert isinstance(unpadded_text_encoder(bundle), partial)

@@ -30,11 +30,10 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
 from modaclip.catalog_images import CatalogImages, image_media_type
-from modaclip.clip_model import encode_texts
 from modaclip.errors import ModaclipError
 from modaclip.filters import FILTERABLE_COLUMNS, AttributeFilter
 from modaclip.index import index_kind_of
-from modaclip.query_encoder import DEFAULT_CACHE_SIZE, QueryEncoder
+from modaclip.query_encoder import DEFAULT_CACHE_SIZE, QueryEncoder, unpadded_text_encoder
 from modaclip.registry import SearchSource
 from modaclip.search import CatalogSearch, SearchHit
 from modaclip.uploads import UploadError, image_field, read_form
@@ -88,7 +87,7 @@ def create_app(engine: CatalogSearch, images: CatalogImages, settings: ServiceSe
     """The FastAPI app: JSON API under /api, /health, the page at /, OpenAPI docs at /docs."""
     app = FastAPI(title="modaclip", summary="Fine-tuned CLIP search over a fashion catalog", version="1")
     workers = ModelWorkers(settings.threads)
-    engine.encode_queries = QueryEncoder(partial(encode_texts, engine.bundle), settings.query_cache)
+    engine.encode_queries = QueryEncoder(unpadded_text_encoder(engine.bundle), settings.query_cache)
     filter_columns = [c for c in FILTERABLE_COLUMNS if c in engine.info.columns]
     facets = catalog_facets(engine.info, filter_columns)
     filter_docs = {"parameters": [_filter_parameter(column, facets) for column in filter_columns]}
