@@ -92,10 +92,11 @@ def card_ids(page: Page) -> list[int]:
 
 
 def wait_for_images(page: Page) -> None:
-    """Every card's image has loaded and decoded (naturalWidth > 0); lazy ones are scrolled to first."""
+    """The page's request is answered (no `loading` class) and every card's image has loaded and
+    decoded (naturalWidth > 0); lazy images are scrolled into view first so they load at all."""
+    page.wait_for_function("!document.body.classList.contains('loading')")
     page.wait_for_selector(".card img")
-    for img in page.query_selector_all(".card img"):
-        img.scroll_into_view_if_needed()
+    page.evaluate("document.querySelectorAll('.card img').forEach(img => img.scrollIntoView())")
     page.wait_for_function("[...document.querySelectorAll('.card img')].every(i => i.complete && i.naturalWidth > 0)")
 
 
@@ -169,7 +170,7 @@ def test_choosing_a_file_and_an_error_show_in_the_page(
     console_errors.clear()
 
 
-def test_phone_width_shows_two_columns_without_sideways_scrolling(browser: Browser, base_url: str, tmp_path: Path) -> None:
+def test_phone_width_shows_two_columns_and_folds_the_filters(browser: Browser, base_url: str, tmp_path: Path) -> None:
     context = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True, has_touch=True)
     page = context.new_page()
     page.goto(base_url)
@@ -178,4 +179,8 @@ def test_phone_width_shows_two_columns_without_sideways_scrolling(browser: Brows
     assert columns == 2
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     page.screenshot(path=str(tmp_path / "phone.png"))
+    assert not page.is_visible("#filters select[name=gender]")  # folded away so results come first
+    page.click("#filter-box summary")
+    page.select_option("#filters select[name=gender]", "Men")
+    page.wait_for_function("[...document.querySelectorAll('.card .meta')].every(m => m.textContent.includes('Men'))")
     context.close()

@@ -109,6 +109,7 @@ async function run(append) {
   const [url, options] = request(offset);
   $("more").hidden = true;
   if (!append) heading();
+  document.body.classList.add("loading");
   try {
     const page = await api(url, options);
     const cards = page.results.map(card);
@@ -120,6 +121,8 @@ async function run(append) {
   } catch (error) {
     if (!append) $("results").replaceChildren();
     $("heading").replaceChildren(element("span", "error", error.message));
+  } finally {
+    document.body.classList.remove("loading");
   }
 }
 
@@ -155,6 +158,7 @@ function setUp() {
     document.body.classList.remove("dragging");
     searchImage(event.dataTransfer.files[0]);
   });
+  if (window.matchMedia("(max-width: 480px)").matches) $("filter-box").open = false;  // phones: results first
   loadFacets().catch((error) => $("heading").replaceChildren(element("span", "error", error.message)));
   api("/health").then((health) => {
     $("model").textContent = `${health.model} · ${health.catalog_size} products · ${health.index} index`;
