@@ -34,9 +34,10 @@ def images(engine: CatalogSearch) -> CatalogImages:
     return CatalogImages.load(engine.catalog_dir, engine.ids.tolist())
 
 
-def make_client(engine: CatalogSearch, images: CatalogImages, paths: dict[str, Path], **settings: Any) -> TestClient:
+def make_client(engine: CatalogSearch, images: CatalogImages, paths: dict[str, Path], raise_server_exceptions: bool = True, **settings: Any) -> TestClient:
     source = SearchSource(paths["model"], paths["embeddings"], paths["catalog"], "folder", f"model folder {paths['model']}")
-    return TestClient(create_app(engine, images, ServiceSettings(source, max_upload_bytes=UPLOAD_LIMIT, **settings)))
+    app = create_app(engine, images, ServiceSettings(source, max_upload_bytes=UPLOAD_LIMIT, **settings))
+    return TestClient(app, raise_server_exceptions=raise_server_exceptions)
 
 
 @pytest.fixture(scope="module")
@@ -287,3 +288,12 @@ def test_serve_command_binds_localhost_without_cors_by_default(served_paths: dic
     assert settings.cors_origins == () and settings.max_upload_bytes == 10 * 2**20
     assert settings.source.kind == "folder" and settings.source.model == served_paths["model"]
     assert len(started["engine"]) > 100
+
+
+def test_a_server_bug_is_a_one_line_500(engine: CatalogSearch, images: CatalogImages, served_paths: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*args: Any) -> None:
+        raise RuntimeError("index exploded")
+
+    monkeypatch.setattr(engine, "search_text", broken)
+    with make_client(engine, images, served_paths, raise_server_exceptions=False) as failing:
+        assert_error(failing.get("/api/search", params={"q": "red"}), 500, "internal error (RuntimeError)")

@@ -281,7 +281,7 @@ def _error(status: int, message: str) -> JSONResponse:
 
 
 def _add_error_handlers(app: FastAPI) -> None:
-    """Every failure a client can cause becomes `{"error": "one line"}` with a 4xx status."""
+    """Every failure a client can cause becomes `{"error": "one line"}` with a 4xx status; anything else a 500 of the same shape."""
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, err: ApiError) -> JSONResponse:
@@ -303,6 +303,11 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, err: HTTPException) -> JSONResponse:
         return _error(err.status_code, f"{request.url.path}: {err.detail}")
+
+    @app.exception_handler(Exception)
+    async def server_error(request: Request, err: Exception) -> JSONResponse:
+        """Our bug, not the client's: still one line of JSON; the traceback goes to the server log."""
+        return _error(500, f"internal error ({err.__class__.__name__}); see the server log")
 
 
 def _plain(value: Any) -> Any:
