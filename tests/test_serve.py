@@ -224,12 +224,14 @@ def test_product_details(client: TestClient, engine: CatalogSearch) -> None:
         ("/api/products/%2E%2E/image", 422, "valid integer"),
         ("/api/similar/..%2Fdata%2Fclean", 404, "Not Found"),
         ("/api/nothing-here", 404, "Not Found"),
+        ("/static/..%2Fservice.py", 404, "Not Found"),
+        ("/static/%2E%2E/%2E%2E/modaclip/service.py", 404, "Not Found"),
     ],
 )
 def test_unknown_products_and_path_tricks_are_4xx(client: TestClient, path: str, status: int, fragment: str) -> None:
     response = client.get(path)
     assert_error(response, status, fragment)
-    assert b"root:" not in response.content
+    assert b"root:" not in response.content and b"def create_app" not in response.content
 
 
 def test_wrong_method_is_a_json_405(client: TestClient) -> None:
