@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
@@ -19,7 +20,7 @@ from modaclip.catalog_images import CatalogImages
 from modaclip.cli import main
 from modaclip.registry import SearchSource
 from modaclip.search import CatalogSearch
-from modaclip.service import MAX_DEPTH, ServiceSettings, create_app
+from modaclip.service import MAX_DEPTH, ServiceSettings, catalog_facets, create_app
 
 UPLOAD_LIMIT = 3 * 2**20  # above Starlette's 1 MB spill-to-disk size, so the in-memory test means something
 
@@ -299,3 +300,11 @@ def test_a_server_bug_is_a_one_line_500(engine: CatalogSearch, images: CatalogIm
     monkeypatch.setattr(engine, "search_text", broken)
     with make_client(engine, images, served_paths, raise_server_exceptions=False) as failing:
         assert_error(failing.get("/api/search", params={"q": "red"}), 500, "internal error (RuntimeError)")
+
+
+def test_facets_give_a_price_column_its_range() -> None:
+    info = pd.DataFrame({"gender": ["Men", "Women", None], "price": [19.5, 120.0, None]})
+    assert catalog_facets(info, ["gender", "price"]) == [
+        {"name": "gender", "values": [{"value": "Men", "count": 1}, {"value": "Women", "count": 1}]},
+        {"name": "price", "min": 19.5, "max": 120.0},
+    ]
