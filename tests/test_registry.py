@@ -46,6 +46,24 @@ def test_empty_registry_has_no_production_and_search_uses_the_workspace(repo: Pa
     assert registry.search_inputs("elsewhere/model", repo)["model"] == Path("elsewhere/model")
 
 
+def test_search_source_says_what_is_served(repo: Path) -> None:
+    pipeline = registry.search_source("production", repo)
+    assert (pipeline.kind, pipeline.version, pipeline.model) == ("pipeline", None, Path("models/finetuned"))
+    assert "no production version yet" in pipeline.description
+    folder = registry.search_source("elsewhere/model", repo)
+    assert (folder.kind, folder.description, folder.embeddings) == ("folder", "model folder elsewhere/model", Path("data/embeddings"))
+
+
+def test_search_source_names_the_production_version(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    head = commit(repo, {"metrics/eval.json": "{}"}, "run")
+    registry.register_production(repo, head, "v1.0.0", "first")
+    monkeypatch.setattr(registry, "materialise", lambda root, version: {role: Path("restored") / role for role in ("model", "embeddings", "catalog")})
+    source = registry.search_source("production", repo)
+    assert (source.kind, source.version, source.model) == ("production", "v1.0.0", Path("restored/model"))
+    assert source.description == f"production v1.0.0 (modaclip-model@v1.0.0, commit {head[:8]})"
+    assert registry.search_source("v1", repo).description.startswith("v1.0.0 (")
+
+
 def test_promotions_move_prod_and_versions_count_up(repo: Path) -> None:
     first = commit(repo, {"metrics/eval.json": '{"finetuned": {"r": 0.5}}'}, "run 1")
     registry.register_production(repo, first, "v1.0.0", "first")

@@ -14,7 +14,7 @@ from modaclip.errors import ModaclipError
 from modaclip.eval_report import markdown_report, read_eval_json
 from modaclip.filters import parse_filters
 from modaclip.grid import GridCell, retrieval_grid, save_png_atomic
-from modaclip.registry import search_inputs
+from modaclip.registry import search_inputs, search_source
 from modaclip.retrain import EXIT_KEPT, retrain
 from modaclip.search import DEFAULT_CATALOG_DIR, DEFAULT_EMBEDDINGS_DIR, DEFAULT_MODEL_DIR, CatalogSearch, SearchHit, read_image_file
 from modaclip.zero_shot import DEFAULT_TEMPLATES, classify_image
@@ -62,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     retrain_parser.set_defaults(handler=retrain_command)
     add_similar_command(commands)
     add_classify_command(commands)
+    add_serve_command(commands)
     return parser
 
 
@@ -117,6 +118,33 @@ def add_classify_command(commands: argparse._SubParsersAction) -> None:
     classify.add_argument("--grid", metavar="PNG", help="also save a picture of the image with its top label")
     classify.add_argument("--model", default=str(DEFAULT_MODEL_DIR), help="saved model folder (default %(default)s)")
     classify.set_defaults(handler=classify_command)
+
+
+def add_serve_command(commands: argparse._SubParsersAction) -> None:
+    serve = commands.add_parser(
+        "serve",
+        help="HTTP API and search page over the production model (http://127.0.0.1:8000, API docs at /docs)",
+        description="Load the model, index and catalog once and answer search, similar and classify requests over HTTP.",
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default %(default)s: this machine only)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default %(default)s)")
+    serve.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN", help="allow browser calls from this origin (repeatable; none by default)")
+    serve.add_argument("--max-upload-mb", type=float, default=10.0, help="largest accepted image upload in MB (default %(default)s)")
+    serve.add_argument("--threads", type=int, default=16, help="requests searched at once; their text queries share forward passes (default %(default)s)")
+    serve.add_argument("--query-cache", type=int, default=10_000, help="text query embeddings kept for repeated queries; 0 = off (default %(default)s)")
+    add_engine_arguments(serve)
+    serve.set_defaults(handler=serve_command)
+
+
+def serve_command(args: argparse.Namespace) -> None:
+    from modaclip.service import ServiceSettings, serve  # web libraries load only for this command
+
+    if args.max_upload_mb <= 0 or args.threads < 1 or args.query_cache < 0:
+        raise ModaclipError("--max-upload-mb must be positive, --threads at least 1 and --query-cache at least 0")
+    source = search_source(args.model)
+    engine = CatalogSearch.open(source.model, args.embeddings or source.embeddings, args.catalog or source.catalog)
+    settings = ServiceSettings(source, int(args.max_upload_mb * 2**20), tuple(args.cors_origin), args.threads, args.query_cache)
+    serve(engine, settings, args.host, args.port)
 
 
 def read_queries(args: argparse.Namespace) -> list[str]:

@@ -92,6 +92,20 @@ def _training_sample(vectors: np.ndarray, size: int) -> np.ndarray:
     return np.ascontiguousarray(vectors[::step][:size], dtype=np.float32)
 
 
+def index_kind_of(index: faiss.Index) -> str:
+    """The `INDEX_BUILDERS` name of a loaded index, so a service can say what it searches with."""
+    if isinstance(index, faiss.IndexRefine):
+        return "ivfpq"
+    inner = faiss.downcast_index(index)
+    if isinstance(inner, faiss.IndexHNSW):
+        return "hnsw"
+    if isinstance(inner, faiss.IndexIVFPQ):
+        return "ivfpq"
+    if isinstance(inner, faiss.IndexIVF):
+        return "ivfflat"
+    return "flat"
+
+
 def set_search_params(index: faiss.Index, params: IndexParams) -> None:
     """Query-time knobs (HNSW efSearch, IVF nprobe) are not stored in the file, so set them on load too."""
     inner = faiss.downcast_index(index.base_index) if isinstance(index, faiss.IndexRefine) else faiss.downcast_index(index)

@@ -124,21 +124,45 @@ def register_production(root: Path, commit: str, version: str, reason: str) -> M
     return ModelVersion(version, commit)
 
 
-def search_inputs(spec: str, root: Path = Path(".")) -> dict[str, Path]:
-    """Model, embeddings and catalog folders for `--model production|vN|PATH`.
+@dataclass(frozen=True)
+class SearchSource:
+    """Model, embeddings and catalog folders for a `--model` spec, and what they are (for `serve`'s /health)."""
+
+    model: Path
+    embeddings: Path
+    catalog: Path
+    kind: str  # "production", "version", "pipeline" (no production yet) or "folder"
+    description: str
+    version: str | None = None
+
+
+def search_source(spec: str, root: Path = Path(".")) -> SearchSource:
+    """Resolve `--model production|vN|PATH`.
 
     `production` before any promotion (or outside git) is the workspace's model, so a plain
     `dvc repro` followed by `modaclip search` works without a registry.
     """
     if spec == "production":
         version = production(root)
+        kind = "production"
     elif re.fullmatch(r"v\d+(\.\d+\.\d+)?", spec):
         version = find_version(root, spec)
+        kind = "version"
     else:
-        return {"model": Path(spec), **{role: Path(SEARCH_PATHS[role]) for role in ("embeddings", "catalog")}}
+        defaults = {role: Path(SEARCH_PATHS[role]) for role in ("embeddings", "catalog")}
+        return SearchSource(Path(spec), defaults["embeddings"], defaults["catalog"], "folder", f"model folder {spec}")
     if version is None:
-        return {role: Path(path) for role, path in SEARCH_PATHS.items()}
-    return materialise(root, version)
+        paths = {role: Path(path) for role, path in SEARCH_PATHS.items()}
+        return SearchSource(**paths, kind="pipeline", description=f"pipeline fine-tuned model ({MODEL_PATH}; no production version yet)")
+    paths = materialise(root, version)
+    label = "production " if kind == "production" else ""
+    return SearchSource(**paths, kind=kind, description=f"{label}{version.version} ({version.tag}, commit {version.commit[:8]})", version=version.version)
+
+
+def search_inputs(spec: str, root: Path = Path(".")) -> dict[str, Path]:
+    """Model, embeddings and catalog folders for `--model production|vN|PATH` (see `search_source`)."""
+    source = search_source(spec, root)
+    return {"model": source.model, "embeddings": source.embeddings, "catalog": source.catalog}
 
 
 def materialise(root: Path, version: ModelVersion, cache_dir: Path = CACHE_DIR) -> dict[str, Path]:

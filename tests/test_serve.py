@@ -1,0 +1,310 @@
+"""The HTTP API through FastAPI's test client, on a tiny catalog and an untrained tiny model."""
+
+from __future__ import annotations
+
+import io
+import tempfile
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from modaclip import service
+from modaclip.catalog_images import CatalogImages
+from modaclip.cli import main
+from modaclip.registry import SearchSource
+from modaclip.search import CatalogSearch
+from modaclip.service import MAX_DEPTH, ServiceSettings, catalog_facets, create_app
+
+UPLOAD_LIMIT = 3 * 2**20  # above Starlette's 1 MB spill-to-disk size, so the in-memory test means something
+
+
+@pytest.fixture(scope="module")
+def engine(served_paths: dict[str, Path]) -> CatalogSearch:
+    return CatalogSearch.open(served_paths["model"], served_paths["embeddings"], served_paths["catalog"])
+
+
+@pytest.fixture(scope="module")
+def images(engine: CatalogSearch) -> CatalogImages:
+    return CatalogImages.load(engine.catalog_dir, engine.ids.tolist())
+
+
+def make_client(engine: CatalogSearch, images: CatalogImages, paths: dict[str, Path], raise_server_exceptions: bool = True, **settings: Any) -> TestClient:
+    source = SearchSource(paths["model"], paths["embeddings"], paths["catalog"], "folder", f"model folder {paths['model']}")
+    app = create_app(engine, images, ServiceSettings(source, max_upload_bytes=UPLOAD_LIMIT, **settings))
+    return TestClient(app, raise_server_exceptions=raise_server_exceptions)
+
+
+@pytest.fixture(scope="module")
+def client(engine: CatalogSearch, images: CatalogImages, served_paths: dict[str, Path]) -> Iterator[TestClient]:
+    with make_client(engine, images, served_paths) as test_client:
+        yield test_client
+
+
+def product_image(images: CatalogImages, product_id: int) -> bytes:
+    data = images.get(product_id)
+    assert data is not None
+    return data
+
+
+def png(width: int, height: int, mode: str = "RGB", noise: bool = False) -> bytes:
+    pixels = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8) if noise else None
+    image = Image.fromarray(pixels) if noise else Image.new(mode, (width, height))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def assert_error(response: Any, status: int, fragment: str) -> None:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert list(body) == ["error"] and "\n" not in body["error"]
+    assert fragment in body["error"], body["error"]
+
+
+def test_health_names_the_model_the_catalog_and_the_index(client: TestClient, engine: CatalogSearch) -> None:
+    health = client.get("/health").json()
+    assert health["status"] == "ok" and health["source"] == "folder"
+    assert health["model"].startswith("model folder ")
+    assert health["catalog_size"] == len(engine) > 100
+    assert health["index"] == "flat"
+
+
+def test_search_returns_ranked_hits_with_attributes_and_image_urls(client: TestClient) -> None:
+    page = client.get("/api/search", params={"q": "red dress", "k": 7}).json()
+    hits = page["results"]
+    assert page["query"] == "red dress" and len(hits) == 7 and page["next_offset"] == 7
+    assert [h["score"] for h in hits] == sorted((h["score"] for h in hits), reverse=True)
+    assert {"id", "score", "name", "attributes", "image_url"} == set(hits[0])
+    assert hits[0]["attributes"]["articleType"] and hits[0]["name"]
+    image = client.get(hits[0]["image_url"])
+    assert image.status_code == 200 and image.headers["content-type"].startswith("image/")
+    assert Image.open(io.BytesIO(image.content)).size[0] > 0
+
+
+def test_pages_continue_where_the_previous_one_stopped(client: TestClient, engine: CatalogSearch) -> None:
+    whole = [h["id"] for h in client.get("/api/search", params={"q": "shoes", "k": 12}).json()["results"]]
+    first = client.get("/api/search", params={"q": "shoes", "k": 6}).json()
+    second = client.get("/api/search", params={"q": "shoes", "k": 6, "offset": first["next_offset"]}).json()
+    assert [h["id"] for h in first["results"] + second["results"]] == whole
+    last = client.get("/api/search", params={"q": "shoes", "k": 5, "offset": len(engine) - 3}).json()
+    assert len(last["results"]) == 3 and last["next_offset"] is None
+
+
+def test_filters_are_query_parameters(client: TestClient, engine: CatalogSearch) -> None:
+    women = client.get("/api/search", params={"q": "dress", "k": 10, "gender": "women"}).json()["results"]
+    assert women and all(h["attributes"]["gender"] == "Women" for h in women)
+    colours = client.get("/api/search", params=[("q", "top"), ("k", 10), ("baseColour", "Red"), ("baseColour", "Blue")]).json()["results"]
+    assert colours and {h["attributes"]["baseColour"] for h in colours} <= {"Red", "Blue"}
+    years = engine.info["year"]
+    low = int(years.median())
+    recent = client.get("/api/search", params={"q": "shirt", "k": 10, "year": f"{low}.."}).json()["results"]
+    assert recent and all(int(engine.info.loc[engine.row_of[h["id"]], "year"]) >= low for h in recent)
+    fused = client.get("/api/search", params={"q": "red shirt", "k": 5, "hybrid": "true", "gender": "Men"}).json()["results"]
+    assert len(fused) == 5 and all(h["attributes"]["gender"] == "Men" for h in fused)
+
+
+@pytest.mark.parametrize(
+    ("params", "status", "fragment"),
+    [
+        ({"q": "   "}, 400, "empty search query"),
+        ({}, 422, "q: Field required"),
+        ({"q": "red", "k": 0}, 422, "k: Input should be greater than or equal to 1"),
+        ({"q": "red", "k": 101}, 422, "k: Input should be less than or equal to 100"),
+        ({"q": "red", "k": "ten"}, 422, "k: Input should be a valid integer"),
+        ({"q": "red", "offset": -1}, 422, "offset"),
+        ({"q": "red", "k": 50, "offset": MAX_DEPTH}, 400, f"offset + k must be at most {MAX_DEPTH}"),
+        ({"q": "x" * 301}, 422, "q: String should have at most 300 characters"),
+        ({"q": "red", "colour": "Red"}, 400, "unknown attribute 'colour'"),
+        ({"q": "red", "gender": "Martians"}, 400, "no product matches"),
+        ({"q": "red", "year": "2010..soon"}, 400, "is not a number"),
+        ({"q": "red", "gender": "Men..Women"}, 400, "is not a number"),
+    ],
+)
+def test_bad_search_requests_are_one_line_4xx(client: TestClient, params: dict[str, Any], status: int, fragment: str) -> None:
+    assert_error(client.get("/api/search", params=params), status, fragment)
+
+
+def test_similar_to_a_product_excludes_it_and_honours_filters(client: TestClient, engine: CatalogSearch) -> None:
+    product_id = int(engine.ids[0])
+    page = client.get(f"/api/similar/{product_id}", params={"k": 8}).json()
+    assert page["product"]["id"] == product_id and len(page["results"]) == 8
+    assert product_id not in [h["id"] for h in page["results"]]
+    gender = engine.info.loc[0, "gender"]
+    same = client.get(f"/api/similar/{product_id}", params={"k": 5, "gender": gender}).json()["results"]
+    assert all(h["attributes"]["gender"] == gender for h in same)
+
+
+def test_an_uploaded_catalog_image_finds_its_own_product_first(client: TestClient, engine: CatalogSearch, images: CatalogImages) -> None:
+    product_id = int(engine.ids[5])
+    files = {"image": ("photo.jpg", product_image(images, product_id), "image/jpeg")}
+    hits = client.post("/api/similar", params={"k": 3}, files=files).json()["results"]
+    assert hits[0]["id"] == product_id and hits[0]["score"] == pytest.approx(1.0, abs=1e-4)
+
+
+def test_a_large_upload_stays_in_memory(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Starlette spills uploads over 1 MB to a temporary file; ours must not."""
+    data = png(1000, 1000, noise=True)
+    assert 2**20 < len(data) < UPLOAD_LIMIT
+
+    def spill(self: Any) -> None:
+        raise AssertionError("upload written to disk")
+
+    monkeypatch.setattr(tempfile.SpooledTemporaryFile, "rollover", spill)
+    response = client.post("/api/similar", params={"k": 2}, files={"image": ("noise.png", data, "image/png")})
+    assert response.status_code == 200 and len(response.json()["results"]) == 2
+
+
+@pytest.mark.parametrize(
+    ("upload", "status", "fragment"),
+    [
+        ({"files": {"image": ("big.png", b"\0" * (UPLOAD_LIMIT + 1), "image/png")}}, 413, "over the limit"),
+        ({"files": {"image": ("notes.txt", b"just some text", "image/png")}}, 415, "not a readable image"),
+        ({"files": {"image": ("empty.png", b"", "image/png")}}, 400, "empty"),
+        ({"files": {"image": ("cut.png", png(64, 64, noise=True)[:400], "image/png")}}, 400, "not a readable image"),
+        ({"files": {"image": ("bomb.png", png(8000, 8000, mode="1"), "image/png")}}, 413, "pixels"),
+        ({"files": {"photo": ("a.png", png(8, 8), "image/png")}}, 400, "no image file in form field 'image'"),
+        ({"data": {"image": "not a file"}, "files": {"other": ("a.png", png(8, 8), "image/png")}}, 400, "no image file"),
+        ({"json": {"image": "aGVsbG8="}}, 415, "multipart/form-data"),
+    ],
+)
+def test_bad_uploads_are_one_line_4xx(client: TestClient, upload: dict[str, Any], status: int, fragment: str) -> None:
+    assert_error(client.post("/api/similar", **upload), status, fragment)
+
+
+def test_an_upload_larger_than_declared_is_cut_off(client: TestClient) -> None:
+    """A body streamed without Content-Length is counted as it arrives."""
+    boundary = "x" * 16
+    head = f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="a.png"\r\nContent-Type: image/png\r\n\r\n'.encode()
+    chunks = iter([head, b"\0" * UPLOAD_LIMIT, b"\0" * 1024, f"\r\n--{boundary}--\r\n".encode()])
+    response = client.post("/api/similar", content=chunks, headers={"content-type": f"multipart/form-data; boundary={boundary}"})
+    assert "content-length" not in {k.lower() for k in response.request.headers}
+    assert_error(response, 413, "over the limit")
+
+
+def test_classify_ranks_the_labels(client: TestClient, engine: CatalogSearch, images: CatalogImages) -> None:
+    image = product_image(images, int(engine.ids[0]))
+    result = client.post("/api/classify", files={"image": ("a.jpg", image, "image/jpeg")}, data={"labels": ["dress, shoes", "watch"]}).json()
+    labels = result["labels"]
+    assert sorted(l["label"] for l in labels) == ["dress", "shoes", "watch"]
+    assert sum(l["probability"] for l in labels) == pytest.approx(1.0, abs=1e-4)
+    assert [l["score"] for l in labels] == sorted((l["score"] for l in labels), reverse=True)
+
+
+@pytest.mark.parametrize(
+    ("data", "fragment"),
+    [({}, "give at least one candidate label"), ({"labels": "dress, dress"}, "repeated"), ({"labels": "dress", "template": "a {thing}"}, "must contain {label}")],
+)
+def test_bad_classify_requests_are_one_line_4xx(client: TestClient, data: dict[str, str], fragment: str) -> None:
+    assert_error(client.post("/api/classify", files={"image": ("a.png", png(16, 16), "image/png")}, data=data), 400, fragment)
+
+
+def test_product_details(client: TestClient, engine: CatalogSearch) -> None:
+    product_id = int(engine.ids[3])
+    product = client.get(f"/api/products/{product_id}").json()
+    assert product["id"] == product_id and product["name"] == engine.info.loc[3, "productDisplayName"]
+    assert product["attributes"]["year"] == int(engine.info.loc[3, "year"])
+    assert product["image_url"] == f"/api/products/{product_id}/image"
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "fragment"),
+    [
+        ("/api/products/999999999", 404, "product id 999999999 is not in the catalog"),
+        ("/api/products/999999999/image", 404, "is not in the catalog"),
+        ("/api/products/99999999999999999999999", 404, "is not in the catalog"),
+        ("/api/similar/999999999", 404, "is not in the catalog"),
+        ("/api/products/abc", 422, "product_id: Input should be a valid integer"),
+        ("/api/products/..%2F..%2F..%2Fetc%2Fpasswd/image", 404, "Not Found"),
+        ("/api/products/%2E%2E/image", 422, "valid integer"),
+        ("/api/similar/..%2Fdata%2Fclean", 404, "Not Found"),
+        ("/api/nothing-here", 404, "Not Found"),
+        ("/static/..%2Fservice.py", 404, "Not Found"),
+        ("/static/%2E%2E/%2E%2E/modaclip/service.py", 404, "Not Found"),
+    ],
+)
+def test_unknown_products_and_path_tricks_are_4xx(client: TestClient, path: str, status: int, fragment: str) -> None:
+    response = client.get(path)
+    assert_error(response, status, fragment)
+    assert b"root:" not in response.content and b"def create_app" not in response.content
+
+
+def test_wrong_method_is_a_json_405(client: TestClient) -> None:
+    assert_error(client.delete("/api/search"), 405, "Method Not Allowed")
+
+
+def test_facets_list_the_catalog_columns(client: TestClient, engine: CatalogSearch) -> None:
+    facets = {f["name"]: f for f in client.get("/api/facets").json()["facets"]}
+    assert {"gender", "articleType", "baseColour", "year"} <= set(facets)
+    genders = {v["value"]: v["count"] for v in facets["gender"]["values"]}
+    assert genders == engine.info["gender"].value_counts().to_dict()
+    assert facets["year"]["min"] == engine.info["year"].min() and facets["year"]["max"] == engine.info["year"].max()
+
+
+def test_openapi_documents_every_endpoint_and_the_filters(client: TestClient) -> None:
+    schema = client.get("/openapi.json").json()
+    assert {"/health", "/api/search", "/api/similar/{product_id}", "/api/similar", "/api/classify", "/api/products/{product_id}", "/api/products/{product_id}/image", "/api/facets"} <= set(schema["paths"])
+    search_params = {p["name"] for p in schema["paths"]["/api/search"]["get"]["parameters"]}
+    assert {"q", "k", "offset", "hybrid", "gender", "baseColour", "year"} <= search_params
+    assert "multipart/form-data" in schema["paths"]["/api/similar"]["post"]["requestBody"]["content"]
+    assert client.get("/docs").status_code == 200
+
+
+def test_the_page_and_its_assets_are_served(client: TestClient) -> None:
+    page = client.get("/")
+    assert page.status_code == 200 and 'id="q"' in page.text and "/static/app.js" in page.text
+    assert client.get("/static/app.js").status_code == 200 and client.get("/static/style.css").status_code == 200
+
+
+def test_no_cors_unless_configured(client: TestClient, engine: CatalogSearch, images: CatalogImages, served_paths: dict[str, Path]) -> None:
+    origin = {"Origin": "https://shop.example"}
+    assert "access-control-allow-origin" not in client.get("/health", headers=origin).headers
+    with make_client(engine, images, served_paths, cors_origins=("https://shop.example",)) as allowed:
+        assert allowed.get("/health", headers=origin).headers["access-control-allow-origin"] == "https://shop.example"
+
+
+def test_concurrent_requests_get_the_same_answers_as_serial_ones(engine: CatalogSearch, images: CatalogImages, served_paths: dict[str, Path]) -> None:
+    """Without the query cache, so concurrent queries really share forward passes."""
+    queries = [f"{colour} {kind}" for colour in ("red", "blue", "black", "white") for kind in ("dress", "shoes", "watch")]
+    with make_client(engine, images, served_paths, query_cache=0) as uncached:
+
+        def ids(query: str) -> list[int]:
+            return [h["id"] for h in uncached.get("/api/search", params={"q": query, "k": 5}).json()["results"]]
+
+        serial = [ids(q) for q in queries]
+        with ThreadPoolExecutor(8) as pool:
+            assert list(pool.map(ids, queries)) == serial
+
+
+def test_serve_command_binds_localhost_without_cors_by_default(served_paths: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    started: dict[str, Any] = {}
+    monkeypatch.setattr(service, "serve", lambda engine, settings, host, port: started.update(engine=engine, settings=settings, host=host, port=port))
+    main(["serve", "--model", str(served_paths["model"]), "--embeddings", str(served_paths["embeddings"]), "--catalog", str(served_paths["catalog"])])
+    settings = started["settings"]
+    assert (started["host"], started["port"]) == ("127.0.0.1", 8000)
+    assert settings.cors_origins == () and settings.max_upload_bytes == 10 * 2**20
+    assert settings.source.kind == "folder" and settings.source.model == served_paths["model"]
+    assert len(started["engine"]) > 100
+
+
+def test_a_server_bug_is_a_one_line_500(engine: CatalogSearch, images: CatalogImages, served_paths: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*args: Any) -> None:
+        raise RuntimeError("index exploded")
+
+    monkeypatch.setattr(engine, "search_text", broken)
+    with make_client(engine, images, served_paths, raise_server_exceptions=False) as failing:
+        assert_error(failing.get("/api/search", params={"q": "red"}), 500, "internal error (RuntimeError)")
+
+
+def test_facets_give_a_price_column_its_range() -> None:
+    info = pd.DataFrame({"gender": ["Men", "Women", None], "price": [19.5, 120.0, None]})
+    assert catalog_facets(info, ["gender", "price"]) == [
+        {"name": "gender", "values": [{"value": "Men", "count": 1}, {"value": "Women", "count": 1}]},
+        {"name": "price", "min": 19.5, "max": 120.0},
+    ]
