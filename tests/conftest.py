@@ -27,13 +27,13 @@ def clean_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def served_paths(clean_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """An untrained tiny model and its embeddings of `clean_dir`: what the server tests serve (seconds to make)."""
+    """An untrained micro model and its embeddings of `clean_dir`: what the server tests serve (seconds to make)."""
     # Imported here, not at the top: the other tests' collection should not pay for loading torch.
     from modaclip.clip_model import create_base_model, save_model
     from modaclip.config import EmbedParams
     from modaclip.embedding import embed_catalog
 
     root = tmp_path_factory.mktemp("served")
-    save_model(create_base_model("modaclip-tiny", "none", seed=0), root / "model")
+    save_model(create_base_model(TEST_ARCH, "none", seed=0), root / "model")
     embed_catalog(root / "model", clean_dir, root / "embeddings", EmbedParams(batch_size=32))
     return {"model": root / "model", "embeddings": root / "embeddings", "catalog": clean_dir}
