@@ -177,6 +177,8 @@ def similar_command(args: argparse.Namespace) -> None:
     else:
         raise ModaclipError(f"{target}: neither an image file nor a product id")
     engine = open_engine(args)
+    if isinstance(query, bytes) and (same := engine.products_with_image(query)):
+        print(f"{target} is the stored image of catalog product {', '.join(map(str, same))}: searching as that product, itself excluded", file=sys.stderr)
     hits = engine.similar(query, args.k, parse_filters(args.filter))
     label = f"similar to {target}"
     if args.json:
