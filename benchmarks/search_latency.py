@@ -84,13 +84,18 @@ def sweep(kind: str, args: argparse.Namespace) -> list[tuple[IndexParams, str]]:
     """(params, label) for every query-time setting of one index kind."""
     base = IndexParams(
         type=kind, hnsw_m=args.hnsw_m, hnsw_ef_construction=args.ef_construction, ivf_lists=args.ivf_lists,
-        pq_m=args.pq_m, refine_factor=args.refine_factor,
+        pq_m=args.pq_m,
     )
     if kind == "hnsw":
         label = f"M={args.hnsw_m} efC={args.ef_construction}"
         return [(base.model_copy(update={"ef_search": v}), f"{label} efSearch={v}") for v in args.ef_search]
-    label = f"lists={args.ivf_lists}" + (f" pq_m={args.pq_m} refine={args.refine_factor}" if kind == "ivfpq" else "")
-    return [(base.model_copy(update={"nprobe": v}), f"{label} nprobe={v}") for v in args.nprobe]
+    if kind == "ivfpq":
+        return [
+            (base.model_copy(update={"nprobe": v, "refine_factor": r}), f"lists={args.ivf_lists} pq_m={args.pq_m} nprobe={v} refine={r}")
+            for r in args.refine_factor
+            for v in args.nprobe
+        ]
+    return [(base.model_copy(update={"nprobe": v}), f"lists={args.ivf_lists} nprobe={v}") for v in args.nprobe]
 
 
 def main() -> None:
@@ -111,7 +116,7 @@ def main() -> None:
     parser.add_argument("--ivf-lists", type=int, default=2048)
     parser.add_argument("--nprobe", type=int, nargs="+", default=[8, 16, 32, 64, 128])
     parser.add_argument("--pq-m", type=int, default=64)
-    parser.add_argument("--refine-factor", type=int, default=4)
+    parser.add_argument("--refine-factor", type=int, nargs="+", default=[4, 16], help="ivfpq: PQ candidates per result re-ranked exactly")
     parser.add_argument("--build-threads", type=int, default=os.cpu_count())
     parser.add_argument("--query-threads", type=int, default=1, help="faiss threads while timing single queries")
     args = parser.parse_args()

@@ -93,7 +93,10 @@ def _training_sample(vectors: np.ndarray, size: int) -> np.ndarray:
 
 
 def set_search_params(index: faiss.Index, params: IndexParams) -> None:
-    """Query-time knobs (HNSW efSearch, IVF nprobe) are not stored in the file, so set them on load too."""
+    """Query-time knobs (HNSW efSearch, IVF nprobe, IVF-PQ re-ranking depth) are set on load too, so a
+    change in params takes effect without rebuilding the index."""
+    if isinstance(index, faiss.IndexRefine):
+        index.k_factor = params.refine_factor
     inner = faiss.downcast_index(index.base_index) if isinstance(index, faiss.IndexRefine) else faiss.downcast_index(index)
     if isinstance(inner, faiss.IndexHNSW):
         inner.hnsw.efSearch = params.ef_search
