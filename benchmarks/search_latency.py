@@ -107,7 +107,7 @@ def main() -> None:
     parser.add_argument("--groups", type=int, default=100)
     parser.add_argument("--clusters", type=int, default=10_000)
     parser.add_argument("--zipf", type=float, default=0.8, help="cluster size ~ 1 / rank^zipf")
-    parser.add_argument("--spread", type=float, default=1.5, help="mean noise scale around a centre (centre norm ~ sqrt(dim))")
+    parser.add_argument("--spread", type=float, default=2.0, help="mean noise scale around a centre (centre norm ~ sqrt(dim))")
     parser.add_argument("--work", default="/tmp/modaclip-bench", help="folder for the vectors file")
     parser.add_argument("--kinds", nargs="+", default=["ivfflat", "ivfpq", "hnsw"])
     parser.add_argument("--hnsw-m", type=int, default=32)
