@@ -1,12 +1,19 @@
 """Embedding throughput of the embed stage vs a naive one-image-at-a-time loop, and the stage's peak memory.
 
     PYTHONPATH=src python benchmarks/embed_throughput.py --n 20000 --naive 300
+    PYTHONPATH=src python benchmarks/embed_throughput.py --n 100000 --pool 100000 --naive 0 \
+        --catalog /tmp/modaclip-100k --memory-log /tmp/modaclip-100k-memory.csv     # the 100k bound
 
-The catalog is `--pool` distinct synthetic product shots repeated under new ids up to N rows
-(decoding and embedding cost the same as N distinct shots; generating 100k would take longer than
-the benchmark). The stage runs as a subprocess (`stages/embed.py`, exactly as `dvc repro` runs it)
-so its peak RSS is its own; the naive loop decodes, preprocesses and embeds one image per forward
-pass with the same model, over the first `--naive` images, and its rate is per image.
+The catalog is `--pool` distinct synthetic product shots (the project's generator, `--image-size` px,
+as the caption stage stores them) repeated under new ids up to N rows; `--pool N` makes every row a
+distinct product. `--catalog DIR` keeps the generated catalog there and reuses it on the next run
+(generating 100k products takes ~10 min on 2 cores). The stage runs as a subprocess
+(`stages/embed.py`, exactly as `dvc repro` runs it) with an untrained modaclip-tiny (throughput and
+memory do not depend on the weights). Its memory is sampled every `--sample-s` seconds over the
+whole process tree (the stage and its DataLoader workers): peak RSS, and peak anonymous RSS, which
+leaves out the file-backed pages of the vectors memmap that the kernel can write back and drop.
+The naive loop decodes, preprocesses and embeds one image per forward pass with the same model, over
+the first `--naive` images.
 """
 
 from __future__ import annotations
@@ -14,14 +21,15 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from datetime import date
+from datetime import datetime, timezone
 from pathlib import Path
 
+import psutil
 import torch
 
 from modaclip.catalog_io import read_catalog, write_parts
@@ -30,6 +38,7 @@ from modaclip.synthetic import generate_catalog
 
 ROOT = Path(__file__).resolve().parents[1]
 PART_ROWS = 5000
+MIB = 1024**2
 
 
 def write_catalog(directory: Path, count: int, pool: int, image_size: int) -> None:
@@ -45,19 +54,61 @@ def write_catalog(directory: Path, count: int, pool: int, image_size: int) -> No
     write_parts(parts(), directory)
 
 
-def run_stage(work: Path, model: Path, catalog: Path, batch_size: int, workers: int) -> tuple[float, float]:
-    """(seconds, peak RSS in MiB) of `stages/embed.py` over the catalog."""
+class TreeMemory:
+    """Samples RSS and anonymous RSS summed over a process and all its descendants, in a thread."""
+
+    def __init__(self, pid: int, every_s: float, log: Path | None) -> None:
+        self.root, self.every_s, self.log = psutil.Process(pid), every_s, log
+        self.peak_rss = self.peak_anon = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self) -> TreeMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _sample(self) -> None:
+        start = time.perf_counter()
+        out = self.log.open("w") if self.log else None
+        if out:
+            out.write("seconds,processes,rss_mib,anon_mib\n")
+        while not self._stop.wait(self.every_s):
+            rss = anon = processes = 0
+            try:
+                for process in [self.root, *self.root.children(recursive=True)]:
+                    info = process.memory_info()
+                    rss, anon, processes = rss + info.rss, anon + info.rss - info.shared, processes + 1
+            except psutil.Error:  # a worker exited between listing and reading it
+                continue
+            self.peak_rss, self.peak_anon = max(self.peak_rss, rss), max(self.peak_anon, anon)
+            if out:
+                out.write(f"{time.perf_counter() - start:.1f},{processes},{rss / MIB:.0f},{anon / MIB:.0f}\n")
+                out.flush()
+        if out:
+            out.close()
+
+
+def run_stage(
+    work: Path, model: Path, catalog: Path, batch_size: int, workers: int, sample_s: float, log: Path | None
+) -> tuple[float, TreeMemory]:
+    """(seconds, sampled memory) of `stages/embed.py` over the catalog."""
     params = work / "params.yaml"
     params.write_text(f"embed:\n  batch_size: {batch_size}\n  num_workers: {workers}\n")
     env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     start = time.perf_counter()
-    subprocess.run(
+    stage = subprocess.Popen(
         [sys.executable, str(ROOT / "stages/embed.py"), "--params", str(params), "--model", str(model),
          "--data", str(catalog), "--out", str(work / "embeddings")],
-        check=True, env=env,
+        env=env,
     )
-    seconds = time.perf_counter() - start
-    return seconds, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    with TreeMemory(stage.pid, sample_s, log) as memory:
+        if stage.wait():
+            sys.exit(f"stages/embed.py failed with status {stage.returncode}")
+    return time.perf_counter() - start, memory
 
 
 @torch.inference_mode()
@@ -74,26 +125,38 @@ def naive_rate(model: Path, catalog: Path, count: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=20000, help="catalog rows embedded by the stage")
-    parser.add_argument("--pool", type=int, default=1000, help="distinct generated images")
+    parser.add_argument("--pool", type=int, default=1000, help="distinct generated images (--pool N: all distinct)")
     parser.add_argument("--image-size", type=int, default=128)
-    parser.add_argument("--naive", type=int, default=300, help="images embedded by the naive loop")
+    parser.add_argument("--catalog", type=Path, help="keep the generated catalog here, or reuse it if it exists")
+    parser.add_argument("--naive", type=int, default=300, help="images embedded by the naive loop; 0 skips it")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--workers", type=int, default=0)
+    parser.add_argument("--sample-s", type=float, default=0.5, help="seconds between memory samples")
+    parser.add_argument("--memory-log", type=Path, help="write every memory sample to this CSV")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
+        catalog = args.catalog or work / "catalog"
+        if not catalog.is_dir():
+            start = time.perf_counter()
+            write_catalog(catalog, args.n, args.pool, args.image_size)
+            print(f"# generated {args.n:,} rows ({args.pool:,} distinct) in {time.perf_counter() - start:.0f} s", flush=True)
+        if len(read_catalog(catalog, columns=["id"])) != args.n:
+            sys.exit(f"{catalog}: holds another number of rows than --n {args.n}; delete it or pass its size")
         save_model(create_base_model("modaclip-tiny", "none", seed=0), work / "model")
-        write_catalog(work / "catalog", args.n, args.pool, args.image_size)
-        seconds, peak = run_stage(work, work / "model", work / "catalog", args.batch_size, args.workers)
-        naive = naive_rate(work / "model", work / "catalog", args.naive)
+        seconds, memory = run_stage(work, work / "model", catalog, args.batch_size, args.workers, args.sample_s, args.memory_log)
+        naive = naive_rate(work / "model", catalog, args.naive) if args.naive else None
     stage = args.n / seconds
     print(f"# modaclip-tiny, {args.image_size}px JPEGs, {torch.get_num_threads()} torch threads, "
-          f"{os.cpu_count()} cores ({platform.machine()}), {date.today()}")
-    print("| path | images | batch | workers | images/s | peak RSS MiB |")
-    print("|---|---:|---:|---:|---:|---:|")
-    print(f"| embed stage (incl. start-up, index) | {args.n} | {args.batch_size} | {args.workers} | {stage:.0f} | {peak:.0f} |")
-    print(f"| naive loop, one image per pass | {args.naive} | 1 | 0 | {naive:.0f} | - |")
-    print(f"stage / naive = {stage / naive:.1f}x")
+          f"{os.cpu_count()} cores ({platform.machine()}), {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, "
+          f"load average {os.getloadavg()[0]:.1f} at the end")
+    print("| path | images | distinct | batch | workers | images/s | peak RSS MiB | peak anon RSS MiB |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    print(f"| embed stage (incl. start-up, index) | {args.n} | {min(args.pool, args.n)} | {args.batch_size} | "
+          f"{args.workers} | {stage:.0f} | {memory.peak_rss / MIB:.0f} | {memory.peak_anon / MIB:.0f} |")
+    if naive:
+        print(f"| naive loop, one image per pass | {args.naive} | {args.naive} | 1 | 0 | {naive:.0f} | - | - |")
+        print(f"stage / naive = {stage / naive:.1f}x")
 
 
 if __name__ == "__main__":

@@ -72,3 +72,10 @@ def test_missing_index_file_is_an_error(tmp_path) -> None:
 def test_pq_m_must_divide_the_dimension(vectors: np.ndarray) -> None:
     with pytest.raises(ModaclipError, match="pq_m"):
         build_index(vectors, IndexParams(type="ivfpq", pq_m=7))
+
+
+def test_query_time_params_of_a_saved_index_follow_the_params_on_load(vectors: np.ndarray, tmp_path) -> None:
+    """nprobe and the IVF-PQ re-ranking depth can be tuned in params.yaml without rebuilding the index."""
+    save_index(build_index(vectors, IndexParams(type="ivfpq", ivf_lists=16, nprobe=2, pq_m=8, refine_factor=2)), tmp_path / "index.faiss")
+    loaded = load_index(tmp_path / "index.faiss", IndexParams(type="ivfpq", nprobe=9, refine_factor=12))
+    assert loaded.k_factor == 12 and faiss.extract_index_ivf(loaded).nprobe == 9

@@ -1,10 +1,11 @@
+import io
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from modaclip.clip_model import create_base_model, save_model
+from modaclip.clip_model import create_base_model, decode_image, save_model
 from modaclip.cli import main
 from modaclip.config import EmbedParams, IndexParams
 from modaclip.embedding import embed_catalog, load_embeddings
@@ -137,9 +138,23 @@ def test_similar_to_a_product_excludes_itself(engine: CatalogSearch) -> None:
     assert all(hit.attributes["gender"] == "Women" for hit in women)
 
 
-def test_similar_to_a_products_image_finds_that_product_first(engine: CatalogSearch) -> None:
+def test_a_products_stored_image_is_searched_as_that_product(engine: CatalogSearch) -> None:
     product = int(engine.ids[3])
-    hits = engine.similar(engine.images([product])[product], k=3)
+    image = engine.images([product])[product]
+    assert engine.products_with_image(image) == [product]
+    for filters in ([], parse_filters([f"gender={engine.info.loc[3, 'gender']}"])):
+        by_image, by_id = engine.similar(image, k=5, filters=filters), engine.similar(product, k=5, filters=filters)
+        assert len(by_image) == 5 and product not in [hit.id for hit in by_image]
+        assert [(hit.id, hit.score) for hit in by_image] == [(hit.id, hit.score) for hit in by_id]
+
+
+def test_a_new_photo_of_a_product_is_searched_as_a_new_image(engine: CatalogSearch) -> None:
+    """The same pixels saved as PNG are not the stored file, so they are embedded and the product itself can rank first."""
+    product = int(engine.ids[3])
+    png = io.BytesIO()
+    decode_image(engine.images([product])[product]).save(png, format="PNG")
+    assert engine.products_with_image(png.getvalue()) == []
+    hits = engine.similar(png.getvalue(), k=3)
     assert hits[0].id == product and hits[0].score == pytest.approx(1.0, abs=1e-4)
 
 
@@ -184,6 +199,17 @@ def test_cli_similar_json_and_grid(engine_paths: dict[str, Path], engine: Catalo
     assert payload[0]["query"] == product and len(payload[0]["results"]) == 4
     assert product not in [str(r["id"]) for r in payload[0]["results"]]
     assert (tmp_path / "grid.png").stat().st_size > 0
+
+
+def test_cli_similar_to_a_stored_product_image_excludes_that_product(engine_paths: dict[str, Path], engine: CatalogSearch, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    product = int(engine.ids[5])
+    image = tmp_path / "stored.jpg"
+    image.write_bytes(engine.images([product])[product])
+    main(["similar", str(image), "-k", "4", "--json", *cli_paths(engine_paths)])
+    by_image = json.loads(capsys.readouterr().out)[0]["results"]
+    main(["similar", str(product), "-k", "4", "--json", *cli_paths(engine_paths)])
+    by_id = json.loads(capsys.readouterr().out)[0]["results"]
+    assert len(by_image) == 4 and by_image == by_id
 
 
 def test_cli_classify_json(engine_paths: dict[str, Path], engine: CatalogSearch, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -14,7 +14,7 @@ from modaclip.errors import ModaclipError
 from modaclip.eval_report import markdown_report, read_eval_json
 from modaclip.filters import parse_filters
 from modaclip.grid import GridCell, retrieval_grid, save_png_atomic
-from modaclip.registry import search_inputs, search_source
+from modaclip.model_choice import model_folder, search_folders, search_source_for
 from modaclip.retrain import EXIT_KEPT, retrain
 from modaclip.search import DEFAULT_CATALOG_DIR, DEFAULT_EMBEDDINGS_DIR, DEFAULT_MODEL_DIR, CatalogSearch, SearchHit, read_image_file
 from modaclip.zero_shot import DEFAULT_TEMPLATES, classify_image
@@ -66,20 +66,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
+def add_model_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model",
         default="production",
-        help=f"production (the registry's prod version, {DEFAULT_MODEL_DIR} until one is promoted), a version such as v2, or a saved model folder",
+        help=(
+            f"production (the registry's prod version, {DEFAULT_MODEL_DIR} until one is promoted), a version such as v2, "
+            "base (the untuned model of params.yaml; its catalog embeddings are computed once and cached), or a saved model folder"
+        ),
     )
+
+
+def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
+    add_model_argument(parser)
     parser.add_argument("--embeddings", help=f"catalog embeddings made with that model (default: the version's, else {DEFAULT_EMBEDDINGS_DIR})")
     parser.add_argument("--catalog", help=f"clean catalog folder (default: the version's, else {DEFAULT_CATALOG_DIR})")
 
 
 def open_engine(args: argparse.Namespace) -> CatalogSearch:
-    """The search engine for --model (a registry version or a folder) and its embeddings and catalog."""
-    inputs = search_inputs(args.model)
-    return CatalogSearch.open(inputs["model"], args.embeddings or inputs["embeddings"], args.catalog or inputs["catalog"])
+    """The search engine for --model (a registry version, the base model or a folder) and its embeddings and catalog."""
+    folders = search_folders(args.model, args.embeddings, args.catalog)
+    return CatalogSearch.open(folders["model"], folders["embeddings"], folders["catalog"])
 
 
 def add_filter_argument(parser: argparse.ArgumentParser) -> None:
@@ -116,7 +123,7 @@ def add_classify_command(commands: argparse._SubParsersAction) -> None:
     classify.add_argument("-k", type=int, default=None, help="show only the k most likely labels (default all)")
     classify.add_argument("--json", action="store_true", help="print results as JSON for scripts")
     classify.add_argument("--grid", metavar="PNG", help="also save a picture of the image with its top label")
-    classify.add_argument("--model", default=str(DEFAULT_MODEL_DIR), help="saved model folder (default %(default)s)")
+    add_model_argument(classify)
     classify.set_defaults(handler=classify_command)
 
 
@@ -141,7 +148,7 @@ def serve_command(args: argparse.Namespace) -> None:
 
     if args.max_upload_mb <= 0 or args.threads < 1 or args.query_cache < 0:
         raise ModaclipError("--max-upload-mb must be positive, --threads at least 1 and --query-cache at least 0")
-    source = search_source(args.model)
+    source = search_source_for(args.model, args.catalog)
     engine = CatalogSearch.open(source.model, args.embeddings or source.embeddings, args.catalog or source.catalog)
     settings = ServiceSettings(source, int(args.max_upload_mb * 2**20), tuple(args.cors_origin), args.threads, args.query_cache)
     serve(engine, settings, args.host, args.port)
@@ -205,6 +212,8 @@ def similar_command(args: argparse.Namespace) -> None:
     else:
         raise ModaclipError(f"{target}: neither an image file nor a product id")
     engine = open_engine(args)
+    if isinstance(query, bytes) and (same := engine.products_with_image(query)):
+        print(f"{target} is the stored image of catalog product {', '.join(map(str, same))}: searching as that product, itself excluded", file=sys.stderr)
     hits = engine.similar(query, args.k, parse_filters(args.filter))
     label = f"similar to {target}"
     if args.json:
@@ -221,7 +230,7 @@ def classify_command(args: argparse.Namespace) -> None:
     if args.k is not None and args.k < 1:
         raise ModaclipError(f"k must be at least 1, got {args.k}")
     image = read_image_file(args.image)
-    ranked = classify_image(load_model(args.model), image, args.labels, args.template or DEFAULT_TEMPLATES)[: args.k]
+    ranked = classify_image(load_model(model_folder(args.model)), image, args.labels, args.template or DEFAULT_TEMPLATES)[: args.k]
     if args.json:
         payload = {"image": args.image, "labels": [{"label": l, "score": round(s, 6), "probability": round(p, 6)} for l, s, p in ranked]}
         json.dump(payload, sys.stdout, indent=2)

@@ -20,6 +20,7 @@ import numpy as np
 import open_clip
 import torch
 from PIL import Image
+from safetensors.torch import save as save_weights_bytes
 from safetensors.torch import save_file
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
@@ -123,11 +124,19 @@ def save_model(bundle: ClipBundle, directory: str | Path, meta: dict[str, Any] |
     visual = bundle.model.visual
     preprocess_cfg = {"mean": list(visual.image_mean), "std": list(visual.image_std)}
     config = {"model_cfg": bundle.model_cfg, "preprocess_cfg": preprocess_cfg}
-    state = {k: v.detach().cpu().contiguous() for k, v in bundle.model.state_dict().items()}
     with atomic_directory(directory) as tmp:
         (tmp / OPEN_CLIP_CONFIG).write_text(json.dumps(config, indent=2))
-        save_file(state, str(tmp / WEIGHTS_FILE))
+        save_file(_weights(bundle), str(tmp / WEIGHTS_FILE))
         (tmp / META_FILE).write_text(json.dumps({**bundle.meta, **(meta or {})}, indent=2))
+
+
+def _weights(bundle: ClipBundle) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().contiguous() for k, v in bundle.model.state_dict().items()}
+
+
+def weights_digest(bundle: ClipBundle) -> str:
+    """The `weights_fingerprint` the model would have once saved, computed without writing it."""
+    return hashlib.sha256(save_weights_bytes(_weights(bundle))).hexdigest()
 
 
 def load_model(directory: str | Path, device: str = "cpu") -> ClipBundle:

@@ -102,7 +102,7 @@ class IndexParams(Section):
     ivf_lists: int = Field(0, ge=0)
     nprobe: int = Field(16, ge=1)
     pq_m: int = Field(64, ge=1)
-    refine_factor: int = Field(4, ge=1)
+    refine_factor: int = Field(64, ge=1)
     train_sample: int = Field(100000, ge=1)
 
 

@@ -238,9 +238,14 @@ def load_embeddings(directory: str | Path, model_dir: str | Path) -> tuple[np.nd
     wrong results, so a mismatch is an error.
     """
     embeddings = read_embeddings(directory)
+    check_embedded_with(embeddings, directory, model_dir)
+    return embeddings.ids, embeddings.vectors, embeddings.meta
+
+
+def check_embedded_with(embeddings: Embeddings, directory: str | Path, model_dir: str | Path) -> None:
+    """Refuse embeddings made with other weights than `model_dir`'s: they would give silently wrong results."""
     if embeddings.meta.get("model_sha256") != weights_fingerprint(model_dir):
         raise ModaclipError(
             f"{directory} was embedded with another model than {model_dir}; "
             f"run `python stages/embed.py --model {model_dir} --out DIR` and pass --embeddings DIR"
         )
-    return embeddings.ids, embeddings.vectors, embeddings.meta

@@ -59,8 +59,9 @@ INDEX_BUILDERS: dict[str, Callable[[int, int, IndexParams], faiss.Index]] = {
     "ivfflat": _ivfflat,
     "ivfpq": _ivfpq,
 }
-# IVF-Flat, not HNSW: on a 2-core machine HNSW took 226 s to build over 100k vectors where IVF-Flat
-# took 44 s, at the same recall and sub-5 ms latency (notes/search-scale.md).
+# IVF-Flat, not HNSW: over 1M noisy, overlapping synthetic clusters on 2 cores, IVF-Flat (nprobe 16)
+# built in 105 s and reached recall@10 0.985 at p50 2.8 ms; HNSW took 2,180 s and reached 0.80 at
+# efSearch 256 (BENCHMARKS.md, "Search latency and recall at 1M vectors").
 AUTO_APPROXIMATE = "ivfflat"
 
 
@@ -107,7 +108,10 @@ def index_kind_of(index: faiss.Index) -> str:
 
 
 def set_search_params(index: faiss.Index, params: IndexParams) -> None:
-    """Query-time knobs (HNSW efSearch, IVF nprobe) are not stored in the file, so set them on load too."""
+    """Query-time knobs (HNSW efSearch, IVF nprobe, IVF-PQ re-ranking depth) are set on load too, so a
+    change in params takes effect without rebuilding the index."""
+    if isinstance(index, faiss.IndexRefine):
+        index.k_factor = params.refine_factor
     inner = faiss.downcast_index(index.base_index) if isinstance(index, faiss.IndexRefine) else faiss.downcast_index(index)
     if isinstance(inner, faiss.IndexHNSW):
         inner.hnsw.efSearch = params.ef_search

@@ -131,7 +131,7 @@ class SearchSource:
     model: Path
     embeddings: Path
     catalog: Path
-    kind: str  # "production", "version", "pipeline" (no production yet) or "folder"
+    kind: str  # "production", "version", "pipeline" (no production yet), "folder" or "base" (see model_choice)
     description: str
     version: str | None = None
 

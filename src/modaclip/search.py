@@ -21,7 +21,7 @@ from PIL import Image, UnidentifiedImageError
 from modaclip.catalog_io import part_files, read_catalog
 from modaclip.clip_model import ClipBundle, decode_image, encode_images, encode_texts, load_model
 from modaclip.config import IndexParams
-from modaclip.embedding import load_embeddings
+from modaclip.embedding import check_embedded_with, image_key, read_embeddings
 from modaclip.errors import ModaclipError
 from modaclip.filters import FILTERABLE_COLUMNS, AttributeFilter, filter_mask
 from modaclip.grid import GridCell, retrieval_grid
@@ -63,8 +63,10 @@ class CatalogSearch:
         catalog_dir: Path,
         index: faiss.Index | None = None,
         index_params: IndexParams = IndexParams(),
+        image_keys: np.ndarray | None = None,
     ) -> None:
         self.bundle, self.ids, self.vectors = bundle, ids, vectors
+        self.image_keys = image_keys
         self.info = info.reset_index(drop=True)
         self.catalog_dir = catalog_dir
         self.index = index if index is not None else _flat_index(vectors)
@@ -83,12 +85,14 @@ class CatalogSearch:
         embeddings_dir: str | Path = DEFAULT_EMBEDDINGS_DIR,
         catalog_dir: str | Path = DEFAULT_CATALOG_DIR,
     ) -> CatalogSearch:
-        ids, vectors, meta = load_embeddings(embeddings_dir, model_dir)
+        embeddings = read_embeddings(embeddings_dir)
+        check_embedded_with(embeddings, embeddings_dir, model_dir)
         bundle = load_model(model_dir)
+        meta = embeddings.meta
         params = IndexParams.model_validate({k: v for k, v in meta.get("index", {}).items() if k != "type"})
         index = load_index(Path(embeddings_dir) / INDEX_FILE, params) if "index" in meta else None
-        info = _aligned_info(catalog_dir, ids)
-        return cls(bundle, ids, vectors, info, Path(catalog_dir), index, params)
+        info = _aligned_info(catalog_dir, embeddings.ids)
+        return cls(bundle, embeddings.ids, embeddings.vectors, info, Path(catalog_dir), index, params, embeddings.image_keys)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -117,22 +121,42 @@ class CatalogSearch:
         return results
 
     def similar(self, image_or_id: bytes | int, k: int = 10, filters: Sequence[AttributeFilter] = ()) -> list[SearchHit]:
-        """The k products most similar to a catalog product (itself excluded) or to an image's bytes."""
+        """The k products most similar to a catalog product or to an image's bytes, the product itself excluded.
+
+        An image whose bytes are a catalog product's stored photo is that product: searching with
+        it gives the same hits as its id, not the product itself first at score 1.
+        """
         self._check_k(k)
         allowed = filter_mask(self.info, filters)
         if isinstance(image_or_id, bytes):
-            query = encode_images(self.bundle, [image_or_id])
-            return self._search_vectors(query, k, allowed)[0]
+            same = self._rows_of_image(image_or_id)
+            if not len(same):
+                return self._search_vectors(encode_images(self.bundle, [image_or_id]), k, allowed)[0]
+            return self._similar_to_rows(same, k, allowed)
         row = self.row_of.get(int(image_or_id))
         if row is None:
             raise ModaclipError(f"product id {image_or_id} is not in the catalog")
-        query = np.asarray(self.vectors[[row]], dtype=np.float32)
-        if allowed is None:  # one extra hit from the plain index, then drop the product itself
-            rows, scores = self._ranked_rows(query, min(k + 1, len(self)), None)[0]
-            keep = rows != row
-            return self._hits(rows[keep][:k], scores[keep][:k])
+        return self._similar_to_rows(np.array([row]), k, allowed)
+
+    def products_with_image(self, image: bytes) -> list[int]:
+        """Ids of the catalog products whose stored photo is exactly these bytes (usually none or one)."""
+        return self.ids[self._rows_of_image(image)].tolist()
+
+    def _rows_of_image(self, image: bytes) -> np.ndarray:
+        """Embedding rows whose stored image has these bytes, by the digest the embed stage recorded."""
+        if self.image_keys is None:
+            return np.empty(0, dtype=np.int64)
+        return np.flatnonzero(self.image_keys == image_key(image))
+
+    def _similar_to_rows(self, rows: np.ndarray, k: int, allowed: np.ndarray | None) -> list[SearchHit]:
+        """Hits for the stored vector of rows[0], leaving out every row in `rows` (the query itself)."""
+        query = np.asarray(self.vectors[rows[:1]], dtype=np.float32)
+        if allowed is None:  # a few extra hits from the plain index, then drop the query's own rows
+            found, scores = self._ranked_rows(query, min(k + len(rows), len(self)), None)[0]
+            keep = ~np.isin(found, rows)
+            return self._hits(found[keep][:k], scores[keep][:k])
         allowed = allowed.copy()
-        allowed[row] = False
+        allowed[rows] = False
         return self._search_vectors(query, k, allowed)[0]
 
     def _search_vectors(self, query_vectors: np.ndarray, k: int, allowed: np.ndarray | None) -> list[list[SearchHit]]:
