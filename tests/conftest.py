@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,33 @@ from modaclip.synthetic import generate_catalog
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 TEST_ARCH = "modaclip-micro"  # 3M parameters: trains ~7x faster than the default modaclip-tiny
 TINY_TRAIN = TrainParams(epochs=2, batch_size=16, lr=1e-3, warmup_steps=2, seed=0)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist each worker computes on one thread, as do the pipeline stages it starts.
+
+    The suite runs a worker per core; torch's default of a thread per core in every worker made
+    the small in-process training steps several times slower than serially.
+    """
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        os.environ["OMP_NUM_THREADS"] = "1"
+        import torch
+
+        torch.set_num_threads(1)
+
+
+LONGEST_FILES = ["test_retrain.py", "test_pipeline.py"]  # about 4.5 and 2 minutes of one core
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The longest files first, then the other slow ones: xdist hands out whole files, so none may start last."""
+
+    def rank(item: pytest.Item) -> int:
+        if item.path.name in LONGEST_FILES:
+            return LONGEST_FILES.index(item.path.name)
+        return len(LONGEST_FILES) + (item.get_closest_marker("slow") is None)
+
+    items.sort(key=rank)
 
 
 @pytest.fixture(scope="session")

@@ -15,6 +15,7 @@ import pytest
 from test_pipeline import TINY, make_tiny_project, set_params, sh, stages_run
 
 from modaclip import registry
+from modaclip.cli import main
 from modaclip.catalog_io import read_catalog
 
 pytestmark = pytest.mark.slow
@@ -157,29 +158,44 @@ def test_round3_ruined_model_is_rejected_and_production_unchanged(project: Path,
     assert sh(project, "git", "rev-list", "-n1", prod_tag).strip() == round2["production"].commit
 
 
-def test_search_uses_the_production_model_and_reports_damage_in_one_line(project: Path, round3: dict) -> None:
+def cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """`modaclip ARGV` in this process (the entry point's own function; no 7 s torch import per call)."""
+    try:
+        main(argv)
+        code = 0
+    except SystemExit as stop:
+        code = int(stop.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_search_uses_the_production_model_and_reports_damage_in_one_line(
+    project: Path, round3: dict, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(project)
     production = registry.production(project)
-    found = subprocess.run(["modaclip", "search", "red dress", "-k", "3", "--json"], cwd=project, capture_output=True, text=True, check=True)
-    assert len(json.loads(found.stdout)[0]["results"]) == 3
+    code, out, err = cli(["search", "red dress", "-k", "3", "--json"], capsys)
+    assert code == 0, err
+    assert len(json.loads(out)[0]["results"]) == 3
     restored = project / "models/registry" / production.version
     assert (restored / "models/finetuned/open_clip_model.safetensors").is_file()
-    sh(project, "modaclip", "search", "red dress", "--model", "v1")
+    assert cli(["search", "red dress", "--model", "v1"], capsys)[0] == 0
 
     with open(restored / "models/finetuned/open_clip_model.safetensors", "r+b") as weights:
         weights.truncate(1000)
-    damaged = subprocess.run(["modaclip", "search", "red dress"], cwd=project, capture_output=True, text=True)
-    assert damaged.returncode == 2 and "corrupt or incomplete" in damaged.stderr
-    assert damaged.stderr.strip().count("\n") == 0, damaged.stderr
+    code, _, err = cli(["search", "red dress"], capsys)
+    assert code == 2 and "corrupt or incomplete" in err
+    assert err.strip().count("\n") == 0, err
 
     shutil.rmtree(restored)
     cache = project / ".dvc/cache"
     cache.rename(project / "cache-away")
     try:
-        missing = subprocess.run(["modaclip", "search", "red dress"], cwd=project, capture_output=True, text=True)
+        code, _, err = cli(["search", "red dress"], capsys)
     finally:
         (project / "cache-away").rename(cache)
-    assert missing.returncode == 2 and "cannot restore modaclip-model@" in missing.stderr
-    assert missing.stderr.strip().count("\n") == 0, missing.stderr
+    assert code == 2 and "cannot restore modaclip-model@" in err
+    assert err.strip().count("\n") == 0, err
     assert not restored.exists(), "a failed restore left a partial copy"
 
 
