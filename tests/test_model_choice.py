@@ -10,7 +10,7 @@ from modaclip.catalog_io import read_catalog, write_parts
 from modaclip.cli import main
 from modaclip.clip_model import create_base_model, save_model, weights_fingerprint
 from modaclip.embedding import read_embeddings
-from modaclip.model_choice import search_folders
+from modaclip.model_choice import search_source_for
 
 PARAMS = "model:\n  arch: modaclip-tiny\n  pretrained: none\ntrain:\n  seed: {seed}\nembed:\n  batch_size: 32\n"
 
@@ -49,9 +49,9 @@ def test_base_search_embeds_the_catalog_once_with_the_evaluate_base_model(
     assert len(runs) == 1 and not runs[0].is_relative_to(project / "data")
 
     save_model(create_base_model("modaclip-tiny", "none", seed=0), project / "evaluate-base")
-    folders = search_folders("base", catalog=str(clean_dir))
-    assert weights_fingerprint(folders["model"]) == weights_fingerprint(project / "evaluate-base")
-    cached = read_embeddings(folders["embeddings"])
+    source = search_source_for("base", catalog=str(clean_dir))
+    assert weights_fingerprint(source.model) == weights_fingerprint(project / "evaluate-base")
+    cached = read_embeddings(source.embeddings)
     assert cached.ids.tolist() == read_catalog(clean_dir, columns=["id"])["id"].tolist()
     assert cached.meta["model_sha256"] == weights_fingerprint(project / "evaluate-base")
 
@@ -63,16 +63,16 @@ def test_a_changed_catalog_or_model_never_meets_stale_cached_vectors(
     catalog = read_catalog(clean_dir).iloc[:50]
     write_parts([catalog.iloc[:30]], project / "small")
     write_parts([catalog], project / "grown")
-    small = search_folders("base", catalog=str(project / "small"))
-    grown = search_folders("base", catalog=str(project / "grown"))
-    assert small["model"] == grown["model"] and small["embeddings"] != grown["embeddings"]
-    assert read_embeddings(grown["embeddings"]).meta["reused"] == 30  # only the added products were embedded
-    assert read_embeddings(small["embeddings"]).ids.tolist() == catalog["id"].iloc[:30].tolist()
+    small = search_source_for("base", catalog=str(project / "small"))
+    grown = search_source_for("base", catalog=str(project / "grown"))
+    assert small.model == grown.model and small.embeddings != grown.embeddings
+    assert read_embeddings(grown.embeddings).meta["reused"] == 30  # only the added products were embedded
+    assert read_embeddings(small.embeddings).ids.tolist() == catalog["id"].iloc[:30].tolist()
 
     (project / "params.yaml").write_text(PARAMS.format(seed=1))
-    reseeded = search_folders("base", catalog=str(project / "grown"))
-    assert reseeded["model"] != grown["model"] and reseeded["embeddings"] != grown["embeddings"]
-    assert read_embeddings(reseeded["embeddings"]).meta["reused"] == 0
+    reseeded = search_source_for("base", catalog=str(project / "grown"))
+    assert reseeded.model != grown.model and reseeded.embeddings != grown.embeddings
+    assert read_embeddings(reseeded.embeddings).meta["reused"] == 0
     assert len(runs) == 3
 
 

@@ -14,7 +14,7 @@ from modaclip.errors import ModaclipError
 from modaclip.eval_report import markdown_report, read_eval_json
 from modaclip.filters import parse_filters
 from modaclip.grid import GridCell, retrieval_grid, save_png_atomic
-from modaclip.model_choice import model_folder, search_folders, search_source_for
+from modaclip.model_choice import model_folder, search_source_for
 from modaclip.retrain import EXIT_KEPT, retrain
 from modaclip.search import DEFAULT_CATALOG_DIR, DEFAULT_EMBEDDINGS_DIR, DEFAULT_MODEL_DIR, CatalogSearch, SearchHit, read_image_file
 from modaclip.zero_shot import DEFAULT_TEMPLATES, classify_image
@@ -85,8 +85,8 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
 
 def open_engine(args: argparse.Namespace) -> CatalogSearch:
     """The search engine for --model (a registry version, the base model or a folder) and its embeddings and catalog."""
-    folders = search_folders(args.model, args.embeddings, args.catalog)
-    return CatalogSearch.open(folders["model"], folders["embeddings"], folders["catalog"])
+    source = search_source_for(args.model, args.embeddings, args.catalog)
+    return CatalogSearch.open(source.model, source.embeddings, source.catalog)
 
 
 def add_filter_argument(parser: argparse.ArgumentParser) -> None:
@@ -148,8 +148,8 @@ def serve_command(args: argparse.Namespace) -> None:
 
     if args.max_upload_mb <= 0 or args.threads < 1 or args.query_cache < 0:
         raise ModaclipError("--max-upload-mb must be positive, --threads at least 1 and --query-cache at least 0")
-    source = search_source_for(args.model, args.catalog)
-    engine = CatalogSearch.open(source.model, args.embeddings or source.embeddings, args.catalog or source.catalog)
+    source = search_source_for(args.model, args.embeddings, args.catalog)
+    engine = CatalogSearch.open(source.model, source.embeddings, source.catalog)
     settings = ServiceSettings(source, int(args.max_upload_mb * 2**20), tuple(args.cors_origin), args.threads, args.query_cache)
     serve(engine, settings, args.host, args.port)
 

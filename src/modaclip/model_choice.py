@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+from dataclasses import replace
 from pathlib import Path
 
 from modaclip.catalog_io import part_files
@@ -41,30 +42,22 @@ def model_folder(spec: str, params_path: Path = DEFAULT_PARAMS_PATH) -> Path:
     return search_inputs(spec)["model"]
 
 
-def search_source_for(spec: str, catalog: str | None = None, params_path: Path = DEFAULT_PARAMS_PATH) -> SearchSource:
-    """`registry.search_source`, plus `base`: its model and catalog embeddings, made on first use."""
+def search_source_for(
+    spec: str, embeddings: str | None = None, catalog: str | None = None, params_path: Path = DEFAULT_PARAMS_PATH
+) -> SearchSource:
+    """`registry.search_source`, plus `base`; explicit --embeddings / --catalog win.
+
+    The base model's catalog embeddings are made on first use, and only when no --embeddings is given.
+    """
     if spec != BASE:
-        return search_source(spec)
+        source = search_source(spec)
+        return replace(source, embeddings=Path(embeddings or source.embeddings), catalog=Path(catalog or source.catalog))
     params = load_params(params_path)
     catalog_dir = Path(catalog or SEARCH_PATHS["catalog"])
     model_dir = base_model_dir(params, cache_dir())
-    embeddings_dir = base_embeddings_dir(model_dir, catalog_dir, params.embed, cache_dir())
+    embeddings_dir = Path(embeddings) if embeddings else base_embeddings_dir(model_dir, catalog_dir, params.embed, cache_dir())
     description = f"base model of {params_path} ({params.model.arch}, pretrained {params.model.pretrained})"
     return SearchSource(model_dir, embeddings_dir, catalog_dir, BASE, description)
-
-
-def search_folders(
-    spec: str, embeddings: str | None = None, catalog: str | None = None, params_path: Path = DEFAULT_PARAMS_PATH
-) -> dict[str, Path]:
-    """Model, embeddings and catalog folders for `--model`; explicit --embeddings / --catalog win."""
-    if spec == BASE and embeddings:
-        return {"model": model_folder(spec, params_path), "embeddings": Path(embeddings), "catalog": Path(catalog or SEARCH_PATHS["catalog"])}
-    source = search_source_for(spec, catalog, params_path)
-    return {
-        "model": source.model,
-        "embeddings": Path(embeddings) if embeddings else source.embeddings,
-        "catalog": Path(catalog) if catalog else source.catalog,
-    }
 
 
 def base_model_dir(params: Params, cache: Path) -> Path:
