@@ -37,8 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--hybrid", action="store_true", help="fuse the vector ranking with BM25 over names and attributes")
     add_filter_argument(search)
     search.add_argument("-k", type=int, default=10, help="results per query (default 10)")
-    search.add_argument("--json", action="store_true", help="print results as JSON for scripts")
-    search.add_argument("--grid", metavar="PNG", help="also save a picture of the results to this file")
+    add_output_arguments(search)
     add_engine_arguments(search)
     search.set_defaults(handler=search_command)
     report = commands.add_parser(
@@ -89,6 +88,11 @@ def open_engine(args: argparse.Namespace) -> CatalogSearch:
     return CatalogSearch.open(source.model, source.embeddings, source.catalog)
 
 
+def add_output_arguments(parser: argparse.ArgumentParser, grid_help: str = "also save a picture of the results to this file") -> None:
+    parser.add_argument("--json", action="store_true", help="print results as JSON for scripts")
+    parser.add_argument("--grid", metavar="PNG", help=grid_help)
+
+
 def add_filter_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--filter", action="append", default=[], metavar="ATTR=VALUE",
@@ -105,8 +109,7 @@ def add_similar_command(commands: argparse._SubParsersAction) -> None:
     similar.add_argument("target", metavar="IMAGE_OR_PRODUCT_ID", help="an image file, or the id of a catalog product")
     similar.add_argument("-k", type=int, default=10, help="results (default 10)")
     add_filter_argument(similar)
-    similar.add_argument("--json", action="store_true", help="print results as JSON for scripts")
-    similar.add_argument("--grid", metavar="PNG", help="also save a picture of the results to this file")
+    add_output_arguments(similar)
     add_engine_arguments(similar)
     similar.set_defaults(handler=similar_command)
 
@@ -121,8 +124,7 @@ def add_classify_command(commands: argparse._SubParsersAction) -> None:
     classify.add_argument("--labels", nargs="+", required=True, help="candidate labels, e.g. --labels dress shirt jeans")
     classify.add_argument("--template", action="append", help=f"prompt with {{label}} (repeatable, averaged; default {DEFAULT_TEMPLATES[0]!r})")
     classify.add_argument("-k", type=int, default=None, help="show only the k most likely labels (default all)")
-    classify.add_argument("--json", action="store_true", help="print results as JSON for scripts")
-    classify.add_argument("--grid", metavar="PNG", help="also save a picture of the image with its top label")
+    add_output_arguments(classify, grid_help="also save a picture of the image with its top label")
     add_model_argument(classify)
     classify.set_defaults(handler=classify_command)
 
