@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -11,6 +12,10 @@ from modaclip.catalog_io import write_parts
 from modaclip.config import CaptionParams, TrainParams
 from modaclip.curate import clean_and_caption
 from modaclip.synthetic import generate_catalog
+
+if TYPE_CHECKING:
+    from modaclip.catalog_images import CatalogImages
+    from modaclip.search import CatalogSearch
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 TEST_ARCH = "modaclip-micro"  # 3M parameters: trains ~7x faster than the default modaclip-tiny
@@ -65,3 +70,18 @@ def served_paths(clean_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> d
     save_model(create_base_model(TEST_ARCH, "none", seed=0), root / "model")
     embed_catalog(root / "model", clean_dir, root / "embeddings", EmbedParams(batch_size=32))
     return {"model": root / "model", "embeddings": root / "embeddings", "catalog": clean_dir}
+
+
+@pytest.fixture(scope="module")
+def served_engine(served_paths: dict[str, Path]) -> CatalogSearch:
+    """A search engine over `served_paths`, one per test module (an app built on it swaps in its query encoder)."""
+    from modaclip.search import CatalogSearch
+
+    return CatalogSearch.open(served_paths["model"], served_paths["embeddings"], served_paths["catalog"])
+
+
+@pytest.fixture(scope="module")
+def served_images(served_engine: CatalogSearch) -> CatalogImages:
+    from modaclip.catalog_images import CatalogImages
+
+    return CatalogImages.load(served_engine.catalog_dir, served_engine.ids.tolist())

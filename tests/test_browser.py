@@ -32,20 +32,10 @@ pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"no Chromium at {
 
 
 @pytest.fixture(scope="module")
-def engine(served_paths: dict[str, Path]) -> CatalogSearch:
-    return CatalogSearch.open(served_paths["model"], served_paths["embeddings"], served_paths["catalog"])
-
-
-@pytest.fixture(scope="module")
-def images(engine: CatalogSearch) -> CatalogImages:
-    return CatalogImages.load(engine.catalog_dir, engine.ids.tolist())
-
-
-@pytest.fixture(scope="module")
-def base_url(engine: CatalogSearch, images: CatalogImages, served_paths: dict[str, Path]) -> Iterator[str]:
+def base_url(served_engine: CatalogSearch, served_images: CatalogImages, served_paths: dict[str, Path]) -> Iterator[str]:
     """uvicorn serving the app on a free port of 127.0.0.1, in a thread of this process."""
     source = SearchSource(served_paths["model"], served_paths["embeddings"], served_paths["catalog"], "folder", "test model")
-    server = uvicorn.Server(uvicorn.Config(create_app(engine, images, ServiceSettings(source)), log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(create_app(served_engine, served_images, ServiceSettings(source)), log_level="warning"))
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
@@ -107,7 +97,7 @@ def search(page: Page, text: str) -> None:
     wait_for_images(page)
 
 
-def test_search_filter_similar_and_more(page: Page, engine: CatalogSearch, tmp_path: Path) -> None:
+def test_search_filter_similar_and_more(page: Page, served_engine: CatalogSearch, tmp_path: Path) -> None:
     page.wait_for_selector("#filters select[name=gender] option[value=Women]", state="attached")
     assert "test model" in page.text_content("#model")
     search(page, "red dress")
@@ -118,7 +108,7 @@ def test_search_filter_similar_and_more(page: Page, engine: CatalogSearch, tmp_p
     page.wait_for_function("[...document.querySelectorAll('.card .meta')].every(m => m.textContent.includes('Women'))")
     wait_for_images(page)
     women = card_ids(page)
-    assert women and all(engine.info.loc[engine.row_of[i], "gender"] == "Women" for i in women)
+    assert women and all(served_engine.info.loc[served_engine.row_of[i], "gender"] == "Women" for i in women)
 
     page.click("#more")
     page.wait_for_function(f"document.querySelectorAll('.card').length > {len(women)}")
@@ -126,19 +116,19 @@ def test_search_filter_similar_and_more(page: Page, engine: CatalogSearch, tmp_p
 
     clicked = women[1]
     page.click(f".card[data-id='{clicked}']")
-    name = engine.info.loc[engine.row_of[clicked], "productDisplayName"]
+    name = served_engine.info.loc[served_engine.row_of[clicked], "productDisplayName"]
     page.wait_for_function(f"document.querySelector('#heading').textContent.includes('Similar to') && document.querySelector('#heading').textContent.includes({str(clicked)!r})")
     wait_for_images(page)
     similar = card_ids(page)
     assert name in page.text_content("#heading") and similar and clicked not in similar
-    assert all(engine.info.loc[engine.row_of[i], "gender"] == "Women" for i in similar)
+    assert all(served_engine.info.loc[served_engine.row_of[i], "gender"] == "Women" for i in similar)
     page.screenshot(path=str(tmp_path / "similar.png"), full_page=True)
     assert (tmp_path / "similar.png").stat().st_size > 10_000
 
 
-def test_dropping_a_product_photo_shows_products_like_it(page: Page, engine: CatalogSearch, images: CatalogImages) -> None:
-    product_id = int(engine.ids[7])
-    photo = images.get(product_id)
+def test_dropping_a_product_photo_shows_products_like_it(page: Page, served_engine: CatalogSearch, served_images: CatalogImages) -> None:
+    product_id = int(served_engine.ids[7])
+    photo = served_images.get(product_id)
     assert photo is not None
     transfer = page.evaluate_handle(
         """b64 => {
@@ -152,17 +142,17 @@ def test_dropping_a_product_photo_shows_products_like_it(page: Page, engine: Cat
     page.dispatch_event("#drop", "drop", {"dataTransfer": transfer})
     page.wait_for_function("document.querySelector('#heading').textContent.includes('photo.jpg')")
     wait_for_images(page)
-    assert card_ids(page) == [hit.id for hit in engine.similar(product_id, k=PAGE_SIZE)]  # the product's own photo: like its id, itself left out
+    assert card_ids(page) == [hit.id for hit in served_engine.similar(product_id, k=PAGE_SIZE)]  # the product's own photo: like its id, itself left out
 
 
 def test_choosing_a_file_and_an_error_show_in_the_page(
-    page: Page, engine: CatalogSearch, images: CatalogImages, console_errors: list[str]
+    page: Page, served_engine: CatalogSearch, served_images: CatalogImages, console_errors: list[str]
 ) -> None:
-    product_id = int(engine.ids[11])
-    page.set_input_files("#image-file", files=[{"name": "pick.jpg", "mimeType": "image/jpeg", "buffer": images.get(product_id) or b""}])
+    product_id = int(served_engine.ids[11])
+    page.set_input_files("#image-file", files=[{"name": "pick.jpg", "mimeType": "image/jpeg", "buffer": served_images.get(product_id) or b""}])
     page.wait_for_function("document.querySelector('#heading').textContent.includes('pick.jpg')")
     wait_for_images(page)
-    assert card_ids(page) == [hit.id for hit in engine.similar(product_id, k=PAGE_SIZE)]
+    assert card_ids(page) == [hit.id for hit in served_engine.similar(product_id, k=PAGE_SIZE)]
     page.set_input_files("#image-file", files=[{"name": "notes.jpg", "mimeType": "image/jpeg", "buffer": b"not an image"}])
     page.wait_for_selector("#heading .error")
     assert "not a readable image" in page.text_content("#heading") and card_ids(page) == []

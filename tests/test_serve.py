@@ -25,30 +25,20 @@ from modaclip.service import MAX_DEPTH, ServiceSettings, catalog_facets, create_
 UPLOAD_LIMIT = 3 * 2**20  # above Starlette's 1 MB spill-to-disk size, so the in-memory test means something
 
 
-@pytest.fixture(scope="module")
-def engine(served_paths: dict[str, Path]) -> CatalogSearch:
-    return CatalogSearch.open(served_paths["model"], served_paths["embeddings"], served_paths["catalog"])
-
-
-@pytest.fixture(scope="module")
-def images(engine: CatalogSearch) -> CatalogImages:
-    return CatalogImages.load(engine.catalog_dir, engine.ids.tolist())
-
-
-def make_client(engine: CatalogSearch, images: CatalogImages, paths: dict[str, Path], raise_server_exceptions: bool = True, **settings: Any) -> TestClient:
+def make_client(served_engine: CatalogSearch, served_images: CatalogImages, paths: dict[str, Path], raise_server_exceptions: bool = True, **settings: Any) -> TestClient:
     source = SearchSource(paths["model"], paths["embeddings"], paths["catalog"], "folder", f"model folder {paths['model']}")
-    app = create_app(engine, images, ServiceSettings(source, max_upload_bytes=UPLOAD_LIMIT, **settings))
+    app = create_app(served_engine, served_images, ServiceSettings(source, max_upload_bytes=UPLOAD_LIMIT, **settings))
     return TestClient(app, raise_server_exceptions=raise_server_exceptions)
 
 
 @pytest.fixture(scope="module")
-def client(engine: CatalogSearch, images: CatalogImages, served_paths: dict[str, Path]) -> Iterator[TestClient]:
-    with make_client(engine, images, served_paths) as test_client:
+def client(served_engine: CatalogSearch, served_images: CatalogImages, served_paths: dict[str, Path]) -> Iterator[TestClient]:
+    with make_client(served_engine, served_images, served_paths) as test_client:
         yield test_client
 
 
-def product_image(images: CatalogImages, product_id: int) -> bytes:
-    data = images.get(product_id)
+def product_image(served_images: CatalogImages, product_id: int) -> bytes:
+    data = served_images.get(product_id)
     assert data is not None
     return data
 
@@ -68,11 +58,11 @@ def assert_error(response: Any, status: int, fragment: str) -> None:
     assert fragment in body["error"], body["error"]
 
 
-def test_health_names_the_model_the_catalog_and_the_index(client: TestClient, engine: CatalogSearch) -> None:
+def test_health_names_the_model_the_catalog_and_the_index(client: TestClient, served_engine: CatalogSearch) -> None:
     health = client.get("/health").json()
     assert health["status"] == "ok" and health["source"] == "folder"
     assert health["model"].startswith("model folder ")
-    assert health["catalog_size"] == len(engine) > 100
+    assert health["catalog_size"] == len(served_engine) > 100
     assert health["index"] == "flat"
 
 
@@ -88,24 +78,24 @@ def test_search_returns_ranked_hits_with_attributes_and_image_urls(client: TestC
     assert Image.open(io.BytesIO(image.content)).size[0] > 0
 
 
-def test_pages_continue_where_the_previous_one_stopped(client: TestClient, engine: CatalogSearch) -> None:
+def test_pages_continue_where_the_previous_one_stopped(client: TestClient, served_engine: CatalogSearch) -> None:
     whole = [h["id"] for h in client.get("/api/search", params={"q": "shoes", "k": 12}).json()["results"]]
     first = client.get("/api/search", params={"q": "shoes", "k": 6}).json()
     second = client.get("/api/search", params={"q": "shoes", "k": 6, "offset": first["next_offset"]}).json()
     assert [h["id"] for h in first["results"] + second["results"]] == whole
-    last = client.get("/api/search", params={"q": "shoes", "k": 5, "offset": len(engine) - 3}).json()
+    last = client.get("/api/search", params={"q": "shoes", "k": 5, "offset": len(served_engine) - 3}).json()
     assert len(last["results"]) == 3 and last["next_offset"] is None
 
 
-def test_filters_are_query_parameters(client: TestClient, engine: CatalogSearch) -> None:
+def test_filters_are_query_parameters(client: TestClient, served_engine: CatalogSearch) -> None:
     women = client.get("/api/search", params={"q": "dress", "k": 10, "gender": "women"}).json()["results"]
     assert women and all(h["attributes"]["gender"] == "Women" for h in women)
     colours = client.get("/api/search", params=[("q", "top"), ("k", 10), ("baseColour", "Red"), ("baseColour", "Blue")]).json()["results"]
     assert colours and {h["attributes"]["baseColour"] for h in colours} <= {"Red", "Blue"}
-    years = engine.info["year"]
+    years = served_engine.info["year"]
     low = int(years.median())
     recent = client.get("/api/search", params={"q": "shirt", "k": 10, "year": f"{low}.."}).json()["results"]
-    assert recent and all(int(engine.info.loc[engine.row_of[h["id"]], "year"]) >= low for h in recent)
+    assert recent and all(int(served_engine.info.loc[served_engine.row_of[h["id"]], "year"]) >= low for h in recent)
     fused = client.get("/api/search", params={"q": "red shirt", "k": 5, "hybrid": "true", "gender": "Men"}).json()["results"]
     assert len(fused) == 5 and all(h["attributes"]["gender"] == "Men" for h in fused)
 
@@ -131,19 +121,19 @@ def test_bad_search_requests_are_one_line_4xx(client: TestClient, params: dict[s
     assert_error(client.get("/api/search", params=params), status, fragment)
 
 
-def test_similar_to_a_product_excludes_it_and_honours_filters(client: TestClient, engine: CatalogSearch) -> None:
-    product_id = int(engine.ids[0])
+def test_similar_to_a_product_excludes_it_and_honours_filters(client: TestClient, served_engine: CatalogSearch) -> None:
+    product_id = int(served_engine.ids[0])
     page = client.get(f"/api/similar/{product_id}", params={"k": 8}).json()
     assert page["product"]["id"] == product_id and len(page["results"]) == 8
     assert product_id not in [h["id"] for h in page["results"]]
-    gender = engine.info.loc[0, "gender"]
+    gender = served_engine.info.loc[0, "gender"]
     same = client.get(f"/api/similar/{product_id}", params={"k": 5, "gender": gender}).json()["results"]
     assert all(h["attributes"]["gender"] == gender for h in same)
 
 
-def test_an_uploaded_catalog_photo_is_searched_as_its_product(client: TestClient, engine: CatalogSearch, images: CatalogImages) -> None:
-    product_id = int(engine.ids[5])
-    files = {"image": ("photo.jpg", product_image(images, product_id), "image/jpeg")}
+def test_an_uploaded_catalog_photo_is_searched_as_its_product(client: TestClient, served_engine: CatalogSearch, served_images: CatalogImages) -> None:
+    product_id = int(served_engine.ids[5])
+    files = {"image": ("photo.jpg", product_image(served_images, product_id), "image/jpeg")}
     uploaded = client.post("/api/similar", params={"k": 3}, files=files).json()["results"]
     by_id = client.get(f"/api/similar/{product_id}", params={"k": 3}).json()["results"]
     assert [hit["id"] for hit in uploaded] == [hit["id"] for hit in by_id]
@@ -190,8 +180,8 @@ def test_an_upload_larger_than_declared_is_cut_off(client: TestClient) -> None:
     assert_error(response, 413, "over the limit")
 
 
-def test_classify_ranks_the_labels(client: TestClient, engine: CatalogSearch, images: CatalogImages) -> None:
-    image = product_image(images, int(engine.ids[0]))
+def test_classify_ranks_the_labels(client: TestClient, served_engine: CatalogSearch, served_images: CatalogImages) -> None:
+    image = product_image(served_images, int(served_engine.ids[0]))
     result = client.post("/api/classify", files={"image": ("a.jpg", image, "image/jpeg")}, data={"labels": ["dress, shoes", "watch"]}).json()
     labels = result["labels"]
     assert sorted(l["label"] for l in labels) == ["dress", "shoes", "watch"]
@@ -207,11 +197,11 @@ def test_bad_classify_requests_are_one_line_4xx(client: TestClient, data: dict[s
     assert_error(client.post("/api/classify", files={"image": ("a.png", png(16, 16), "image/png")}, data=data), 400, fragment)
 
 
-def test_product_details(client: TestClient, engine: CatalogSearch) -> None:
-    product_id = int(engine.ids[3])
+def test_product_details(client: TestClient, served_engine: CatalogSearch) -> None:
+    product_id = int(served_engine.ids[3])
     product = client.get(f"/api/products/{product_id}").json()
-    assert product["id"] == product_id and product["name"] == engine.info.loc[3, "productDisplayName"]
-    assert product["attributes"]["year"] == int(engine.info.loc[3, "year"])
+    assert product["id"] == product_id and product["name"] == served_engine.info.loc[3, "productDisplayName"]
+    assert product["attributes"]["year"] == int(served_engine.info.loc[3, "year"])
     assert product["image_url"] == f"/api/products/{product_id}/image"
 
 
@@ -241,12 +231,12 @@ def test_wrong_method_is_a_json_405(client: TestClient) -> None:
     assert_error(client.delete("/api/search"), 405, "Method Not Allowed")
 
 
-def test_facets_list_the_catalog_columns(client: TestClient, engine: CatalogSearch) -> None:
+def test_facets_list_the_catalog_columns(client: TestClient, served_engine: CatalogSearch) -> None:
     facets = {f["name"]: f for f in client.get("/api/facets").json()["facets"]}
     assert {"gender", "articleType", "baseColour", "year"} <= set(facets)
     genders = {v["value"]: v["count"] for v in facets["gender"]["values"]}
-    assert genders == engine.info["gender"].value_counts().to_dict()
-    assert facets["year"]["min"] == engine.info["year"].min() and facets["year"]["max"] == engine.info["year"].max()
+    assert genders == served_engine.info["gender"].value_counts().to_dict()
+    assert facets["year"]["min"] == served_engine.info["year"].min() and facets["year"]["max"] == served_engine.info["year"].max()
 
 
 def test_openapi_documents_every_endpoint_and_the_filters(client: TestClient) -> None:
@@ -264,17 +254,17 @@ def test_the_page_and_its_assets_are_served(client: TestClient) -> None:
     assert client.get("/static/app.js").status_code == 200 and client.get("/static/style.css").status_code == 200
 
 
-def test_no_cors_unless_configured(client: TestClient, engine: CatalogSearch, images: CatalogImages, served_paths: dict[str, Path]) -> None:
+def test_no_cors_unless_configured(client: TestClient, served_engine: CatalogSearch, served_images: CatalogImages, served_paths: dict[str, Path]) -> None:
     origin = {"Origin": "https://shop.example"}
     assert "access-control-allow-origin" not in client.get("/health", headers=origin).headers
-    with make_client(engine, images, served_paths, cors_origins=("https://shop.example",)) as allowed:
+    with make_client(served_engine, served_images, served_paths, cors_origins=("https://shop.example",)) as allowed:
         assert allowed.get("/health", headers=origin).headers["access-control-allow-origin"] == "https://shop.example"
 
 
-def test_concurrent_requests_get_the_same_answers_as_serial_ones(engine: CatalogSearch, images: CatalogImages, served_paths: dict[str, Path]) -> None:
+def test_concurrent_requests_get_the_same_answers_as_serial_ones(served_engine: CatalogSearch, served_images: CatalogImages, served_paths: dict[str, Path]) -> None:
     """Without the query cache, so concurrent queries really share forward passes."""
     queries = [f"{colour} {kind}" for colour in ("red", "blue", "black", "white") for kind in ("dress", "shoes", "watch")]
-    with make_client(engine, images, served_paths, query_cache=0) as uncached:
+    with make_client(served_engine, served_images, served_paths, query_cache=0) as uncached:
 
         def ids(query: str) -> list[int]:
             return [h["id"] for h in uncached.get("/api/search", params={"q": query, "k": 5}).json()["results"]]
@@ -286,7 +276,7 @@ def test_concurrent_requests_get_the_same_answers_as_serial_ones(engine: Catalog
 
 def test_serve_command_binds_localhost_without_cors_by_default(served_paths: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
     started: dict[str, Any] = {}
-    monkeypatch.setattr(service, "serve", lambda engine, settings, host, port: started.update(engine=engine, settings=settings, host=host, port=port))
+    monkeypatch.setattr(service, "serve", lambda served_engine, settings, host, port: started.update(engine=served_engine, settings=settings, host=host, port=port))
     main(["serve", "--model", str(served_paths["model"]), "--embeddings", str(served_paths["embeddings"]), "--catalog", str(served_paths["catalog"])])
     settings = started["settings"]
     assert (started["host"], started["port"]) == ("127.0.0.1", 8000)
@@ -295,12 +285,12 @@ def test_serve_command_binds_localhost_without_cors_by_default(served_paths: dic
     assert len(started["engine"]) > 100
 
 
-def test_a_server_bug_is_a_one_line_500(engine: CatalogSearch, images: CatalogImages, served_paths: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_server_bug_is_a_one_line_500(served_engine: CatalogSearch, served_images: CatalogImages, served_paths: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
     def broken(*args: Any) -> None:
         raise RuntimeError("index exploded")
 
-    monkeypatch.setattr(engine, "search_text", broken)
-    with make_client(engine, images, served_paths, raise_server_exceptions=False) as failing:
+    monkeypatch.setattr(served_engine, "search_text", broken)
+    with make_client(served_engine, served_images, served_paths, raise_server_exceptions=False) as failing:
         assert_error(failing.get("/api/search", params={"q": "red"}), 500, "internal error (RuntimeError)")
 
 
