@@ -74,7 +74,7 @@ def served_paths(clean_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> d
 
 @pytest.fixture(scope="module")
 def served_engine(served_paths: dict[str, Path]) -> CatalogSearch:
-    """A search engine over `served_paths`, one per test module (an app built on it swaps in its query encoder)."""
+    """A search engine over `served_paths`, one per test module."""
     from modaclip.search import CatalogSearch
 
     return CatalogSearch.open(served_paths["model"], served_paths["embeddings"], served_paths["catalog"])

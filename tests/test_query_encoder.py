@@ -1,12 +1,10 @@
-"""QueryEncoder: concurrent callers share forward passes, repeats come from the cache, errors reach everyone;
-and the unpadded text encoder gives the library's embeddings."""
+"""QueryEncoder: queries awaiting together share forward passes, repeats come from the cache, errors reach
+every waiter; and the unpadded text encoder gives the library's embeddings."""
 
 from __future__ import annotations
 
-import threading
-import time
+import asyncio
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
 import numpy as np
@@ -18,53 +16,94 @@ from modaclip.query_encoder import QueryEncoder, unpadded_text_encoder
 
 
 class SlowEncoder:
-    """A stand-in model: one vector per text (its length and first letter), 50 ms per forward pass."""
+    """A stand-in model: one vector per text (its length and first letter), 20 ms per forward pass."""
 
     def __init__(self, fail: bool = False) -> None:
         self.batches: list[list[str]] = []
         self.fail = fail
-        self.lock = threading.Lock()
 
-    def __call__(self, texts: Sequence[str]) -> np.ndarray:
-        with self.lock:
-            self.batches.append(list(texts))
-        time.sleep(0.05)
+    async def __call__(self, texts: Sequence[str]) -> np.ndarray:
+        self.batches.append(list(texts))
+        await asyncio.sleep(0.02)
         if self.fail:
             raise RuntimeError("model broke")
         return np.array([[len(t), ord(t[0])] for t in texts], dtype=np.float32)
 
 
-def test_concurrent_queries_share_forward_passes_and_get_their_own_vectors() -> None:
+async def gather(encoder: QueryEncoder, queries: list[list[str]]) -> list[np.ndarray]:
+    return await asyncio.gather(*(encoder(texts) for texts in queries), return_exceptions=True)
+
+
+def test_queries_arriving_together_share_one_forward_pass_and_get_their_own_vectors() -> None:
     model = SlowEncoder()
     encoder = QueryEncoder(model, cache_size=0)
-    queries = [[f"query {'x' * i}"] for i in range(16)]
-    with ThreadPoolExecutor(16) as pool:
-        results = list(pool.map(encoder, queries))
+    queries = [[f"query {'x' * i}"] for i in range(16)] + [["query ", "shared"]]
+    results = asyncio.run(gather(encoder, queries))
     for texts, vectors in zip(queries, results):
-        np.testing.assert_array_equal(vectors, [[len(texts[0]), ord("q")]])
-    assert len(model.batches) < 8
-    assert sorted(t for batch in model.batches for t in batch) == sorted(q[0] for q in queries)
+        np.testing.assert_array_equal(vectors, [[len(t), ord(t[0])] for t in texts])
+    assert len(model.batches) == 1
+    assert sorted(model.batches[0]) == sorted({t for texts in queries for t in texts})  # "query " embedded once
+
+
+def test_queries_arriving_during_a_forward_pass_wait_for_the_next_one_together() -> None:
+    model = SlowEncoder()
+    encoder = QueryEncoder(model, cache_size=0)
+
+    async def session() -> None:
+        first = asyncio.ensure_future(encoder(["first"]))
+        await asyncio.sleep(0.005)  # its pass is running
+        await asyncio.gather(first, *(encoder([f"later {i}"]) for i in range(5)))
+
+    asyncio.run(session())
+    assert model.batches == [["first"], [f"later {i}" for i in range(5)]]
 
 
 def test_repeated_queries_come_from_the_cache_and_it_stays_bounded() -> None:
     model = SlowEncoder()
     encoder = QueryEncoder(model, cache_size=2)
-    encoder(["red dress", "blue jeans"])
-    np.testing.assert_array_equal(encoder(["red dress", "blue jeans"]), [[9, ord("r")], [10, ord("b")]])
-    assert len(model.batches) == 1
-    encoder(["white shirt"])  # evicts "red dress", the least recently used
-    encoder(["blue jeans"])
-    encoder(["red dress"])
+
+    async def session() -> np.ndarray:
+        await encoder(["red dress", "blue jeans"])
+        again = await encoder(["red dress", "blue jeans"])
+        await encoder(["white shirt"])  # evicts "red dress", the least recently used
+        await encoder(["blue jeans"])
+        await encoder(["red dress"])
+        return again
+
+    np.testing.assert_array_equal(asyncio.run(session()), [[9, ord("r")], [10, ord("b")]])
     assert model.batches == [["red dress", "blue jeans"], ["white shirt"], ["red dress"]]
 
 
-def test_a_failed_forward_pass_fails_every_caller_waiting_on_it() -> None:
-    encoder = QueryEncoder(SlowEncoder(fail=True), cache_size=0)
-    with ThreadPoolExecutor(6) as pool:
-        futures = [pool.submit(encoder, [f"q{i}"]) for i in range(6)]
-    for future in futures:
-        with pytest.raises(RuntimeError, match="model broke"):
-            future.result()
+def test_a_failed_forward_pass_fails_every_request_waiting_on_it_and_the_next_pass_runs() -> None:
+    model = SlowEncoder(fail=True)
+    encoder = QueryEncoder(model, cache_size=0)
+
+    async def session() -> tuple[list[object], np.ndarray]:
+        failed = await gather(encoder, [[f"q{i}"] for i in range(6)])
+        model.fail = False
+        return failed, await encoder(["fine"])
+
+    failed, fine = asyncio.run(session())
+    assert all(isinstance(err, RuntimeError) and "model broke" in str(err) for err in failed)
+    np.testing.assert_array_equal(fine, [[4, ord("f")]])
+
+
+def test_a_request_cancelled_while_waiting_does_not_disturb_the_others() -> None:
+    model = SlowEncoder()
+    encoder = QueryEncoder(model, cache_size=0)
+
+    async def session() -> list[object]:
+        first = asyncio.ensure_future(encoder(["first"]))
+        await asyncio.sleep(0)  # the first pass starts
+        gone, stays = asyncio.ensure_future(encoder(["gone"])), asyncio.ensure_future(encoder(["stays"]))
+        await asyncio.sleep(0)
+        gone.cancel()  # its client disconnected while it waited for the next pass
+        return await asyncio.gather(first, gone, stays, return_exceptions=True)
+
+    first, gone, stays = asyncio.run(session())
+    assert isinstance(gone, asyncio.CancelledError)
+    np.testing.assert_array_equal(stays, [[5, ord("s")]])
+    np.testing.assert_array_equal(first, [[5, ord("f")]])
 
 
 @pytest.fixture(scope="module")

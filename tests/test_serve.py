@@ -276,7 +276,7 @@ def test_concurrent_requests_get_the_same_answers_as_serial_ones(served_engine: 
 
 def test_serve_command_binds_localhost_without_cors_by_default(served_paths: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
     started: dict[str, Any] = {}
-    monkeypatch.setattr(service, "serve", lambda served_engine, settings, host, port: started.update(engine=served_engine, settings=settings, host=host, port=port))
+    monkeypatch.setattr(service, "serve", lambda served_engine, settings, host, port, text_threads: started.update(engine=served_engine, settings=settings, host=host, port=port))
     main(["serve", "--model", str(served_paths["model"]), "--embeddings", str(served_paths["embeddings"]), "--catalog", str(served_paths["catalog"])])
     settings = started["settings"]
     assert (started["host"], started["port"]) == ("127.0.0.1", 8000)
@@ -289,7 +289,7 @@ def test_a_server_bug_is_a_one_line_500(served_engine: CatalogSearch, served_ima
     def broken(*args: Any) -> None:
         raise RuntimeError("index exploded")
 
-    monkeypatch.setattr(served_engine, "search_text", broken)
+    monkeypatch.setattr(served_engine, "rank_text", broken)
     with make_client(served_engine, served_images, served_paths, raise_server_exceptions=False) as failing:
         assert_error(failing.get("/api/search", params={"q": "red"}), 500, "internal error (RuntimeError)")
 

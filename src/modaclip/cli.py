@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,8 +18,8 @@ from modaclip.grid import GridCell, retrieval_grid, save_png_atomic
 from modaclip.model_choice import model_folder, search_source_for
 from modaclip.retrain import EXIT_KEPT, retrain
 from modaclip.search import DEFAULT_CATALOG_DIR, DEFAULT_EMBEDDINGS_DIR, DEFAULT_MODEL_DIR, CatalogSearch, SearchHit, read_image_file
-from modaclip.zero_shot import DEFAULT_TEMPLATES, classify_image
 from modaclip.stage_runner import run
+from modaclip.zero_shot import DEFAULT_TEMPLATES, classify_image
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -139,7 +140,11 @@ def add_serve_command(commands: argparse._SubParsersAction) -> None:
     serve.add_argument("--port", type=int, default=8000, help="port (default %(default)s)")
     serve.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN", help="allow browser calls from this origin (repeatable; none by default)")
     serve.add_argument("--max-upload-mb", type=float, default=10.0, help="largest accepted image upload in MB (default %(default)s)")
-    serve.add_argument("--threads", type=int, default=16, help="requests searched at once; their text queries share forward passes (default %(default)s)")
+    serve.add_argument("--threads", type=int, default=16, help="image uploads, similar-product and hybrid searches handled at once (default %(default)s)")
+    serve.add_argument(
+        "--text-threads", type=int, default=max(1, (os.cpu_count() or 2) // 2),
+        help="torch threads of the process that embeds text queries; the rest of the cores answer HTTP (default: half the cores, here %(default)s)",
+    )
     serve.add_argument("--query-cache", type=int, default=10_000, help="text query embeddings kept for repeated queries; 0 = off (default %(default)s)")
     add_engine_arguments(serve)
     serve.set_defaults(handler=serve_command)
@@ -148,12 +153,12 @@ def add_serve_command(commands: argparse._SubParsersAction) -> None:
 def serve_command(args: argparse.Namespace) -> None:
     from modaclip.service import ServiceSettings, serve  # web libraries load only for this command
 
-    if args.max_upload_mb <= 0 or args.threads < 1 or args.query_cache < 0:
-        raise ModaclipError("--max-upload-mb must be positive, --threads at least 1 and --query-cache at least 0")
+    if args.max_upload_mb <= 0 or args.threads < 1 or args.text_threads < 1 or args.query_cache < 0:
+        raise ModaclipError("--max-upload-mb must be positive, --threads and --text-threads at least 1 and --query-cache at least 0")
     source = search_source_for(args.model, args.embeddings, args.catalog)
     engine = CatalogSearch.open(source.model, source.embeddings, source.catalog)
     settings = ServiceSettings(source, int(args.max_upload_mb * 2**20), tuple(args.cors_origin), args.threads, args.query_cache)
-    serve(engine, settings, args.host, args.port)
+    serve(engine, settings, args.host, args.port, args.text_threads)
 
 
 def read_queries(args: argparse.Namespace) -> list[str]:

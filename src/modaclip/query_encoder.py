@@ -1,18 +1,20 @@
-"""Text query embeddings for a server: concurrent queries share one forward pass, repeats are cached.
+"""Text query embeddings for a server's event loop: concurrent queries share one forward pass, repeats are cached.
 
 On a CPU a forward pass over 16 queries costs about 3x one query, not 16x, and search traffic
-repeats its popular queries. So the thread that finds the model free embeds every query that
-arrived meanwhile, and recent results are kept in a bounded LRU cache. Queries are a few tokens
-long, so the text tower also runs on the tokens up to the longest query's end, not on the padding
-to the full context (`unpadded_text_encoder`).
+repeats its popular queries. So while one forward pass runs, the queries of the requests that
+arrive meanwhile wait together and go into the next one, and recent results are kept in a bounded
+LRU cache. The batching happens on the event loop itself, not on request threads: a thread that
+wakes from a lock or a pipe must take the GIL back, and in a busy server that hand-back cost more
+than the forward pass (BENCHMARKS.md, "HTTP API under load"). Queries are a few tokens long, so the
+text tower also runs on the tokens up to the longest query's end, not on the padding to the full
+context (`unpadded_text_encoder`).
 """
 
 from __future__ import annotations
 
-import threading
+import asyncio
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 
 import numpy as np
@@ -25,71 +27,67 @@ from modaclip.clip_model import ClipBundle, encode_texts
 
 DEFAULT_CACHE_SIZE = 10_000  # 10k vectors of dimension 512 are 20 MB
 
-
-@dataclass
-class _Waiting:
-    texts: list[str]
-    done: threading.Event = field(default_factory=threading.Event)
-    vectors: np.ndarray | None = None
-    error: BaseException | None = None
+BatchEncoder = Callable[[list[str]], Awaitable[np.ndarray]]
 
 
 class QueryEncoder:
-    """Wraps `encode(texts) -> float32 [N, D]`; safe to call from many threads at once."""
+    """`await encoder(texts) -> float32 [N, D]`, for coroutines of one event loop.
 
-    def __init__(self, encode: Callable[[Sequence[str]], np.ndarray], cache_size: int = DEFAULT_CACHE_SIZE) -> None:
+    `encode` embeds a batch of distinct texts; it is awaited by one batch at a time.
+    """
+
+    def __init__(self, encode: BatchEncoder, cache_size: int = DEFAULT_CACHE_SIZE) -> None:
         self._encode = encode
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cache_size = cache_size
-        self._queue: list[_Waiting] = []
-        self._queue_lock = threading.Lock()
-        self._model_lock = threading.Lock()  # one forward pass at a time: its holder embeds the whole queue
+        self._waiting: list[tuple[list[str], asyncio.Future[np.ndarray]]] = []
+        self._runner: asyncio.Task[None] | None = None
 
-    def __call__(self, texts: Sequence[str]) -> np.ndarray:
+    async def __call__(self, texts: Sequence[str]) -> np.ndarray:
         texts = list(texts)
         cached = self._cached(texts)
         if cached is not None:
             return cached
-        waiting = _Waiting(texts)
-        with self._queue_lock:
-            self._queue.append(waiting)
-        with self._model_lock:
-            if not waiting.done.is_set():
-                self._embed_queue()
-        if waiting.error is not None:
-            raise waiting.error
-        assert waiting.vectors is not None
-        return waiting.vectors
+        future: asyncio.Future[np.ndarray] = asyncio.get_running_loop().create_future()
+        self._waiting.append((texts, future))
+        if self._runner is None or self._runner.done():
+            self._runner = asyncio.create_task(self._embed_waiting())
+        return await future
 
     def _cached(self, texts: list[str]) -> np.ndarray | None:
-        with self._queue_lock:
-            if not all(text in self._cache for text in texts):
-                return None
-            for text in texts:
-                self._cache.move_to_end(text)
-            return np.stack([self._cache[text] for text in texts])
+        if not all(text in self._cache for text in texts):
+            return None
+        for text in texts:
+            self._cache.move_to_end(text)
+        return np.stack([self._cache[text] for text in texts])
 
-    def _embed_queue(self) -> None:
-        """Embed every waiting request's texts in one pass (each distinct text once) and wake them."""
-        with self._queue_lock:
-            batch, self._queue = self._queue, []
-        distinct = list(dict.fromkeys(text for waiting in batch for text in waiting.texts))
-        try:
-            vectors = dict(zip(distinct, self._encode(distinct)))
-        except BaseException as err:  # every waiting caller gets the error, not only the one that ran the pass
-            for waiting in batch:
-                waiting.error = err
-                waiting.done.set()
-            return
-        with self._queue_lock:
-            for text, vector in vectors.items():
-                self._cache[text] = vector
-                self._cache.move_to_end(text)
-            while len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
-        for waiting in batch:
-            waiting.vectors = np.stack([vectors[text] for text in waiting.texts])
-            waiting.done.set()
+    async def _embed_waiting(self) -> None:
+        """Embed everything waiting in one pass (each distinct text once), wake the waiters, repeat until none wait."""
+        while self._waiting:
+            batch, self._waiting = self._waiting, []
+            distinct = list(dict.fromkeys(text for texts, _ in batch for text in texts))
+            try:
+                vectors = dict(zip(distinct, await self._encode(distinct)))
+            except asyncio.CancelledError:
+                for _, future in batch + self._waiting:
+                    future.cancel()
+                raise
+            except Exception as err:  # every waiting request gets the error, not only the first
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(err)
+                continue
+            self._remember(vectors)
+            for texts, future in batch:
+                if not future.done():  # a request whose client went away is cancelled
+                    future.set_result(np.stack([vectors[text] for text in texts]))
+
+    def _remember(self, vectors: dict[str, np.ndarray]) -> None:
+        for text, vector in vectors.items():
+            self._cache[text] = vector
+            self._cache.move_to_end(text)
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
 
 
 def unpadded_text_encoder(bundle: ClipBundle) -> Callable[[Sequence[str]], np.ndarray]:

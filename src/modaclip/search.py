@@ -6,9 +6,8 @@ search can fuse the vector ranking with BM25 over product names and attributes (
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -75,8 +74,6 @@ class CatalogSearch:
         self._bm25: BM25 | None = None
         # Column arrays for building hits: `info.iloc[row]` costs ~150 us a row, most of a cached query's time.
         self._hit_columns = {c: self.info[c].to_numpy() for c in ("productDisplayName", *ATTRIBUTE_COLUMNS)}
-        # How text queries become vectors; a server swaps in a batching, caching encoder (modaclip.query_encoder).
-        self.encode_queries: Callable[[Sequence[str]], np.ndarray] = partial(encode_texts, bundle)
 
     @classmethod
     def open(
@@ -101,14 +98,26 @@ class CatalogSearch:
         self, queries: Sequence[str], k: int = 10, filters: Sequence[AttributeFilter] = (), hybrid: bool = False
     ) -> list[list[SearchHit]]:
         """The k best products for each query, all queries embedded in one pass."""
+        self.check_text_search(queries, k)
+        allowed = filter_mask(self.info, filters)
+        return self.rank_text(queries, encode_texts(self.bundle, queries), k, allowed, hybrid)
+
+    def check_text_search(self, queries: Sequence[str], k: int) -> None:
+        """The errors `search_text` raises before any work: no query, an empty one, k out of range."""
         self._check_k(k)
         if not queries:
             raise ModaclipError("no search query given")
         for number, query in enumerate(queries, start=1):
             if not query.strip():
                 raise ModaclipError(f"empty search query (query {number})")
-        allowed = filter_mask(self.info, filters)
-        query_vectors = self.encode_queries(list(queries))
+
+    def rank_text(
+        self, queries: Sequence[str], query_vectors: np.ndarray, k: int, allowed: np.ndarray | None, hybrid: bool = False
+    ) -> list[list[SearchHit]]:
+        """`search_text` once its queries are embedded and its filters made a row mask (`filter_mask`).
+
+        A server embeds queries its own way (batched across requests) and then ranks here.
+        """
         if not hybrid:
             return self._search_vectors(query_vectors, k, allowed)
         depth = max(k, HYBRID_DEPTH)

@@ -1,15 +1,15 @@
 """`modaclip serve`: an HTTP API and a search page over one loaded model, index and catalog.
 
-The engine (`CatalogSearch`) is loaded once; every request reuses it. Model and index calls are
-CPU-bound, so they run on a few worker threads (`ModelWorkers`) while the event loop keeps
-parsing requests. Every error a client can cause is a 4xx whose body is one line of JSON,
+The engine (`CatalogSearch`) is loaded once; every request reuses it. Text queries are embedded
+by a child process (`TextEncoderProcess`) in batches gathered on the event loop (`QueryEncoder`),
+and ranked on the event loop; image uploads and the other heavy calls run on worker threads
+(`ModelWorkers`). Every error a client can cause is a 4xx whose body is one line of JSON,
 `{"error": "..."}`.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -18,8 +18,8 @@ from typing import Any, TypeVar
 
 import anyio
 import faiss
+import numpy as np
 import pandas as pd
-import torch
 import uvicorn
 from fastapi import FastAPI, Query, Request
 from fastapi import Path as PathParam
@@ -30,12 +30,14 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
 from modaclip.catalog_images import CatalogImages, image_media_type
+from modaclip.clip_model import encode_texts
 from modaclip.errors import ModaclipError
-from modaclip.filters import FILTERABLE_COLUMNS, AttributeFilter
+from modaclip.filters import FILTERABLE_COLUMNS, AttributeFilter, filter_mask
 from modaclip.index import index_kind_of
-from modaclip.query_encoder import DEFAULT_CACHE_SIZE, QueryEncoder, unpadded_text_encoder
+from modaclip.query_encoder import DEFAULT_CACHE_SIZE, BatchEncoder, QueryEncoder, unpadded_text_encoder
 from modaclip.registry import SearchSource
 from modaclip.search import CatalogSearch, SearchHit
+from modaclip.text_encoder_process import TextEncoderProcess
 from modaclip.uploads import UploadError, image_field, read_form
 from modaclip.zero_shot import DEFAULT_TEMPLATES, classify_image
 
@@ -64,7 +66,7 @@ class ServiceSettings:
     source: SearchSource
     max_upload_bytes: int = 10 * 2**20
     cors_origins: tuple[str, ...] = ()
-    threads: int = 16  # requests inside the engine at once; their text queries share forward passes
+    threads: int = 16  # image uploads, similar products and hybrid searches handled at once
     query_cache: int = DEFAULT_CACHE_SIZE  # text query embeddings kept; 0 turns the cache off
 
 
@@ -73,7 +75,7 @@ class ModelWorkers:
 
     torch and faiss release the GIL while they compute, so calls on different threads use
     different cores. The model is only read (eval mode, no gradients), so concurrent calls are
-    safe; text queries are serialised and batched by the engine's QueryEncoder instead.
+    safe. Text queries do not come here: QueryEncoder batches them for the text encoder process.
     """
 
     def __init__(self, threads: int) -> None:
@@ -83,11 +85,15 @@ class ModelWorkers:
         return await anyio.to_thread.run_sync(partial(function, *args), limiter=self._limiter)
 
 
-def create_app(engine: CatalogSearch, images: CatalogImages, settings: ServiceSettings) -> FastAPI:
-    """The FastAPI app: JSON API under /api, /health, the page at /, OpenAPI docs at /docs."""
+def create_app(engine: CatalogSearch, images: CatalogImages, settings: ServiceSettings, encode_text: BatchEncoder | None = None) -> FastAPI:
+    """The FastAPI app: JSON API under /api, /health, the page at /, OpenAPI docs at /docs.
+
+    Text queries are embedded by `encode_text` (`serve` gives `TextEncoderProcess.encode`), by
+    default on a worker thread of this process.
+    """
     app = FastAPI(title="modaclip", summary="Fine-tuned CLIP search over a fashion catalog", version="1")
     workers = ModelWorkers(settings.threads)
-    engine.encode_queries = QueryEncoder(unpadded_text_encoder(engine.bundle), settings.query_cache)
+    encode_queries = QueryEncoder(encode_text or partial(anyio.to_thread.run_sync, unpadded_text_encoder(engine.bundle)), settings.query_cache)
     filter_columns = [c for c in FILTERABLE_COLUMNS if c in engine.info.columns]
     facets = catalog_facets(engine.info, filter_columns)
     filter_docs = {"parameters": [_filter_parameter(column, facets) for column in filter_columns]}
@@ -126,7 +132,13 @@ def create_app(engine: CatalogSearch, images: CatalogImages, settings: ServiceSe
     ) -> dict[str, Any]:
         filters = request_filters(request, {"q", "hybrid", *PAGING})
         depth = search_depth(offset, k, len(engine))
-        hits = (await workers.run(engine.search_text, [q], depth, filters, hybrid))[0]
+        engine.check_text_search([q], depth)
+        allowed = filter_mask(engine.info, filters)
+        vectors = await encode_queries([q])
+        if hybrid:  # BM25 over the whole catalog: too slow for the event loop
+            hits = (await workers.run(engine.rank_text, [q], vectors, depth, allowed, True))[0]
+        else:
+            hits = engine.rank_text([q], vectors, depth, allowed)[0]
         return {"query": q, **page(hits, offset, k)}
 
     @app.get("/api/similar/{product_id}", summary="Products that look like a catalog product (itself excluded)", openapi_extra=filter_docs)
@@ -317,12 +329,14 @@ def _plain(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
-def serve(engine: CatalogSearch, settings: ServiceSettings, host: str, port: int) -> None:
-    """Load the catalog's images and answer requests until interrupted."""
-    # Text forward passes run one at a time (QueryEncoder batches them), so each may use every core;
-    # a single-query index search is too small to gain from threads, and concurrent requests already run in parallel.
-    torch.set_num_threads(os.cpu_count() or 1)
-    faiss.omp_set_num_threads(1)
-    images = CatalogImages.load(engine.catalog_dir, engine.ids.tolist())
-    log.info("serving %s: %d products, %.1f MB of images, %s index", settings.source.description, len(engine), images.nbytes / 2**20, index_kind_of(engine.index))
-    uvicorn.run(create_app(engine, images, settings), host=host, port=port)
+def serve(engine: CatalogSearch, settings: ServiceSettings, host: str, port: int, text_threads: int) -> None:
+    """Start the text encoder process, load the catalog's images and answer requests until interrupted."""
+    faiss.omp_set_num_threads(1)  # a single query's index search is too small to gain from threads
+    log.info("starting the text encoder process (%d torch thread%s)", text_threads, "s"[: text_threads > 1])
+    with TextEncoderProcess(settings.source.model, str(engine.bundle.device), text_threads) as text_encoder:
+        probes = ["red summer dress", "men black leather shoes"]
+        if not np.allclose(text_encoder(probes), encode_texts(engine.bundle, probes), atol=1e-4):
+            raise ModaclipError(f"the text encoder process loaded {settings.source.model} but embeds differently from the served model")
+        images = CatalogImages.load(engine.catalog_dir, engine.ids.tolist())
+        log.info("serving %s: %d products, %.1f MB of images, %s index", settings.source.description, len(engine), images.nbytes / 2**20, index_kind_of(engine.index))
+        uvicorn.run(create_app(engine, images, settings, text_encoder.encode), host=host, port=port)
