@@ -88,6 +88,24 @@ def test_a_failed_forward_pass_fails_every_request_waiting_on_it_and_the_next_pa
     np.testing.assert_array_equal(fine, [[4, ord("f")]])
 
 
+def test_an_encoder_that_returns_the_wrong_number_of_vectors_fails_the_batch_not_the_encoder() -> None:
+    calls: list[list[str]] = []
+
+    async def short(texts: list[str]) -> np.ndarray:
+        calls.append(texts)
+        return np.zeros((len(texts) - 1 if len(calls) == 1 else len(texts), 2), np.float32)
+
+    encoder = QueryEncoder(short, cache_size=0)
+
+    async def session() -> tuple[list[object], np.ndarray]:
+        failed = await asyncio.wait_for(gather(encoder, [["a"], ["b"]]), timeout=5)  # before the fix: a dead runner, waiters hung
+        return failed, await asyncio.wait_for(encoder(["c"]), timeout=5)
+
+    failed, fine = asyncio.run(session())
+    assert all(isinstance(err, RuntimeError) and "1 vectors for 2 texts" in str(err) for err in failed)
+    assert fine.shape == (1, 2)
+
+
 def test_a_request_cancelled_while_waiting_does_not_disturb_the_others() -> None:
     model = SlowEncoder()
     encoder = QueryEncoder(model, cache_size=0)

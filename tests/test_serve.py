@@ -21,13 +21,16 @@ from modaclip.cli import main
 from modaclip.registry import SearchSource
 from modaclip.search import CatalogSearch
 from modaclip.service import MAX_DEPTH, ServiceSettings, catalog_facets, create_app
+from modaclip.text_encoder_process import TextEncoderError
 
 UPLOAD_LIMIT = 3 * 2**20  # above Starlette's 1 MB spill-to-disk size, so the in-memory test means something
 
 
-def make_client(served_engine: CatalogSearch, served_images: CatalogImages, paths: dict[str, Path], raise_server_exceptions: bool = True, **settings: Any) -> TestClient:
+def make_client(
+    served_engine: CatalogSearch, served_images: CatalogImages, paths: dict[str, Path], raise_server_exceptions: bool = True, encode_text: Any = None, **settings: Any
+) -> TestClient:
     source = SearchSource(paths["model"], paths["embeddings"], paths["catalog"], "folder", f"model folder {paths['model']}")
-    app = create_app(served_engine, served_images, ServiceSettings(source, max_upload_bytes=UPLOAD_LIMIT, **settings))
+    app = create_app(served_engine, served_images, ServiceSettings(source, max_upload_bytes=UPLOAD_LIMIT, **settings), encode_text)
     return TestClient(app, raise_server_exceptions=raise_server_exceptions)
 
 
@@ -292,6 +295,15 @@ def test_a_server_bug_is_a_one_line_500(served_engine: CatalogSearch, served_ima
     monkeypatch.setattr(served_engine, "rank_text", broken)
     with make_client(served_engine, served_images, served_paths, raise_server_exceptions=False) as failing:
         assert_error(failing.get("/api/search", params={"q": "red"}), 500, "internal error (RuntimeError)")
+
+
+def test_a_dead_text_encoder_is_a_503_not_a_client_error(served_engine: CatalogSearch, served_images: CatalogImages, served_paths: dict[str, Path]) -> None:
+    async def dead(texts: list[str]) -> Any:
+        raise TextEncoderError("text encoder process exited (exit code -9); restart the server")
+
+    with make_client(served_engine, served_images, served_paths, encode_text=dead) as failing:
+        assert_error(failing.get("/api/search", params={"q": "red"}), 503, "exited (exit code -9)")
+        assert failing.get(f"/api/similar/{int(served_engine.ids[0])}").status_code == 200  # image search does not need it
 
 
 def test_facets_give_a_price_column_its_range() -> None:

@@ -67,10 +67,11 @@ class QueryEncoder:
             batch, self._waiting = self._waiting, []
             distinct = list(dict.fromkeys(text for texts, _ in batch for text in texts))
             try:
-                vectors = dict(zip(distinct, await self._encode(distinct)))
-            except asyncio.CancelledError:
+                vectors = self._by_text(distinct, await self._encode(distinct))
+            except asyncio.CancelledError:  # the event loop is shutting down: nobody is left to answer
                 for _, future in batch + self._waiting:
                     future.cancel()
+                self._waiting = []
                 raise
             except Exception as err:  # every waiting request gets the error, not only the first
                 for _, future in batch:
@@ -81,6 +82,12 @@ class QueryEncoder:
             for texts, future in batch:
                 if not future.done():  # a request whose client went away is cancelled
                     future.set_result(np.stack([vectors[text] for text in texts]))
+
+    @staticmethod
+    def _by_text(texts: list[str], vectors: np.ndarray) -> dict[str, np.ndarray]:
+        if len(vectors) != len(texts):
+            raise RuntimeError(f"the text encoder returned {len(vectors)} vectors for {len(texts)} texts")
+        return dict(zip(texts, vectors))
 
     def _remember(self, vectors: dict[str, np.ndarray]) -> None:
         for text, vector in vectors.items():

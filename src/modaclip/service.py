@@ -37,7 +37,7 @@ from modaclip.index import index_kind_of
 from modaclip.query_encoder import DEFAULT_CACHE_SIZE, BatchEncoder, QueryEncoder, unpadded_text_encoder
 from modaclip.registry import SearchSource
 from modaclip.search import CatalogSearch, SearchHit
-from modaclip.text_encoder_process import TextEncoderProcess
+from modaclip.text_encoder_process import TextEncoderError, TextEncoderProcess
 from modaclip.uploads import UploadError, image_field, read_form
 from modaclip.zero_shot import DEFAULT_TEMPLATES, classify_image
 
@@ -293,7 +293,8 @@ def _error(status: int, message: str) -> JSONResponse:
 
 
 def _add_error_handlers(app: FastAPI) -> None:
-    """Every failure a client can cause becomes `{"error": "one line"}` with a 4xx status; anything else a 500 of the same shape."""
+    """Every failure a client can cause becomes `{"error": "one line"}` with a 4xx status; anything else a 500 of the same shape
+    (a 503 when text queries cannot be embedded)."""
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, err: ApiError) -> JSONResponse:
@@ -306,6 +307,12 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ModaclipError)
     async def bad_input(request: Request, err: ModaclipError) -> JSONResponse:
         return _error(400, str(err))
+
+    @app.exception_handler(TextEncoderError)
+    async def encoder_failed(request: Request, err: TextEncoderError) -> JSONResponse:
+        """The server cannot embed text queries: a 503 that says so, not a client error."""
+        log.error("%s", err)
+        return _error(503, str(err))
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, err: RequestValidationError) -> JSONResponse:
