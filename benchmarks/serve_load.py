@@ -11,7 +11,8 @@ script that cycles through queries made of the catalog's own attribute values. T
   cache off, so every request embeds its text: the worst case.
 - `popular`: 200 queries repeated, cache on: a shop's head queries.
 
-Prints requests/s, p50 and p99 latency per scenario as a Markdown table.
+Prints requests/s, p50 and p99 latency per scenario as a Markdown table, with the seconds the server
+took to answer /health and its resident memory (with the text encoder process) after the run.
 """
 
 from __future__ import annotations
@@ -80,24 +81,36 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(args: argparse.Namespace, port: int, query_cache: int) -> subprocess.Popen:
+def start_server(args: argparse.Namespace, port: int, query_cache: int) -> tuple[subprocess.Popen, float]:
+    """The server, once /health answers, and the seconds that took."""
     command = [
         sys.executable, "-m", "modaclip.cli", "serve", "--port", str(port), "--query-cache", str(query_cache),
         "--model", args.model, "--embeddings", args.embeddings, "--catalog", args.catalog,
     ]
+    started = time.monotonic()
     server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 180
+    deadline = started + 600
     while time.monotonic() < deadline:
         if server.poll() is not None:
             sys.exit(f"server exited: {server.stderr.read().strip()}")
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as response:
                 print(f"server up: {json.load(response)['model']}", file=sys.stderr)
-                return server
+                return server, time.monotonic() - started
         except OSError:
             time.sleep(0.5)
     server.kill()
-    sys.exit("server did not answer /health within 180 s")
+    sys.exit("server did not answer /health within 600 s")
+
+
+def rss_mib(pid: int) -> float:
+    """Resident memory of a process and its children (the text encoder process), from /proc."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    total_kib = 0
+    for process in [pid, *map(int, children)]:
+        status = Path(f"/proc/{process}/status").read_text()
+        total_kib += int(next(line for line in status.splitlines() if line.startswith("VmRSS:")).split()[1])
+    return total_kib / 1024
 
 
 def run_wrk(args: argparse.Namespace, port: int, queries: list[str], workdir: Path) -> dict[str, float]:
@@ -138,21 +151,25 @@ def main() -> None:
         for name in args.scenarios:
             queries, cache = plans[name]
             port = free_port()
-            server = start_server(args, port, cache)
+            server, start_s = start_server(args, port, cache)
             try:
                 result = run_wrk(args, port, queries, Path(tmp))
+                memory = rss_mib(server.pid)
             finally:
                 server.terminate()
                 server.wait(timeout=30)
-            rows.append((name, len(queries), cache, result))
+            rows.append((name, len(queries), cache, result, start_s, memory))
     load_after = os.getloadavg()
     print(f"# {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs")
     print(f"# load average (1, 5, 15 min) before {load_before}, after {load_after}")
     print(f"# {args.clients} clients, {args.seconds} s per scenario, k={args.k}, wrk with {args.wrk_threads} thread(s)\n")
-    print("| scenario | distinct queries | query cache | requests | requests/s | p50 ms | p99 ms | errors |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
-    for name, count, cache, r in rows:
-        print(f"| {name} | {count} | {cache or 'off'} | {r['requests']} | {r['requests'] / r['seconds']:.0f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['errors']} |")
+    print("| scenario | distinct queries | query cache | requests | requests/s | p50 ms | p99 ms | errors | start-up s | RSS MiB |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for name, count, cache, r, start_s, memory in rows:
+        print(
+            f"| {name} | {count} | {cache or 'off'} | {r['requests']} | {r['requests'] / r['seconds']:.0f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} "
+            f"| {r['errors']} | {start_s:.0f} | {memory:.0f} |"
+        )
 
 
 if __name__ == "__main__":

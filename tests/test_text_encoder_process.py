@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +18,7 @@ import pytest
 
 from modaclip.clip_model import encode_texts, load_model
 from modaclip.errors import ModaclipError
+from modaclip.search import CatalogSearch
 from modaclip.text_encoder_process import TextEncoderError, TextEncoderProcess
 
 TEXTS = ["red summer dress", "a", "women blue casual slim fit jeans for the summer season and more words"]
@@ -64,3 +71,41 @@ def test_a_dead_child_is_reported_with_its_exit_code_and_close_stops_a_live_one(
     with TextEncoderProcess(served_paths["model"]) as live:
         child = live._process
     assert child.returncode == 0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_modaclip_serve_searches_through_the_child_and_stops_it_on_ctrl_c(served_paths: dict[str, Path], served_engine: CatalogSearch) -> None:
+    port = free_port()
+    paths = [arg for role in ("model", "embeddings", "catalog") for arg in (f"--{role}", str(served_paths[role]))]
+    server = subprocess.Popen([sys.executable, "-m", "modaclip.cli", "serve", "--port", str(port), *paths], stderr=subprocess.PIPE, text=True)
+    try:
+        url = f"http://127.0.0.1:{port}/api/search?k=5&q=red+dress"
+        deadline = time.monotonic() + 120
+        while True:
+            assert server.poll() is None, server.stderr.read()
+            try:
+                with urllib.request.urlopen(url, timeout=5) as response:
+                    found = [hit["id"] for hit in json.load(response)["results"]]
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the server did not answer within 120 s"
+                time.sleep(0.5)
+        assert found == [hit.id for hit in served_engine.search_text(["red dress"], k=5)[0]]
+        children = child_pids(server.pid)
+        assert len(children) == 1
+        server.send_signal(signal.SIGINT)
+        assert server.wait(timeout=30) == 0
+        time.sleep(0.5)
+        assert not any(Path(f"/proc/{pid}").exists() for pid in children), "the text encoder process outlived the server"
+    finally:
+        server.kill()
+        server.wait()
+
+
+def child_pids(pid: int) -> list[int]:
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
