@@ -16,10 +16,14 @@ def configure_logging() -> None:
 
 
 def run(main: Callable[[], None], name: str) -> None:
-    """Run a stage or command; a ModaclipError exits with status 2 and its message, not a traceback."""
+    """Run a stage or command; a ModaclipError exits with status 2 and its message, Ctrl-C with 130
+    (the shell's code for SIGINT) and one line: neither is a traceback."""
     configure_logging()
     try:
         main()
     except ModaclipError as err:
         print(f"{name}: error: {err}", file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt:
+        print(f"{name}: interrupted", file=sys.stderr)
+        sys.exit(130)
