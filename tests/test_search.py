@@ -3,6 +3,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from modaclip.clip_model import create_base_model, decode_image, save_model
@@ -11,7 +12,7 @@ from modaclip.config import EmbedParams, IndexParams
 from modaclip.embedding import embed_catalog, load_embeddings
 from modaclip.errors import ModaclipError
 from modaclip.filters import AttributeFilter, parse_filters
-from modaclip.search import CatalogSearch, read_image_file
+from modaclip.search import CatalogSearch, json_value, read_image_file
 from modaclip.zero_shot import classify_image
 
 
@@ -242,3 +243,9 @@ def test_cli_refuses_embeddings_of_another_model(engine_paths: dict[str, Path], 
         main(["similar", "1", "--model", str(tmp_path / "other"), "--embeddings", str(engine_paths["embeddings"]), "--catalog", str(engine_paths["catalog"])])
     err = capsys.readouterr().err.strip()
     assert "embedded with another model" in err and "stages/embed.py --model" in err and len(err.splitlines()) == 1
+
+
+def test_json_value_makes_missing_values_none_and_numpy_scalars_python() -> None:
+    assert [json_value(v) for v in (None, float("nan"), np.float32("nan"), pd.NA, pd.NaT)] == [None] * 5
+    assert json_value(np.int64(2012)) == 2012 and type(json_value(np.int64(2012))) is int
+    assert json_value("Red") == "Red" and json_value(19.5) == 19.5

@@ -236,8 +236,8 @@ class CatalogSearch:
         for row, score in zip(rows.tolist(), scores.tolist()):
             if row < 0:
                 continue
-            attributes = {col: _plain(self._hit_columns[col][row]) for col in ATTRIBUTE_COLUMNS}
-            hits.append(SearchHit(int(self.ids[row]), float(score), _plain(self._hit_columns["productDisplayName"][row]) or "", attributes))
+            attributes = {col: json_value(self._hit_columns[col][row]) for col in ATTRIBUTE_COLUMNS}
+            hits.append(SearchHit(int(self.ids[row]), float(score), json_value(self._hit_columns["productDisplayName"][row]) or "", attributes))
         return hits
 
 
@@ -282,8 +282,8 @@ def _aligned_info(catalog_dir: str | Path, ids: np.ndarray) -> pd.DataFrame:
     return info.loc[ids].reset_index(drop=True)
 
 
-def _plain(value: Any) -> Any:
-    """JSON-ready value: NaN/None become None, numpy scalars become Python ones."""
-    if value is None or (isinstance(value, float) and np.isnan(value)):
+def json_value(value: Any) -> Any:
+    """JSON-ready: missing values (None, NaN, pandas NA or NaT) become None, numpy scalars Python ones."""
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
         return None
-    return value.item() if isinstance(value, np.generic) else value
+    return value.item() if hasattr(value, "item") else value

@@ -36,7 +36,7 @@ from modaclip.filters import FILTERABLE_COLUMNS, AttributeFilter, filter_mask
 from modaclip.index import index_kind_of
 from modaclip.query_encoder import DEFAULT_CACHE_SIZE, BatchEncoder, QueryEncoder, unpadded_text_encoder
 from modaclip.registry import SearchSource
-from modaclip.search import CatalogSearch, SearchHit
+from modaclip.search import CatalogSearch, SearchHit, json_value
 from modaclip.text_encoder_process import TextEncoderError, TextEncoderProcess
 from modaclip.uploads import UploadError, image_field, read_form
 from modaclip.zero_shot import DEFAULT_TEMPLATES, classify_image
@@ -244,8 +244,8 @@ def hit_json(hit: SearchHit) -> dict[str, Any]:
 
 def product_json(engine: CatalogSearch, product_id: int) -> dict[str, Any]:
     record = engine.info.iloc[int(engine.row_of[product_id])]
-    attributes = {column: _plain(value) for column, value in record.items() if column not in ("id", "productDisplayName")}
-    return {"id": product_id, "name": _plain(record.get("productDisplayName")) or "", "attributes": attributes, "image_url": image_url(product_id)}
+    attributes = {column: json_value(value) for column, value in record.items() if column not in ("id", "productDisplayName")}
+    return {"id": product_id, "name": json_value(record.get("productDisplayName")) or "", "attributes": attributes, "image_url": image_url(product_id)}
 
 
 def form_labels(fields: Sequence[Any]) -> list[str]:
@@ -267,7 +267,7 @@ def catalog_facets(info: pd.DataFrame, columns: Sequence[str]) -> list[dict[str,
         values = info[column].dropna()
         if pd.api.types.is_numeric_dtype(values):
             if len(values):
-                facets.append({"name": column, "min": _plain(values.min()), "max": _plain(values.max())})
+                facets.append({"name": column, "min": json_value(values.min()), "max": json_value(values.max())})
             continue
         counts = values.astype(str).value_counts().sort_index()
         facets.append({"name": column, "values": [{"value": v, "count": int(n)} for v, n in counts.items()]})
@@ -327,13 +327,6 @@ def _add_error_handlers(app: FastAPI) -> None:
     async def server_error(request: Request, err: Exception) -> JSONResponse:
         """Our bug, not the client's: still one line of JSON; the traceback goes to the server log."""
         return _error(500, f"internal error ({err.__class__.__name__}); see the server log")
-
-
-def _plain(value: Any) -> Any:
-    """JSON-ready: missing values become None, numpy scalars Python ones."""
-    if value is None or (not isinstance(value, str) and pd.isna(value)):
-        return None
-    return value.item() if hasattr(value, "item") else value
 
 
 def serve(engine: CatalogSearch, settings: ServiceSettings, host: str, port: int, text_threads: int) -> None:
