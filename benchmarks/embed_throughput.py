@@ -32,9 +32,9 @@ from pathlib import Path
 import psutil
 import torch
 
-from modaclip.catalog_io import read_catalog, write_parts
-from modaclip.clip_model import create_base_model, decode_image, load_model, save_model
-from modaclip.synthetic import generate_catalog
+from modaclip.core.catalog_io import read_catalog, write_parts
+from modaclip.ingest.synthetic import generate_catalog
+from modaclip.model.clip_model import create_base_model, decode_image, load_model, save_model
 
 ROOT = Path(__file__).resolve().parents[1]
 PART_ROWS = 5000
@@ -101,8 +101,18 @@ def run_stage(
     env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     start = time.perf_counter()
     stage = subprocess.Popen(
-        [sys.executable, str(ROOT / "stages/embed.py"), "--params", str(params), "--model", str(model),
-         "--data", str(catalog), "--out", str(work / "embeddings")],
+        [
+            sys.executable,
+            str(ROOT / "stages/embed.py"),
+            "--params",
+            str(params),
+            "--model",
+            str(model),
+            "--data",
+            str(catalog),
+            "--out",
+            str(work / "embeddings"),
+        ],
         env=env,
     )
     with TreeMemory(stage.pid, sample_s, log) as memory:
@@ -140,20 +150,29 @@ def main() -> None:
         if not catalog.is_dir():
             start = time.perf_counter()
             write_catalog(catalog, args.n, args.pool, args.image_size)
-            print(f"# generated {args.n:,} rows ({args.pool:,} distinct) in {time.perf_counter() - start:.0f} s", flush=True)
+            print(
+                f"# generated {args.n:,} rows ({args.pool:,} distinct) in {time.perf_counter() - start:.0f} s",
+                flush=True,
+            )
         if len(read_catalog(catalog, columns=["id"])) != args.n:
             sys.exit(f"{catalog}: holds another number of rows than --n {args.n}; delete it or pass its size")
         save_model(create_base_model("modaclip-tiny", "none", seed=0), work / "model")
-        seconds, memory = run_stage(work, work / "model", catalog, args.batch_size, args.workers, args.sample_s, args.memory_log)
+        seconds, memory = run_stage(
+            work, work / "model", catalog, args.batch_size, args.workers, args.sample_s, args.memory_log
+        )
         naive = naive_rate(work / "model", catalog, args.naive) if args.naive else None
     stage = args.n / seconds
-    print(f"# modaclip-tiny, {args.image_size}px JPEGs, {torch.get_num_threads()} torch threads, "
-          f"{os.cpu_count()} cores ({platform.machine()}), {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, "
-          f"load average {os.getloadavg()[0]:.1f} at the end")
+    print(
+        f"# modaclip-tiny, {args.image_size}px JPEGs, {torch.get_num_threads()} torch threads, "
+        f"{os.cpu_count()} cores ({platform.machine()}), {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, "
+        f"load average {os.getloadavg()[0]:.1f} at the end"
+    )
     print("| path | images | distinct | batch | workers | images/s | peak RSS MiB | peak anon RSS MiB |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
-    print(f"| embed stage (incl. start-up, index) | {args.n} | {min(args.pool, args.n)} | {args.batch_size} | "
-          f"{args.workers} | {stage:.0f} | {memory.peak_rss / MIB:.0f} | {memory.peak_anon / MIB:.0f} |")
+    print(
+        f"| embed stage (incl. start-up, index) | {args.n} | {min(args.pool, args.n)} | {args.batch_size} | "
+        f"{args.workers} | {stage:.0f} | {memory.peak_rss / MIB:.0f} | {memory.peak_anon / MIB:.0f} |"
+    )
     if naive:
         print(f"| naive loop, one image per pass | {args.naive} | {args.naive} | 1 | 0 | {naive:.0f} | - | - |")
         print(f"stage / naive = {stage / naive:.1f}x")

@@ -24,11 +24,14 @@ from datetime import datetime, timezone
 import numpy as np
 import torch
 
-from modaclip.clip_model import load_model
-from modaclip.query_encoder import unpadded_text_encoder
-from modaclip.text_encoder_process import TextEncoderProcess
+from modaclip.model.clip_model import load_model
+from modaclip.serve.query_encoder import unpadded_text_encoder
+from modaclip.serve.text_encoder_process import TextEncoderProcess
 
-QUERIES = [f"women {colour} casual dress for summer" for colour in ("red", "blue", "black", "white", "green", "pink", "grey", "navy")]
+QUERIES = [
+    f"women {colour} casual dress for summer"
+    for colour in ("red", "blue", "black", "white", "green", "pink", "grey", "navy")
+]
 
 
 @contextmanager
@@ -75,8 +78,14 @@ def main() -> None:
         for busy in (0, 1, 4):
             with busy_python_threads(busy):
                 rows.append((busy, ms_per_batch(in_process, args.seconds), ms_per_batch(child, args.seconds)))
-    print(f"# {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, model {args.model}")
-    print(f"# a batch of {len(QUERIES)} queries, 1 torch thread, interpreter switch interval {1000 * sys.getswitchinterval():.0f} ms\n")
+    print(
+        f"# {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} CPUs, model {args.model}"
+    )
+    print(
+        f"# a batch of {len(QUERIES)} queries, 1 torch thread, "
+        f"interpreter switch interval {1000 * sys.getswitchinterval():.0f} ms\n"
+    )
     print("| busy Python threads | in this process, ms | in a child process, ms |")
     print("|---:|---:|---:|")
     for busy, here, there in rows:

@@ -16,19 +16,21 @@ from pathlib import Path
 
 import numpy as np
 
-from modaclip.catalog_io import read_catalog
-from modaclip.clip_model import ClipBundle, create_base_model, encode_images, load_model
-from modaclip.config import load_params
-from modaclip.metrics import precision_at_k, relevance
-from modaclip.schema import ATTRIBUTE_COLUMNS
-from modaclip.search import CatalogSearch
+from modaclip.core.catalog_io import read_catalog
+from modaclip.core.config import load_params
+from modaclip.core.metrics import precision_at_k, relevance
+from modaclip.core.schema import ATTRIBUTE_COLUMNS
+from modaclip.model.clip_model import ClipBundle, create_base_model, encode_images, load_model
+from modaclip.search.engine import CatalogSearch
 
 RELEVANCE = ["gender", "baseColour", "articleType"]
 K = 10
 
 
 def test_split_engine(bundle: ClipBundle, catalog: Path) -> tuple[CatalogSearch, list[list[str]]]:
-    items = read_catalog(catalog, columns=["id", "productDisplayName", *ATTRIBUTE_COLUMNS, "captions", "image"], split="test")
+    items = read_catalog(
+        catalog, columns=["id", "productDisplayName", *ATTRIBUTE_COLUMNS, "captions", "image"], split="test"
+    )
     vectors = encode_images(bundle, items["image"].tolist())
     engine = CatalogSearch(bundle, items["id"].to_numpy(), vectors, items.drop(columns=["image", "captions"]), catalog)
     return engine, [list(captions) for captions in items["captions"]]
@@ -62,7 +64,10 @@ def main() -> None:
             queries = [item[template] for item in captions]
             vector = attribute_precision(engine, queries, hybrid=False)
             hybrid = attribute_precision(engine, queries, hybrid=True)
-            print(f"| {name} | `{caption_template}` | {len(queries)} | {vector:.3f} | {hybrid:.3f} | {hybrid - vector:+.3f} |")
+            print(
+                f"| {name} | `{caption_template}` | {len(queries)} | "
+                f"{vector:.3f} | {hybrid:.3f} | {hybrid - vector:+.3f} |"
+            )
 
 
 if __name__ == "__main__":

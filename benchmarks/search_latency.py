@@ -13,7 +13,7 @@ random vector.
 
 Queries come from the same distribution but are not in the index. Each is searched alone (batch 1)
 on `--query-threads` faiss threads, as a user's would be, and timed; recall@10 is the share of the
-exact top 10 that the approximate index returns. Indexes are built with modaclip.index.build_index
+exact top 10 that the approximate index returns. Indexes are built with modaclip.embed.index.build_index
 on `--build-threads`, so the printed params go straight into params.yaml `embed.index`. Rows are
 printed as soon as they are measured, so a long run can be followed in its log.
 """
@@ -32,8 +32,8 @@ import faiss
 import numpy as np
 from tqdm import tqdm
 
-from modaclip.config import IndexParams
-from modaclip.index import build_index, search_index, set_search_params
+from modaclip.core.config import IndexParams
+from modaclip.embed.index import build_index, search_index, set_search_params
 
 BLOCK = 100_000
 
@@ -77,13 +77,19 @@ def recall_at(rows: np.ndarray, exact: np.ndarray) -> float:
 
 def print_row(kind: str, label: str, build: float, latency: np.ndarray, recall: float) -> None:
     p50, p99 = np.percentile(latency, 50), np.percentile(latency, 99)
-    print(f"| {kind} | {label} | {build:.0f} | {p50:.2f} | {p99:.2f} | {recall:.3f} | {os.getloadavg()[0]:.1f} |", flush=True)
+    print(
+        f"| {kind} | {label} | {build:.0f} | {p50:.2f} | {p99:.2f} | {recall:.3f} | {os.getloadavg()[0]:.1f} |",
+        flush=True,
+    )
 
 
 def sweep(kind: str, args: argparse.Namespace) -> list[tuple[IndexParams, str]]:
     """(params, label) for every query-time setting of one index kind."""
     base = IndexParams(
-        type=kind, hnsw_m=args.hnsw_m, hnsw_ef_construction=args.ef_construction, ivf_lists=args.ivf_lists,
+        type=kind,
+        hnsw_m=args.hnsw_m,
+        hnsw_ef_construction=args.ef_construction,
+        ivf_lists=args.ivf_lists,
         pq_m=args.pq_m,
     )
     if kind == "hnsw":
@@ -91,7 +97,10 @@ def sweep(kind: str, args: argparse.Namespace) -> list[tuple[IndexParams, str]]:
         return [(base.model_copy(update={"ef_search": v}), f"{label} efSearch={v}") for v in args.ef_search]
     if kind == "ivfpq":
         return [
-            (base.model_copy(update={"nprobe": v, "refine_factor": r}), f"lists={args.ivf_lists} pq_m={args.pq_m} nprobe={v} refine={r}")
+            (
+                base.model_copy(update={"nprobe": v, "refine_factor": r}),
+                f"lists={args.ivf_lists} pq_m={args.pq_m} nprobe={v} refine={r}",
+            )
             for r in args.refine_factor
             for v in args.nprobe
         ]
@@ -107,7 +116,9 @@ def main() -> None:
     parser.add_argument("--groups", type=int, default=100)
     parser.add_argument("--clusters", type=int, default=10_000)
     parser.add_argument("--zipf", type=float, default=0.8, help="cluster size ~ 1 / rank^zipf")
-    parser.add_argument("--spread", type=float, default=2.0, help="mean noise scale around a centre (centre norm ~ sqrt(dim))")
+    parser.add_argument(
+        "--spread", type=float, default=2.0, help="mean noise scale around a centre (centre norm ~ sqrt(dim))"
+    )
     parser.add_argument("--work", default="/tmp/modaclip-bench", help="folder for the vectors file")
     parser.add_argument("--kinds", nargs="+", default=["ivfflat", "ivfpq", "hnsw"])
     parser.add_argument("--hnsw-m", type=int, default=32)
@@ -116,7 +127,13 @@ def main() -> None:
     parser.add_argument("--ivf-lists", type=int, default=2048)
     parser.add_argument("--nprobe", type=int, nargs="+", default=[8, 16, 32, 64, 128])
     parser.add_argument("--pq-m", type=int, default=64)
-    parser.add_argument("--refine-factor", type=int, nargs="+", default=[4, 16], help="ivfpq: PQ candidates per result re-ranked exactly")
+    parser.add_argument(
+        "--refine-factor",
+        type=int,
+        nargs="+",
+        default=[4, 16],
+        help="ivfpq: PQ candidates per result re-ranked exactly",
+    )
     parser.add_argument("--build-threads", type=int, default=os.cpu_count())
     parser.add_argument("--query-threads", type=int, default=1, help="faiss threads while timing single queries")
     args = parser.parse_args()
@@ -124,7 +141,14 @@ def main() -> None:
     faiss.omp_set_num_threads(args.build_threads)
     Path(args.work).mkdir(parents=True, exist_ok=True)
     vectors = synthetic_vectors(
-        Path(args.work) / "vectors.npy", args.n + args.queries, args.dim, args.groups, args.clusters, args.zipf, args.spread, 0
+        Path(args.work) / "vectors.npy",
+        args.n + args.queries,
+        args.dim,
+        args.groups,
+        args.clusters,
+        args.zipf,
+        args.spread,
+        0,
     )
     queries, vectors = np.array(vectors[args.n :]), vectors[: args.n]
 
@@ -133,12 +157,17 @@ def main() -> None:
     flat_build = time.perf_counter() - start
     exact_scores, exact = search_index(flat, queries, k)  # batched: the ground truth
     random_cos = float(np.mean(queries @ np.asarray(vectors[:: max(1, args.n // 1000)][:1000]).T))
-    print(f"# {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {args.n:,} x {args.dim} vectors, {args.queries} queries "
-          f"one at a time on {args.query_threads} faiss thread(s), indexes built on {args.build_threads}; "
-          f"{os.cpu_count()} cores ({platform.machine()}), load average {os.getloadavg()[0]:.1f} at start")
-    print(f"# data: {args.groups} groups, {args.clusters} clusters, zipf {args.zipf}, spread {args.spread}; "
-          f"mean cosine of a query to its exact 1st / 10th neighbour {exact_scores[:, 0].mean():.3f} / "
-          f"{exact_scores[:, -1].mean():.3f}, to a random vector {random_cos:.3f}", flush=True)
+    print(
+        f"# {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {args.n:,} x {args.dim} vectors, {args.queries} queries "
+        f"one at a time on {args.query_threads} faiss thread(s), indexes built on {args.build_threads}; "
+        f"{os.cpu_count()} cores ({platform.machine()}), load average {os.getloadavg()[0]:.1f} at start"
+    )
+    print(
+        f"# data: {args.groups} groups, {args.clusters} clusters, zipf {args.zipf}, spread {args.spread}; "
+        f"mean cosine of a query to its exact 1st / 10th neighbour {exact_scores[:, 0].mean():.3f} / "
+        f"{exact_scores[:, -1].mean():.3f}, to a random vector {random_cos:.3f}",
+        flush=True,
+    )
     print("| index | params | build s | p50 ms | p99 ms | recall@10 vs exact | load |")
     print("|---|---|---:|---:|---:|---:|---:|", flush=True)
     _, latency = timed_queries(flat, queries[: args.flat_queries], k, args.query_threads)

@@ -34,7 +34,7 @@ import urllib.request
 from datetime import datetime, timezone
 from pathlib import Path
 
-from modaclip.catalog_io import read_catalog
+from modaclip.core.catalog_io import read_catalog
 
 LUA = """
 local next_thread = 0
@@ -52,8 +52,10 @@ function request()
   return wrk.format("GET", "/api/search?k=%(k)d&q=" .. queries[(position %% #queries) + 1])
 end
 function done(summary, latency, requests)
-  local failed = summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout + summary.errors.status
-  io.write(string.format("RESULT {\\"requests\\": %%d, \\"seconds\\": %%f, \\"p50_ms\\": %%f, \\"p99_ms\\": %%f, \\"errors\\": %%d}\\n",
+  local failed = summary.errors.connect + summary.errors.read + summary.errors.write
+    + summary.errors.timeout + summary.errors.status
+  io.write(string.format(
+    "RESULT {\\"requests\\": %%d, \\"seconds\\": %%f, \\"p50_ms\\": %%f, \\"p99_ms\\": %%f, \\"errors\\": %%d}\\n",
     summary.requests, summary.duration / 1e6, latency:percentile(50) / 1000, latency:percentile(99) / 1000, failed))
 end
 """
@@ -84,8 +86,20 @@ def free_port() -> int:
 def start_server(args: argparse.Namespace, port: int, query_cache: int) -> tuple[subprocess.Popen, float]:
     """The server, once /health answers, and the seconds that took."""
     command = [
-        sys.executable, "-m", "modaclip.cli", "serve", "--port", str(port), "--query-cache", str(query_cache),
-        "--model", args.model, "--embeddings", args.embeddings, "--catalog", args.catalog,
+        sys.executable,
+        "-m",
+        "modaclip.cli",
+        "serve",
+        "--port",
+        str(port),
+        "--query-cache",
+        str(query_cache),
+        "--model",
+        args.model,
+        "--embeddings",
+        args.embeddings,
+        "--catalog",
+        args.catalog,
     ]
     started = time.monotonic()
     server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -123,8 +137,20 @@ def run_wrk(args: argparse.Namespace, port: int, queries: list[str], workdir: Pa
     if warm.returncode != 0:
         sys.exit(f"wrk failed: {warm.stderr.strip()}")
     done = subprocess.run(
-        ["wrk", f"-t{args.wrk_threads}", f"-c{args.clients}", f"-d{args.seconds}s", "--timeout", "10s", "-s", str(script), url],
-        capture_output=True, text=True, check=True,
+        [
+            "wrk",
+            f"-t{args.wrk_threads}",
+            f"-c{args.clients}",
+            f"-d{args.seconds}s",
+            "--timeout",
+            "10s",
+            "-s",
+            str(script),
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     line = next(line for line in done.stdout.splitlines() if line.startswith("RESULT "))
     return json.loads(line.removeprefix("RESULT "))
@@ -138,7 +164,9 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=16, help="concurrent connections (default %(default)s)")
     parser.add_argument("--seconds", type=int, default=30, help="duration of each scenario (default %(default)s)")
     parser.add_argument("--k", type=int, default=24, help="hits per request, as the page asks (default %(default)s)")
-    parser.add_argument("--wrk-threads", type=int, default=1, help="wrk threads (default %(default)s: leaves the cores to the server)")
+    parser.add_argument(
+        "--wrk-threads", type=int, default=1, help="wrk threads (default %(default)s: leaves the cores to the server)"
+    )
     parser.add_argument("--scenarios", nargs="+", choices=["distinct", "popular"], default=["distinct", "popular"])
     args = parser.parse_args()
     if shutil.which("wrk") is None:
@@ -160,14 +188,23 @@ def main() -> None:
                 server.wait(timeout=30)
             rows.append((name, len(queries), cache, result, start_s, memory))
     load_after = os.getloadavg()
-    print(f"# {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs")
+    print(
+        f"# {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, "
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"
+    )
     print(f"# load average (1, 5, 15 min) before {load_before}, after {load_after}")
-    print(f"# {args.clients} clients, {args.seconds} s per scenario, k={args.k}, wrk with {args.wrk_threads} thread(s)\n")
-    print("| scenario | distinct queries | query cache | requests | requests/s | p50 ms | p99 ms | errors | start-up s | RSS MiB |")
+    print(
+        f"# {args.clients} clients, {args.seconds} s per scenario, k={args.k}, wrk with {args.wrk_threads} thread(s)\n"
+    )
+    print(
+        "| scenario | distinct queries | query cache | requests | requests/s "
+        "| p50 ms | p99 ms | errors | start-up s | RSS MiB |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name, count, cache, r, start_s, memory in rows:
         print(
-            f"| {name} | {count} | {cache or 'off'} | {r['requests']} | {r['requests'] / r['seconds']:.0f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} "
+            f"| {name} | {count} | {cache or 'off'} | {r['requests']} | {r['requests'] / r['seconds']:.0f} "
+            f"| {r['p50_ms']:.1f} | {r['p99_ms']:.1f} "
             f"| {r['errors']} | {start_s:.0f} | {memory:.0f} |"
         )
 

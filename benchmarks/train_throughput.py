@@ -22,13 +22,13 @@ import torch
 from open_clip.loss import ClipLoss
 from torch.utils.data import DataLoader
 
-from modaclip.catalog_io import read_catalog, write_parts
-from modaclip.clip_model import create_base_model
-from modaclip.config import CaptionParams, TrainParams
-from modaclip.curate import clean_and_caption
-from modaclip.synthetic import generate_catalog
-from modaclip.train_data import CaptionedImages, Collate
-from modaclip.training import Trainer
+from modaclip.core.catalog_io import read_catalog, write_parts
+from modaclip.core.config import CaptionParams, TrainParams
+from modaclip.curate.clean_and_caption import clean_and_caption
+from modaclip.ingest.synthetic import generate_catalog
+from modaclip.model.clip_model import create_base_model
+from modaclip.train.batches import CaptionedImages, Collate
+from modaclip.train.trainer import Trainer
 
 
 class TimedBatches:
@@ -64,7 +64,15 @@ def catalog(directory: Path, items: int) -> tuple:
 def stage_loop(train, params: TrainParams, steps: int, directory: Path) -> tuple[float, float]:
     """samples/s and input-wait share of Trainer.run_epoch over `steps` steps after one warm-up step."""
     bundle = create_base_model("modaclip-tiny", "none", params.seed)
-    trainer = Trainer(bundle, train.head(params.batch_size * (steps + 1)), train.head(0), params, directory, "bench", torch.device("cpu"))
+    trainer = Trainer(
+        bundle,
+        train.head(params.batch_size * (steps + 1)),
+        train.head(0),
+        params,
+        directory,
+        "bench",
+        torch.device("cpu"),
+    )
     timed: list[TimedBatches] = []
     loader = trainer.loader
 
@@ -95,8 +103,14 @@ def reference_loop(train, params: TrainParams, steps: int) -> tuple[float, float
     model.train()
     dataset = CaptionedImages(train["image"].tolist(), train["captions"].tolist(), bundle.preprocess_train, params.seed)
     loader = TimedBatches(
-        DataLoader(dataset, batch_size=params.batch_size, shuffle=True, drop_last=True,
-                   num_workers=params.num_workers, collate_fn=Collate(bundle.tokenizer))
+        DataLoader(
+            dataset,
+            batch_size=params.batch_size,
+            shuffle=True,
+            drop_last=True,
+            num_workers=params.num_workers,
+            collate_fn=Collate(bundle.tokenizer),
+        )
     )
     optimizer = torch.optim.AdamW(model.parameters(), lr=params.lr)
     loss_fn = ClipLoss()
@@ -134,8 +148,11 @@ def main() -> None:
             runs["stage"].append(stage_loop(train, params, args.steps, Path(tmp) / "ckpt"))
         ref_rate, ref_wait = max(runs["reference"])
         stage_rate, stage_wait = max(runs["stage"])
-    print(f"# {platform.node()} {platform.processor() or platform.machine()}, torch threads {torch.get_num_threads()}, "
-          f"{time.strftime('%Y-%m-%d')}, modaclip-tiny, batch {args.batch_size}, fp32 CPU, num_workers {args.num_workers}, best of {args.repeats}")
+    print(
+        f"# {platform.node()} {platform.processor() or platform.machine()}, torch threads {torch.get_num_threads()}, "
+        f"{time.strftime('%Y-%m-%d')}, modaclip-tiny, batch {args.batch_size}, fp32 CPU, "
+        f"num_workers {args.num_workers}, best of {args.repeats}"
+    )
     print(f"{'loop':<12}{'samples/s':>12}{'input wait':>12}")
     print(f"{'reference':<12}{ref_rate:>12.1f}{ref_wait:>11.1%}")
     print(f"{'stage':<12}{stage_rate:>12.1f}{stage_wait:>11.1%}")

@@ -3,10 +3,10 @@
 import argparse
 import logging
 
-from modaclip.atomic import write_json
-from modaclip.config import load_params
-from modaclip.curate import clean_and_caption
-from modaclip.stage_runner import run
+from modaclip.core.atomic import write_json
+from modaclip.core.config import load_params
+from modaclip.core.stage_runner import run
+from modaclip.curate.clean_and_caption import clean_and_caption
 
 
 def main() -> None:
@@ -20,7 +20,10 @@ def main() -> None:
     write_json(args.metrics, summary)
     logging.getLogger("modaclip.caption").info(
         "kept %d of %d rows (dropped: %s); splits: %s",
-        summary["rows_kept"], summary["rows_in"], summary["dropped"], summary["splits"],
+        summary["rows_kept"],
+        summary["rows_in"],
+        summary["dropped"],
+        summary["splits"],
     )
 
 

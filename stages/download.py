@@ -3,10 +3,10 @@
 import argparse
 import logging
 
-from modaclip.catalog_io import write_parts
-from modaclip.config import load_params
-from modaclip.sources import read_source
-from modaclip.stage_runner import run
+from modaclip.core.catalog_io import write_parts
+from modaclip.core.config import load_params
+from modaclip.core.stage_runner import run
+from modaclip.ingest.sources import read_source
 
 
 def main() -> None:

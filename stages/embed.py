@@ -7,9 +7,9 @@ builds the index. A plain run reuses the previous --out's vectors of unchanged p
 import argparse
 import logging
 
-from modaclip.config import load_params
-from modaclip.embedding import Shard, embed_catalog, merge_shards
-from modaclip.stage_runner import run
+from modaclip.core.config import load_params
+from modaclip.core.stage_runner import run
+from modaclip.embed.embedding import Shard, embed_catalog, merge_shards
 
 
 def main() -> None:
@@ -27,7 +27,13 @@ def main() -> None:
         meta = merge_shards(args.merge, args.out, params.index)
     else:
         meta = embed_catalog(args.model, args.data, args.out, params, Shard.parse(args.shard))
-    log.info("%d products (dim %d) in %s, index %s", meta["count"], meta["dim"], args.out, meta.get("index", {}).get("type", "none"))
+    log.info(
+        "%d products (dim %d) in %s, index %s",
+        meta["count"],
+        meta["dim"],
+        args.out,
+        meta.get("index", {}).get("type", "none"),
+    )
 
 
 if __name__ == "__main__":

@@ -1,14 +1,15 @@
-"""evaluate: base vs fine-tuned model on the test split (and any zero-shot sets in params); metrics, a Recall@k curve and an example grid."""
+"""evaluate: base vs fine-tuned model on the test split (and any zero-shot sets in params);
+metrics, a Recall@k curve and an example grid."""
 
 import argparse
 import logging
 
-from modaclip.atomic import write_json
-from modaclip.config import load_params
-from modaclip.evaluation import compare_base_and_finetuned
-from modaclip.grid import save_png_atomic
-from modaclip.search import CatalogSearch
-from modaclip.stage_runner import run
+from modaclip.core.atomic import write_json
+from modaclip.core.config import load_params
+from modaclip.core.stage_runner import run
+from modaclip.evaluate.evaluation import compare_base_and_finetuned
+from modaclip.search.engine import CatalogSearch
+from modaclip.search.grid import save_png_atomic
 
 
 def main() -> None:
@@ -32,7 +33,11 @@ def main() -> None:
     t2i = report["finetuned"]["text_to_image"]
     log = logging.getLogger("modaclip.evaluate")
     log.info("fine-tuned text->image: %s (base: %s)", t2i, report["base"]["text_to_image"])
-    log.info("fine-tuned KAGL title->product: %s (base: %s)", report["finetuned"]["kagl"]["text_to_image"], report["base"]["kagl"]["text_to_image"])
+    log.info(
+        "fine-tuned KAGL title->product: %s (base: %s)",
+        report["finetuned"]["kagl"]["text_to_image"],
+        report["base"]["kagl"]["text_to_image"],
+    )
     for name, metrics in report["finetuned"]["zero_shot_sets"].items():
         log.info("zero-shot %s: fine-tuned %s (base: %s)", name, metrics, report["base"]["zero_shot_sets"][name])
 

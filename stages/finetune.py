@@ -7,13 +7,13 @@ then rank 0 alone writes the model, checkpoints, curves and metrics.
 import argparse
 import logging
 
-from modaclip.atomic import write_json
-from modaclip.catalog_io import read_catalog
-from modaclip.clip_model import create_base_model, save_model
-from modaclip.config import load_params
-from modaclip.distributed import init_distributed, shutdown
-from modaclip.stage_runner import run
-from modaclip.training import ZERO_SHOT_FIELD, Trainer, run_fingerprint
+from modaclip.core.atomic import write_json
+from modaclip.core.catalog_io import read_catalog
+from modaclip.core.config import load_params
+from modaclip.core.stage_runner import run
+from modaclip.model.clip_model import create_base_model, save_model
+from modaclip.train.distributed import init_distributed, shutdown
+from modaclip.train.trainer import ZERO_SHOT_FIELD, Trainer, run_fingerprint
 
 
 def main() -> None:

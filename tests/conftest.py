@@ -8,14 +8,14 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from modaclip.catalog_io import write_parts
-from modaclip.config import CaptionParams, TrainParams
-from modaclip.curate import clean_and_caption
-from modaclip.synthetic import generate_catalog
+from modaclip.core.catalog_io import write_parts
+from modaclip.core.config import CaptionParams, TrainParams
+from modaclip.curate.clean_and_caption import clean_and_caption
+from modaclip.ingest.synthetic import generate_catalog
 
 if TYPE_CHECKING:
-    from modaclip.catalog_images import CatalogImages
-    from modaclip.search import CatalogSearch
+    from modaclip.search.engine import CatalogSearch
+    from modaclip.serve.catalog_images import CatalogImages
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 TEST_ARCH = "modaclip-micro"  # 3M parameters: trains ~7x faster than the default modaclip-tiny
@@ -62,9 +62,9 @@ def clean_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def served_paths(clean_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """An untrained micro model and its embeddings of `clean_dir`: what the server tests serve (seconds to make)."""
     # Imported here, not at the top: the other tests' collection should not pay for loading torch.
-    from modaclip.clip_model import create_base_model, save_model
-    from modaclip.config import EmbedParams
-    from modaclip.embedding import embed_catalog
+    from modaclip.core.config import EmbedParams
+    from modaclip.embed.embedding import embed_catalog
+    from modaclip.model.clip_model import create_base_model, save_model
 
     root = tmp_path_factory.mktemp("served")
     save_model(create_base_model(TEST_ARCH, "none", seed=0), root / "model")
@@ -75,13 +75,13 @@ def served_paths(clean_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> d
 @pytest.fixture(scope="module")
 def served_engine(served_paths: dict[str, Path]) -> CatalogSearch:
     """A search engine over `served_paths`, one per test module."""
-    from modaclip.search import CatalogSearch
+    from modaclip.search.engine import CatalogSearch
 
     return CatalogSearch.open(served_paths["model"], served_paths["embeddings"], served_paths["catalog"])
 
 
 @pytest.fixture(scope="module")
 def served_images(served_engine: CatalogSearch) -> CatalogImages:
-    from modaclip.catalog_images import CatalogImages
+    from modaclip.serve.catalog_images import CatalogImages
 
     return CatalogImages.load(served_engine.catalog_dir, served_engine.ids.tolist())

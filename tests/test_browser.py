@@ -16,15 +16,20 @@ import pytest
 import uvicorn
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from modaclip.catalog_images import CatalogImages
-from modaclip.registry import SearchSource
-from modaclip.search import CatalogSearch
-from modaclip.service import ServiceSettings, create_app
+from modaclip.registry.versions import SearchSource
+from modaclip.search.engine import CatalogSearch
+from modaclip.serve.app import ServiceSettings, create_app
+from modaclip.serve.catalog_images import CatalogImages
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 PAGE_SIZE = 24  # what app.js asks for
 
@@ -32,10 +37,16 @@ pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"no Chromium at {
 
 
 @pytest.fixture(scope="module")
-def base_url(served_engine: CatalogSearch, served_images: CatalogImages, served_paths: dict[str, Path]) -> Iterator[str]:
+def base_url(
+    served_engine: CatalogSearch, served_images: CatalogImages, served_paths: dict[str, Path]
+) -> Iterator[str]:
     """uvicorn serving the app on a free port of 127.0.0.1, in a thread of this process."""
-    source = SearchSource(served_paths["model"], served_paths["embeddings"], served_paths["catalog"], "folder", "test model")
-    server = uvicorn.Server(uvicorn.Config(create_app(served_engine, served_images, ServiceSettings(source)), log_level="warning"))
+    source = SearchSource(
+        served_paths["model"], served_paths["embeddings"], served_paths["catalog"], "folder", "test model"
+    )
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(served_engine, served_images, ServiceSettings(source)), log_level="warning")
+    )
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
@@ -117,7 +128,10 @@ def test_search_filter_similar_and_more(page: Page, served_engine: CatalogSearch
     clicked = women[1]
     page.click(f".card[data-id='{clicked}']")
     name = served_engine.info.loc[served_engine.row_of[clicked], "productDisplayName"]
-    page.wait_for_function(f"document.querySelector('#heading').textContent.includes('Similar to') && document.querySelector('#heading').textContent.includes({str(clicked)!r})")
+    page.wait_for_function(
+        "document.querySelector('#heading').textContent.includes('Similar to') && "
+        f"document.querySelector('#heading').textContent.includes({str(clicked)!r})"
+    )
     wait_for_images(page)
     similar = card_ids(page)
     assert name in page.text_content("#heading") and similar and clicked not in similar
@@ -126,7 +140,9 @@ def test_search_filter_similar_and_more(page: Page, served_engine: CatalogSearch
     assert (tmp_path / "similar.png").stat().st_size > 10_000
 
 
-def test_dropping_a_product_photo_shows_products_like_it(page: Page, served_engine: CatalogSearch, served_images: CatalogImages) -> None:
+def test_dropping_a_product_photo_shows_products_like_it(
+    page: Page, served_engine: CatalogSearch, served_images: CatalogImages
+) -> None:
     product_id = int(served_engine.ids[7])
     photo = served_images.get(product_id)
     assert photo is not None
@@ -142,30 +158,43 @@ def test_dropping_a_product_photo_shows_products_like_it(page: Page, served_engi
     page.dispatch_event("#drop", "drop", {"dataTransfer": transfer})
     page.wait_for_function("document.querySelector('#heading').textContent.includes('photo.jpg')")
     wait_for_images(page)
-    assert card_ids(page) == [hit.id for hit in served_engine.similar(product_id, k=PAGE_SIZE)]  # the product's own photo: like its id, itself left out
+    assert card_ids(page) == [
+        hit.id for hit in served_engine.similar(product_id, k=PAGE_SIZE)
+    ]  # the product's own photo: like its id, itself left out
 
 
 def test_choosing_a_file_and_an_error_show_in_the_page(
     page: Page, served_engine: CatalogSearch, served_images: CatalogImages, console_errors: list[str]
 ) -> None:
     product_id = int(served_engine.ids[11])
-    page.set_input_files("#image-file", files=[{"name": "pick.jpg", "mimeType": "image/jpeg", "buffer": served_images.get(product_id) or b""}])
+    page.set_input_files(
+        "#image-file",
+        files=[{"name": "pick.jpg", "mimeType": "image/jpeg", "buffer": served_images.get(product_id) or b""}],
+    )
     page.wait_for_function("document.querySelector('#heading').textContent.includes('pick.jpg')")
     wait_for_images(page)
     assert card_ids(page) == [hit.id for hit in served_engine.similar(product_id, k=PAGE_SIZE)]
-    page.set_input_files("#image-file", files=[{"name": "notes.jpg", "mimeType": "image/jpeg", "buffer": b"not an image"}])
+    page.set_input_files(
+        "#image-file", files=[{"name": "notes.jpg", "mimeType": "image/jpeg", "buffer": b"not an image"}]
+    )
     page.wait_for_selector("#heading .error")
     assert "not a readable image" in page.text_content("#heading") and card_ids(page) == []
-    assert console_errors == ["Failed to load resource: the server responded with a status of 415 (Unsupported Media Type)"]
+    assert console_errors == [
+        "Failed to load resource: the server responded with a status of 415 (Unsupported Media Type)"
+    ]
     console_errors.clear()
 
 
 def test_phone_width_shows_two_columns_and_folds_the_filters(browser: Browser, base_url: str, tmp_path: Path) -> None:
-    context = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True, has_touch=True)
+    context = browser.new_context(
+        viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True, has_touch=True
+    )
     page = context.new_page()
     page.goto(base_url)
     search(page, "blue jeans")
-    columns = page.eval_on_selector_all(".card", "cards => new Set(cards.map(c => c.getBoundingClientRect().left)).size")
+    columns = page.eval_on_selector_all(
+        ".card", "cards => new Set(cards.map(c => c.getBoundingClientRect().left)).size"
+    )
     assert columns == 2
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     page.screenshot(path=str(tmp_path / "phone.png"))

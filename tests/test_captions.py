@@ -1,9 +1,9 @@
 import pandas as pd
 import pytest
 
-from modaclip.captions import caption_column, render_captions, template_fields, validate_templates
-from modaclip.errors import ModaclipError
-from modaclip.schema import CATALOG_COLUMNS
+from modaclip.core.errors import ModaclipError
+from modaclip.core.schema import CATALOG_COLUMNS
+from modaclip.curate.captions import caption_column, render_captions, template_fields, validate_templates
 
 TEMPLATES = (
     "a photo of a {gender} {baseColour} {articleType}",
@@ -72,9 +72,7 @@ def test_integral_float_renders_as_integer() -> None:
 
 
 def test_caption_column_keeps_index() -> None:
-    frame = pd.DataFrame(
-        [ROW, {**ROW, "gender": None, "productDisplayName": None}], index=[10, 20]
-    )
+    frame = pd.DataFrame([ROW, {**ROW, "gender": None, "productDisplayName": None}], index=[10, 20])
 
     captions = caption_column(frame, TEMPLATES)
 
@@ -110,7 +108,7 @@ def test_validate_names_template_and_unknown_field() -> None:
 
 @pytest.mark.parametrize("templates", [[], (), "a photo of a {gender}"])
 def test_validate_rejects_missing_list(templates: object) -> None:
-    with pytest.raises(ModaclipError, match="caption.templates"):
+    with pytest.raises(ModaclipError, match=r"caption\.templates"):
         validate_templates(templates, CATALOG_COLUMNS)  # type: ignore[arg-type]
 
 
@@ -119,9 +117,7 @@ def test_validate_rejects_template_without_field() -> None:
         validate_templates(["a photo of clothes"], CATALOG_COLUMNS)
 
 
-@pytest.mark.parametrize(
-    "template", ["a {gender", "a gender}", "a {gender!x}", "a {gender:d}", "a {gender:{width}}"]
-)
+@pytest.mark.parametrize("template", ["a {gender", "a gender}", "a {gender!x}", "a {gender:d}", "a {gender:{width}}"])
 def test_validate_rejects_bad_format_syntax(template: str) -> None:
     with pytest.raises(ModaclipError, match="not a valid format string"):
         validate_templates([template], CATALOG_COLUMNS)

@@ -8,9 +8,9 @@ import open_clip
 import pytest
 import torch
 
-from modaclip.catalog_io import read_catalog
-from modaclip.clip_model import create_base_model, encode_images, encode_texts, load_model, save_model
-from modaclip.errors import ModaclipError
+from modaclip.core.catalog_io import read_catalog
+from modaclip.core.errors import ModaclipError
+from modaclip.model.clip_model import create_base_model, encode_images, encode_texts, load_model, save_model
 
 
 def test_same_seed_gives_the_same_random_base_model() -> None:
@@ -69,8 +69,8 @@ def test_not_a_saved_model_folder(tmp_path: Path) -> None:
 
 def test_uncached_pretrained_tag_offline_fails_in_one_line(tmp_path: Path) -> None:
     code = (
-        "from modaclip.clip_model import create_base_model\n"
-        "from modaclip.stage_runner import run\n"
+        "from modaclip.model.clip_model import create_base_model\n"
+        "from modaclip.core.stage_runner import run\n"
         "run(lambda: create_base_model('ViT-B-32', 'laion2b_s34b_b79k', 0), 'test')\n"
     )
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path)}

@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from modaclip.config import Params, load_params, parse_params
-from modaclip.errors import ModaclipError
+from modaclip.core.config import Params, load_params, parse_params
+from modaclip.core.errors import ModaclipError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -43,5 +43,5 @@ def test_yaml_1_2_scientific_notation_is_a_number(tmp_path: Path) -> None:
 
 
 def test_missing_params_file_is_named(tmp_path: Path) -> None:
-    with pytest.raises(ModaclipError, match="nope.yaml"):
+    with pytest.raises(ModaclipError, match=r"nope\.yaml"):
         load_params(tmp_path / "nope.yaml")

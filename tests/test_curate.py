@@ -2,11 +2,11 @@ from pathlib import Path
 
 import pytest
 
-from modaclip.catalog_io import read_catalog, write_parts
-from modaclip.config import CaptionParams
-from modaclip.curate import clean_and_caption
-from modaclip.errors import ModaclipError
-from modaclip.synthetic import generate_catalog
+from modaclip.core.catalog_io import read_catalog, write_parts
+from modaclip.core.config import CaptionParams
+from modaclip.core.errors import ModaclipError
+from modaclip.curate.clean_and_caption import clean_and_caption
+from modaclip.ingest.synthetic import generate_catalog
 
 
 def test_clean_and_caption_counts_and_splits(tmp_path: Path) -> None:

@@ -6,18 +6,20 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-
 from conftest import TEST_ARCH, TINY_TRAIN
-from modaclip.clip_model import create_base_model
-from modaclip.distributed import DistContext
-from modaclip.training import Trainer
 from test_training import splits
+
+from modaclip.model.clip_model import create_base_model
+from modaclip.train.distributed import DistContext
+from modaclip.train.trainer import Trainer
 
 LOSSES = ["clip", "multipos"]
 STEPS = 2
 
 
-def train_steps(clean_dir: Path, checkpoints: Path, loss: str, batch_size: int, context: DistContext) -> tuple[list[float], dict, dict]:
+def train_steps(
+    clean_dir: Path, checkpoints: Path, loss: str, batch_size: int, context: DistContext
+) -> tuple[list[float], dict, dict]:
     """Losses of STEPS optimizer steps, the gradients of the first one and the weights after all."""
     train, val = splits(clean_dir)
     params = TINY_TRAIN.model_copy(update={"loss": loss, "batch_size": batch_size})
@@ -33,7 +35,9 @@ def train_steps(clean_dir: Path, checkpoints: Path, loss: str, batch_size: int, 
 def rank_main(rank: int, world_size: int, store: str, clean_dir: Path, out: Path) -> None:
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world_size)
-    results = {loss: train_steps(clean_dir, out / f"ckpt-{rank}", loss, 8, DistContext(rank, world_size)) for loss in LOSSES}
+    results = {
+        loss: train_steps(clean_dir, out / f"ckpt-{rank}", loss, 8, DistContext(rank, world_size)) for loss in LOSSES
+    }
     if rank == 0:
         torch.save(results, out / "ranks.pt")
     dist.destroy_process_group()
@@ -43,7 +47,9 @@ def test_two_gloo_processes_match_one_process_on_the_global_batch(clean_dir: Pat
     mp.spawn(rank_main, args=(2, str(tmp_path / "store"), clean_dir, tmp_path), nprocs=2, join=True)
     distributed = torch.load(tmp_path / "ranks.pt", weights_only=False)
     for loss in LOSSES:
-        single_losses, single_grads, single_weights = train_steps(clean_dir, tmp_path / "single", loss, 16, DistContext())
+        single_losses, single_grads, single_weights = train_steps(
+            clean_dir, tmp_path / "single", loss, 16, DistContext()
+        )
         ranks_losses, ranks_grads, ranks_weights = distributed[loss]
         assert ranks_losses == pytest.approx(single_losses, abs=1e-5), loss
         assert ranks_grads.keys() == single_grads.keys()

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from test_pipeline import make_tiny_project, set_params, sh, stages_run
 
-from modaclip.config import EmbedParams
-from modaclip.embedding import embed_catalog, read_embeddings
+from modaclip.core.config import EmbedParams
+from modaclip.embed.embedding import embed_catalog, read_embeddings
 
 TINY = {
     "data": {"num_items": 40, "image_size": 64},
@@ -35,7 +35,9 @@ def test_growing_the_catalog_with_the_model_unchanged_embeds_only_the_new_produc
     added = len(grown.ids) - len(before.ids)
     assert added > 0 and f"embedded {added} products, reused {len(before.ids)} unchanged ones" in output
 
-    embed_catalog(project / "models/finetuned", project / "data/clean", tmp_path / "scratch", EmbedParams(batch_size=32))
+    embed_catalog(
+        project / "models/finetuned", project / "data/clean", tmp_path / "scratch", EmbedParams(batch_size=32)
+    )
     scratch = read_embeddings(tmp_path / "scratch")
     np.testing.assert_array_equal(grown.ids, scratch.ids)
     np.testing.assert_allclose(grown.vectors, scratch.vectors, atol=1e-6)

@@ -3,13 +3,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import TEST_ARCH
-from modaclip.catalog_io import read_catalog, write_parts
-from modaclip.clip_model import create_base_model, save_model
-from modaclip.config import EmbedParams, IndexParams
-from modaclip.embedding import INDEX_FILE, Shard, embed_catalog, merge_shards, read_embeddings
-from modaclip.errors import ModaclipError
+
+from modaclip.core.catalog_io import read_catalog, write_parts
+from modaclip.core.config import EmbedParams, IndexParams
+from modaclip.core.errors import ModaclipError
+from modaclip.embed.embedding import INDEX_FILE, Shard, embed_catalog, merge_shards, read_embeddings
+from modaclip.model.clip_model import create_base_model, save_model
 
 PARAMS = EmbedParams(batch_size=32)
 
@@ -52,7 +52,9 @@ def test_merge_refuses_missing_or_reordered_shards(model_dir: Path, clean_dir: P
         merge_shards([tmp_path / "p1"], tmp_path / "merged", IndexParams())
 
 
-def test_only_new_or_changed_products_are_embedded(model_dir: Path, clean_dir: Path, full_run: Path, tmp_path: Path) -> None:
+def test_only_new_or_changed_products_are_embedded(
+    model_dir: Path, clean_dir: Path, full_run: Path, tmp_path: Path
+) -> None:
     catalog = read_catalog(clean_dir)
     write_parts([catalog.iloc[:100]], tmp_path / "old")
     embed_catalog(model_dir, tmp_path / "old", tmp_path / "embeddings", PARAMS)
@@ -70,7 +72,10 @@ def test_embeddings_of_another_model_are_not_reused(clean_dir: Path, full_run: P
     save_model(create_base_model(TEST_ARCH, "none", seed=3), tmp_path / "other")
     meta = embed_catalog(tmp_path / "other", clean_dir, tmp_path / "out", PARAMS, previous_dir=full_run)
     assert meta["reused"] == 0
-    assert json.loads((tmp_path / "out" / "meta.json").read_text())["model_sha256"] != read_embeddings(full_run).meta["model_sha256"]
+    assert (
+        json.loads((tmp_path / "out" / "meta.json").read_text())["model_sha256"]
+        != read_embeddings(full_run).meta["model_sha256"]
+    )
 
 
 @pytest.mark.parametrize("text", ["2/2", "a/b", "1", "-1/2"])
@@ -81,4 +86,4 @@ def test_bad_shard_spec(text: str) -> None:
 
 def test_shards_cover_every_row_once() -> None:
     rows = [list(Shard(i, 3).rows(10)) for i in range(3)]
-    assert sum(rows, []) == list(range(10))
+    assert [row for shard in rows for row in shard] == list(range(10))

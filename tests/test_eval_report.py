@@ -4,9 +4,9 @@ from pathlib import Path
 import pytest
 
 from modaclip.cli import main
-from modaclip.errors import ModaclipError
-from modaclip.eval_report import markdown_report, read_eval_json
-from modaclip.published import PUBLISHED, SOURCES
+from modaclip.core.errors import ModaclipError
+from modaclip.evaluate.markdown_report import markdown_report, read_eval_json
+from modaclip.evaluate.published import PUBLISHED, SOURCES
 
 REPORT = {
     "test_items": 40,
@@ -33,11 +33,15 @@ REPORT = {
 def test_rows_put_ours_beside_the_quoted_figures() -> None:
     lines = markdown_report(REPORT).splitlines()
     assert lines[0] == (
-        "| benchmark | metric | ours: base | ours: fine-tuned | delta | FashionCLIP 2.0 (quoted) | Marqo-FashionCLIP (quoted)"
+        "| benchmark | metric | ours: base | ours: fine-tuned | delta | FashionCLIP 2.0 (quoted) "
+        "| Marqo-FashionCLIP (quoted)"
         " | OpenAI CLIP (quoted) | FashionCLIP (quoted) | Laion CLIP (quoted) |"
     )
     assert "| kagl / text_to_image | recall@1 | 0.100 | 0.300 | +0.200 | 0.122 [2] | 0.159 [2] |  |  |  |" in lines
-    assert "| zero_shot_sets / fmnist | weighted_f1 | 0.250 | 0.500 | +0.250 | 0.830 [1] |  | 0.660 [1] | 0.740 [1] | 0.780 [1] |" in lines
+    assert (
+        "| zero_shot_sets / fmnist | weighted_f1 | 0.250 | 0.500 | +0.250 "
+        "| 0.830 [1] |  | 0.660 [1] | 0.740 [1] | 0.780 [1] |" in lines
+    )
     assert "| zero_shot / articleType | accuracy | 0.500 | 0.750 | +0.250 |  |  |  |  |  |" in lines
     assert not any("| classes |" in line for line in lines), "counts are not metrics"
 

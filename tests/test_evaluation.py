@@ -1,16 +1,16 @@
 from pathlib import Path
 
 import pytest
+from conftest import TEST_ARCH
 from test_labelled_sets import write_fmnist
 
-from conftest import TEST_ARCH
-from modaclip.catalog_io import read_catalog
-from modaclip.clip_model import create_base_model, save_model
-from modaclip.config import EmbedParams, EvaluateParams, Params
-from modaclip.embedding import embed_catalog
-from modaclip.errors import ModaclipError
-from modaclip.evaluation import compare_base_and_finetuned
-from modaclip.eval_report import leaves
+from modaclip.core.catalog_io import read_catalog
+from modaclip.core.config import EmbedParams, EvaluateParams, Params
+from modaclip.core.errors import ModaclipError
+from modaclip.embed.embedding import embed_catalog
+from modaclip.evaluate.evaluation import compare_base_and_finetuned
+from modaclip.evaluate.markdown_report import leaves
+from modaclip.model.clip_model import create_base_model, save_model
 
 
 @pytest.fixture(scope="module")
@@ -37,9 +37,15 @@ def test_kagl_sections_for_both_models(report: dict, clean_dir: Path) -> None:
 
 
 def test_zero_shot_set_section_with_delta(report: dict) -> None:
-    assert report["zero_shot_sets"]["fmnist"] == {"source": report["zero_shot_sets"]["fmnist"]["source"], "images": 12, "classes": 10}
+    assert report["zero_shot_sets"]["fmnist"] == {
+        "source": report["zero_shot_sets"]["fmnist"]["source"],
+        "images": 12,
+        "classes": 10,
+    }
     base, tuned = report["base"]["zero_shot_sets"]["fmnist"], report["finetuned"]["zero_shot_sets"]["fmnist"]
-    assert report["delta"]["zero_shot_sets"]["fmnist"]["weighted_f1"] == pytest.approx(tuned["weighted_f1"] - base["weighted_f1"])
+    assert report["delta"]["zero_shot_sets"]["fmnist"]["weighted_f1"] == pytest.approx(
+        tuned["weighted_f1"] - base["weighted_f1"]
+    )
     assert report["delta"]["kagl"]["text_to_image"]["mrr"] == pytest.approx(
         report["finetuned"]["kagl"]["text_to_image"]["mrr"] - report["base"]["kagl"]["text_to_image"]["mrr"]
     )

@@ -5,8 +5,8 @@ import io
 import pytest
 from PIL import Image, ImageChops
 
-from modaclip.errors import ModaclipError
-from modaclip.grid import (
+from modaclip.core.errors import ModaclipError
+from modaclip.search.grid import (
     HIGHLIGHT_COLOUR,
     PLACEHOLDER_COLOUR,
     GridCell,

@@ -5,8 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from modaclip.errors import ModaclipError
-from modaclip.idx import read_idx
+from modaclip.core.errors import ModaclipError
+from modaclip.evaluate.mnist_idx import read_idx
 
 
 def idx_bytes(array: np.ndarray, type_code: int) -> bytes:

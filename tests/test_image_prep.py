@@ -5,9 +5,9 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from modaclip.cleaning import CatalogCleaner
-from modaclip.image_prep import decode_rgb, fit_on_white
-from modaclip.schema import CATALOG_COLUMNS
+from modaclip.core.schema import CATALOG_COLUMNS
+from modaclip.curate.cleaning import CatalogCleaner
+from modaclip.curate.image_prep import decode_rgb, fit_on_white
 
 
 def encoded(image: Image.Image, fmt: str = "PNG", **options: object) -> bytes:
@@ -108,8 +108,10 @@ def test_cleaner_converts_modes_counts_them_and_stores_small_jpegs(monkeypatch: 
         8: encoded(Image.new("RGB", (700, 700), "white"), "JPEG"),
     }
     chunk = pd.DataFrame(
-        [{"id": i, "gender": "Men", "articleType": "Tshirts", "baseColour": "Red", "image": data}
-         for i, data in images.items()],  # fmt: skip
+        [
+            {"id": i, "gender": "Men", "articleType": "Tshirts", "baseColour": "Red", "image": data}
+            for i, data in images.items()
+        ],
     ).reindex(columns=list(CATALOG_COLUMNS))
     cleaner = CatalogCleaner(["gender"], min_image_side=16, image_size=48)
 

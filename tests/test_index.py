@@ -2,10 +2,10 @@ import faiss
 import numpy as np
 import pytest
 
-from modaclip.config import IndexParams
-from modaclip.errors import ModaclipError
-from modaclip.index import INDEX_BUILDERS, build_index, index_kind, load_index, save_index, search_index
-from modaclip.metrics import top_k
+from modaclip.core.config import IndexParams
+from modaclip.core.errors import ModaclipError
+from modaclip.core.metrics import top_k
+from modaclip.embed.index import INDEX_BUILDERS, build_index, index_kind, load_index, save_index, search_index
 
 
 def clustered_unit_vectors(count: int, dim: int, seed: int, clusters: int = 20) -> np.ndarray:
@@ -76,6 +76,9 @@ def test_pq_m_must_divide_the_dimension(vectors: np.ndarray) -> None:
 
 def test_query_time_params_of_a_saved_index_follow_the_params_on_load(vectors: np.ndarray, tmp_path) -> None:
     """nprobe and the IVF-PQ re-ranking depth can be tuned in params.yaml without rebuilding the index."""
-    save_index(build_index(vectors, IndexParams(type="ivfpq", ivf_lists=16, nprobe=2, pq_m=8, refine_factor=2)), tmp_path / "index.faiss")
+    save_index(
+        build_index(vectors, IndexParams(type="ivfpq", ivf_lists=16, nprobe=2, pq_m=8, refine_factor=2)),
+        tmp_path / "index.faiss",
+    )
     loaded = load_index(tmp_path / "index.faiss", IndexParams(type="ivfpq", nprobe=9, refine_factor=12))
     assert loaded.k_factor == 12 and faiss.extract_index_ivf(loaded).nprobe == 9

@@ -1,12 +1,21 @@
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import TEST_ARCH
-from modaclip.clip_model import create_base_model
-from modaclip.config import EvaluateParams
-from modaclip.errors import ModaclipError
-from modaclip.kagl import evaluate_kagl, kagl_counts, label_prompts, label_to_product, product_vectors, query_labels, title_to_product, titles
+
+from modaclip.core.config import EvaluateParams
+from modaclip.core.errors import ModaclipError
+from modaclip.evaluate.kagl import (
+    evaluate_kagl,
+    kagl_counts,
+    label_prompts,
+    label_to_product,
+    product_vectors,
+    query_labels,
+    title_to_product,
+    titles,
+)
+from modaclip.model.clip_model import create_base_model
 
 
 def unit(*values: float) -> np.ndarray:
@@ -16,11 +25,13 @@ def unit(*values: float) -> np.ndarray:
 
 def test_title_to_product_on_four_products() -> None:
     images = np.stack([unit(1, 0, 0), unit(0, 1, 0), unit(0, 0, 1), unit(1, 1, 0)])
-    queries = np.stack([
-        unit(1, 0, 0),    # product 0: its own image first -> rank 1
-        unit(1, 0.2, 0),  # product 1: scores 0.98, 0.20, 0, 0.83 -> order 0, 3, 1 -> rank 3
-        unit(0, -1, 0),   # product 2: 0 and 2 tie at 0, the lower index first -> rank 2
-    ])
+    queries = np.stack(
+        [
+            unit(1, 0, 0),  # product 0: its own image first -> rank 1
+            unit(1, 0.2, 0),  # product 1: scores 0.98, 0.20, 0, 0.83 -> order 0, 3, 1 -> rank 3
+            unit(0, -1, 0),  # product 2: 0 and 2 tie at 0, the lower index first -> rank 2
+        ]
+    )
     metrics = title_to_product(queries, [0, 1, 2], images)
     assert metrics.keys() == {"recall@1", "mrr"}, "Recall@10 is undefined on a gallery of 4"
     assert metrics["recall@1"] == pytest.approx(1 / 3)
@@ -39,10 +50,13 @@ def test_title_found_below_rank_ten_counts_zero_as_in_marqos_eval() -> None:
 def test_label_to_product_averages_over_labels() -> None:
     docs = np.eye(4, dtype=np.float32)
     item_labels = ["a", "a", "b", None]
-    queries = np.array([
-        [0.5, 0.0, 0.9, 0.3],  # "a": ranks b, a, None, a -> hits at 2 and 4: P@1 0, P@10 2/10, RR 1/2
-        [0.0, 0.0, 1.0, 0.0],  # "b": the one b first -> P@1 1, P@10 1/10, RR 1
-    ], dtype=np.float32)
+    queries = np.array(
+        [
+            [0.5, 0.0, 0.9, 0.3],  # "a": ranks b, a, None, a -> hits at 2 and 4: P@1 0, P@10 2/10, RR 1/2
+            [0.0, 0.0, 1.0, 0.0],  # "b": the one b first -> P@1 1, P@10 1/10, RR 1
+        ],
+        dtype=np.float32,
+    )
     metrics = label_to_product(queries, ["a", "b"], docs, item_labels)
     assert metrics == pytest.approx({"p@1": 0.5, "p@10": 0.15, "mrr": 0.75})
 
@@ -55,26 +69,38 @@ def test_products_mix_image_and_title_only_where_there_is_a_title() -> None:
 
 
 def test_rows_without_a_title_are_left_out_and_counted() -> None:
-    items = pd.DataFrame({
-        "productDisplayName": ["Red Dress", None, "  ", np.nan, "Blue Jeans"],
-        "masterCategory": ["Apparel", "Apparel", None, "Footwear", "Apparel"],
-    })
+    items = pd.DataFrame(
+        {
+            "productDisplayName": ["Red Dress", None, "  ", np.nan, "Blue Jeans"],
+            "masterCategory": ["Apparel", "Apparel", None, "Footwear", "Apparel"],
+        }
+    )
     assert titles(items) == ([0, 4], ["Red Dress", "Blue Jeans"])
     assert query_labels(items, ["masterCategory"]) == {"masterCategory": ["Apparel", "Footwear"]}
-    assert kagl_counts(items, ["masterCategory"]) == {"title_queries": 2, "rows_without_title": 3, "label_queries": {"masterCategory": 2}}
+    assert kagl_counts(items, ["masterCategory"]) == {
+        "title_queries": 2,
+        "rows_without_title": 3,
+        "label_queries": {"masterCategory": 2},
+    }
 
 
 def test_bad_kagl_params_name_the_parameter() -> None:
-    with pytest.raises(ModaclipError, match="evaluate.kagl_label_fields: unknown attribute"):
+    with pytest.raises(ModaclipError, match=r"evaluate\.kagl_label_fields: unknown attribute"):
         query_labels(pd.DataFrame({"masterCategory": ["x"]}), ["category"])
-    with pytest.raises(ModaclipError, match="evaluate.kagl_label_template"):
+    with pytest.raises(ModaclipError, match=r"evaluate\.kagl_label_template"):
         label_prompts(["Apparel"], "a photo of apparel")
     assert label_prompts(["Apparel"], "a photo of {label}") == ["a photo of Apparel"]
 
 
 def test_catalog_without_titles_still_gets_label_tasks() -> None:
     bundle = create_base_model(TEST_ARCH, "none", seed=0)
-    items = pd.DataFrame({"masterCategory": ["Apparel", "Footwear", "Apparel"], "subCategory": ["Topwear", "Shoes", None], "baseColour": ["Red", "Red", "Blue"]})
+    items = pd.DataFrame(
+        {
+            "masterCategory": ["Apparel", "Footwear", "Apparel"],
+            "subCategory": ["Topwear", "Shoes", None],
+            "baseColour": ["Red", "Red", "Blue"],
+        }
+    )
     images = np.random.default_rng(0).normal(size=(3, bundle.model_cfg["embed_dim"])).astype(np.float32)
     result = evaluate_kagl(bundle, items, images / np.linalg.norm(images, axis=1, keepdims=True), EvaluateParams())
     assert result["text_to_image"] == {}

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from modaclip.keyword import BM25, reciprocal_rank_fusion
+from modaclip.search.keyword import BM25, reciprocal_rank_fusion
 
 
 def test_bm25_scores_only_documents_with_query_words() -> None:

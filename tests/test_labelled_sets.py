@@ -4,14 +4,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import SHARED_DATA, TEST_ARCH
 from PIL import Image
 from test_idx import idx_bytes
 
-from conftest import SHARED_DATA, TEST_ARCH
-from modaclip.clip_model import create_base_model, decode_image
-from modaclip.errors import ModaclipError
-from modaclip.evaluation import classify_labelled_set
-from modaclip.labelled_sets import FMNIST_CLASSES, FMNIST_IMAGES, FMNIST_LABELS, open_labelled_sets
+from modaclip.core.errors import ModaclipError
+from modaclip.evaluate.evaluation import classify_labelled_set
+from modaclip.evaluate.labelled_sets import FMNIST_CLASSES, FMNIST_IMAGES, FMNIST_LABELS, open_labelled_sets
+from modaclip.model.clip_model import create_base_model, decode_image
 
 REAL_FMNIST = SHARED_DATA / "fashion-mnist"
 
@@ -88,7 +88,10 @@ def test_two_sets_with_one_name_are_refused(tmp_path: Path) -> None:
         open_labelled_sets([f"fmnist:{folder}", f"fmnist:{folder}"])
 
 
-@pytest.mark.skipif(not REAL_FMNIST.is_dir(), reason=f"real Fashion-MNIST files not here ({REAL_FMNIST}); a user's clone has no ../shared/data")
+@pytest.mark.skipif(
+    not REAL_FMNIST.is_dir(),
+    reason=f"real Fashion-MNIST files not here ({REAL_FMNIST}); a user's clone has no ../shared/data",
+)
 def test_real_fashion_mnist_zero_shot_with_a_tiny_model() -> None:
     (fmnist,) = open_labelled_sets([f"fmnist:{REAL_FMNIST}"], limit=200)
     assert len(fmnist.images) == 200 and fmnist.labels.shape == (200,)

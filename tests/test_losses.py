@@ -1,11 +1,11 @@
 import pytest
 import torch
 import torch.nn.functional as F
-
 from conftest import TEST_ARCH
-from modaclip.clip_model import create_base_model, ensure_logit_bias, load_model, save_model
-from modaclip.errors import ModaclipError
-from modaclip.losses import LOSSES, caption_keys, create_loss
+
+from modaclip.core.errors import ModaclipError
+from modaclip.model.clip_model import create_base_model, ensure_logit_bias, load_model, save_model
+from modaclip.train.losses import LOSSES, caption_keys, create_loss
 
 
 def unit(n: int, d: int = 8, seed: int = 0) -> torch.Tensor:
@@ -59,6 +59,6 @@ def test_caption_keys_are_equal_exactly_for_equal_texts() -> None:
 
 
 def test_unknown_loss_is_named() -> None:
-    with pytest.raises(ModaclipError, match="train.loss: unknown loss 'triplet'"):
+    with pytest.raises(ModaclipError, match=r"train\.loss: unknown loss 'triplet'"):
         create_loss("triplet")
     assert set(LOSSES) == {"clip", "multipos", "siglip"}

@@ -5,8 +5,8 @@ from math import log2
 import numpy as np
 import pytest
 
-from modaclip.errors import ModaclipError
-from modaclip.metrics import (
+from modaclip.core.errors import ModaclipError
+from modaclip.core.metrics import (
     accuracy,
     count_relevant,
     mean_reciprocal_rank,
@@ -120,7 +120,7 @@ def test_relevance_with_tuple_keys_and_missing_keys():
 
 def test_count_relevant():
     assert count_relevant(QUERY_KEYS, GALLERY_KEYS).tolist() == [2, 1, 2]
-    assert count_relevant(["z", None], GALLERY_KEYS + [None]).tolist() == [0, 0]
+    assert count_relevant(["z", None], [*GALLERY_KEYS, None]).tolist() == [0, 0]
 
 
 def test_count_relevant_exclude_self_does_not_count_the_query():
@@ -162,9 +162,7 @@ def test_ndcg_leaves_out_queries_without_relevant_items():
 
 
 def test_mean_reciprocal_rank():
-    rel = np.array(
-        [[False, True, False], [True, False, False], [False, False, False], [False, False, True]]
-    )
+    rel = np.array([[False, True, False], [True, False, False], [False, False, False], [False, False, True]])
     # (1/2 + 1 + 0 + 1/3) / 4 = 11/24
     assert mean_reciprocal_rank(rel) == pytest.approx(11 / 24)
 

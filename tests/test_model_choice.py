@@ -5,12 +5,12 @@ from pathlib import Path
 
 import pytest
 
-from modaclip import embedding
-from modaclip.catalog_io import read_catalog, write_parts
 from modaclip.cli import main
-from modaclip.clip_model import create_base_model, save_model, weights_fingerprint
-from modaclip.embedding import read_embeddings
-from modaclip.model_choice import search_source_for
+from modaclip.core.catalog_io import read_catalog, write_parts
+from modaclip.embed import embedding
+from modaclip.embed.embedding import read_embeddings
+from modaclip.model.clip_model import create_base_model, save_model, weights_fingerprint
+from modaclip.registry.model_choice import search_source_for
 
 PARAMS = "model:\n  arch: modaclip-tiny\n  pretrained: none\ntrain:\n  seed: {seed}\nembed:\n  batch_size: 32\n"
 
@@ -33,7 +33,7 @@ def count_embed_runs(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
         runs.append(Path(out_dir))
         return real(model_dir, clean_dir, out_dir, *args, **kwargs)
 
-    monkeypatch.setattr("modaclip.model_choice.embed_catalog", recording)
+    monkeypatch.setattr("modaclip.registry.model_choice.embed_catalog", recording)
     return runs
 
 
@@ -97,4 +97,8 @@ def test_base_with_a_bad_params_file_is_one_line_naming_the_key(
     with pytest.raises(SystemExit) as exit_info:
         main(["search", "red", "--model", "base", "--catalog", str(clean_dir)])
     err = capsys.readouterr().err.strip()
-    assert exit_info.value.code == 2 and "params.yaml: model.colour: unknown parameter" in err and len(err.splitlines()) == 1
+    assert (
+        exit_info.value.code == 2
+        and "params.yaml: model.colour: unknown parameter" in err
+        and len(err.splitlines()) == 1
+    )

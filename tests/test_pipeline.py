@@ -116,7 +116,9 @@ def test_exp_run_lists_metrics(project: Path, first_run: str) -> None:
     sh(project, "git", "add", "-A")
     sh(project, "git", "commit", "-qm", "baseline")
     sh(project, "dvc", "exp", "run", "-S", "train.epochs=2")
-    shown = json.loads(subprocess.run(["dvc", "exp", "show", "--json"], cwd=project, capture_output=True, text=True, check=True).stdout)
+    shown = json.loads(
+        subprocess.run(["dvc", "exp", "show", "--json"], cwd=project, capture_output=True, text=True, check=True).stdout
+    )
     experiments = [exp for commit in shown for exp in (commit.get("experiments") or [])]
     assert experiments, "dvc exp show lists no experiment"
     revs = [rev for exp in experiments for rev in exp["revs"]]

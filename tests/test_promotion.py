@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from modaclip.config import PromoteParams, parse_params
-from modaclip.errors import ModaclipError
-from modaclip.promotion import decide, metric_value
+from modaclip.core.config import PromoteParams, parse_params
+from modaclip.core.errors import ModaclipError
+from modaclip.registry.promotion import decide, metric_value
 
 GATE = PromoteParams(
     metric="finetuned.text_to_image.recall@10",
@@ -60,7 +60,10 @@ def test_first_round_is_gated_against_the_candidates_own_base_model() -> None:
 
 
 def test_missing_metric_names_the_path_and_the_report() -> None:
-    with pytest.raises(ModaclipError, match=r"production metrics: no metric 'finetuned.text_to_image.recall@10' \(missing key 'text_to_image'\)"):
+    with pytest.raises(
+        ModaclipError,
+        match=r"production metrics: no metric 'finetuned.text_to_image.recall@10' \(missing key 'text_to_image'\)",
+    ):
         decide(report(0.6, 0.3), {"finetuned": {}}, GATE)
     with pytest.raises(ModaclipError, match="is not a number"):
         metric_value({"a": {"b": "high"}}, "a.b", "candidate metrics")

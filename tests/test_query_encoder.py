@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from modaclip.clip_model import ClipBundle, create_base_model, encode_texts
-from modaclip.query_encoder import QueryEncoder, unpadded_text_encoder
+from modaclip.model.clip_model import ClipBundle, create_base_model, encode_texts
+from modaclip.serve.query_encoder import QueryEncoder, unpadded_text_encoder
 
 
 class SlowEncoder:
@@ -98,7 +98,9 @@ def test_an_encoder_that_returns_the_wrong_number_of_vectors_fails_the_batch_not
     encoder = QueryEncoder(short, cache_size=0)
 
     async def session() -> tuple[list[object], np.ndarray]:
-        failed = await asyncio.wait_for(gather(encoder, [["a"], ["b"]]), timeout=5)  # before the fix: a dead runner, waiters hung
+        failed = await asyncio.wait_for(
+            gather(encoder, [["a"], ["b"]]), timeout=5
+        )  # before the fix: a dead runner, waiters hung
         return failed, await asyncio.wait_for(encoder(["c"]), timeout=5)
 
     failed, fine = asyncio.run(session())
@@ -130,7 +132,12 @@ def bundle() -> ClipBundle:
 
 
 def test_unpadded_encoder_gives_the_library_embeddings(bundle: ClipBundle) -> None:
-    texts = ["red dress", "a", "women blue casual slim fit jeans " * 8, "black leather shoes for men"]  # one past the context
+    texts = [
+        "red dress",
+        "a",
+        "women blue casual slim fit jeans " * 8,
+        "black leather shoes for men",
+    ]  # one past the context
     unpadded = unpadded_text_encoder(bundle)
     assert not isinstance(unpadded, partial)
     np.testing.assert_allclose(unpadded(texts), encode_texts(bundle, texts), atol=1e-5)
@@ -142,7 +149,9 @@ def test_other_text_towers_get_the_plain_encoder(bundle: ClipBundle, monkeypatch
     assert isinstance(unpadded_text_encoder(bundle), partial)
 
 
-def test_a_text_tower_that_sees_the_padding_gets_the_plain_encoder(bundle: ClipBundle, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_text_tower_that_sees_the_padding_gets_the_plain_encoder(
+    bundle: ClipBundle, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Without the causal mask the padding changes the result: the probe comparison must catch that."""
     monkeypatch.setattr(bundle.model, "attn_mask", torch.zeros_like(bundle.model.attn_mask))
     assert isinstance(unpadded_text_encoder(bundle), partial)

@@ -10,9 +10,9 @@ from pathlib import Path
 import gto.api
 import pytest
 
-from modaclip import registry
-from modaclip.errors import ModaclipError
-from modaclip.retrain import check_only_run_records_changed
+from modaclip.core.errors import ModaclipError
+from modaclip.registry import versions as registry
+from modaclip.registry.retrain import check_only_run_records_changed
 
 
 def git(repo: Path, *args: str) -> str:
@@ -41,7 +41,9 @@ def test_empty_registry_has_no_production_and_search_uses_the_workspace(repo: Pa
     assert registry.production(repo) is None and registry.versions(repo) == []
     assert registry.next_version(repo) == "v1.0.0"
     assert registry.search_inputs("production", repo) == {
-        "model": Path("models/finetuned"), "embeddings": Path("data/embeddings"), "catalog": Path("data/clean")
+        "model": Path("models/finetuned"),
+        "embeddings": Path("data/embeddings"),
+        "catalog": Path("data/clean"),
     }
     assert registry.search_inputs("elsewhere/model", repo)["model"] == Path("elsewhere/model")
 
@@ -51,13 +53,21 @@ def test_search_source_says_what_is_served(repo: Path) -> None:
     assert (pipeline.kind, pipeline.version, pipeline.model) == ("pipeline", None, Path("models/finetuned"))
     assert "no production version yet" in pipeline.description
     folder = registry.search_source("elsewhere/model", repo)
-    assert (folder.kind, folder.description, folder.embeddings) == ("folder", "model folder elsewhere/model", Path("data/embeddings"))
+    assert (folder.kind, folder.description, folder.embeddings) == (
+        "folder",
+        "model folder elsewhere/model",
+        Path("data/embeddings"),
+    )
 
 
 def test_search_source_names_the_production_version(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     head = commit(repo, {"metrics/eval.json": "{}"}, "run")
     registry.register_production(repo, head, "v1.0.0", "first")
-    monkeypatch.setattr(registry, "materialise", lambda root, version: {role: Path("restored") / role for role in ("model", "embeddings", "catalog")})
+    monkeypatch.setattr(
+        registry,
+        "materialise",
+        lambda root, version: {role: Path("restored") / role for role in ("model", "embeddings", "catalog")},
+    )
     source = registry.search_source("production", repo)
     assert (source.kind, source.version, source.model) == ("production", "v1.0.0", Path("restored/model"))
     assert source.description == f"production v1.0.0 (modaclip-model@v1.0.0, commit {head[:8]})"

@@ -10,8 +10,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from modaclip.clip_model import WEIGHTS_FILE
-from modaclip.training import CHECKPOINT
+from modaclip.model.clip_model import WEIGHTS_FILE
+from modaclip.train.trainer import CHECKPOINT
 
 ROOT = Path(__file__).resolve().parents[1]
 PARAMS = """
@@ -27,9 +27,20 @@ train:
 
 def finetune_command(params: Path, data: Path, run: Path) -> list[str]:
     return [
-        sys.executable, str(ROOT / "stages" / "finetune.py"), "--params", str(params), "--data", str(data),
-        "--out", str(run / "model"), "--checkpoints", str(run / "checkpoints"),
-        "--curves", str(run / "curves"), "--metrics", str(run / "train.json"),
+        sys.executable,
+        str(ROOT / "stages" / "finetune.py"),
+        "--params",
+        str(params),
+        "--data",
+        str(data),
+        "--out",
+        str(run / "model"),
+        "--checkpoints",
+        str(run / "checkpoints"),
+        "--curves",
+        str(run / "curves"),
+        "--metrics",
+        str(run / "train.json"),
     ]
 
 
@@ -40,7 +51,9 @@ def test_sigkill_mid_epoch_then_rerun_equals_an_uninterrupted_run(clean_dir: Pat
     straight, killed = tmp_path / "straight", tmp_path / "killed"
     subprocess.run(finetune_command(params, clean_dir, straight), env=env, check=True, capture_output=True)
 
-    process = subprocess.Popen(finetune_command(params, clean_dir, killed), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        finetune_command(params, clean_dir, killed), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     checkpoint = killed / "checkpoints" / CHECKPOINT
     deadline = time.monotonic() + 300
     while not checkpoint.exists() and process.poll() is None and time.monotonic() < deadline:
@@ -51,7 +64,9 @@ def test_sigkill_mid_epoch_then_rerun_equals_an_uninterrupted_run(clean_dir: Pat
     assert state["epoch"] == 0 and state["step_in_epoch"] == 2  # killed mid-epoch, after step 2
     assert not (killed / "model").exists()
 
-    rerun = subprocess.run(finetune_command(params, clean_dir, killed), env=env, check=True, capture_output=True, text=True)
+    rerun = subprocess.run(
+        finetune_command(params, clean_dir, killed), env=env, check=True, capture_output=True, text=True
+    )
     assert "resuming from" in rerun.stderr and "at epoch 1, step 2" in rerun.stderr
     expected = load_file(straight / "model" / WEIGHTS_FILE)
     resumed = load_file(killed / "model" / WEIGHTS_FILE)

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from test_pipeline import TINY, make_tiny_project, set_params, sh, stages_run
 
-from modaclip import registry
 from modaclip.cli import main
-from modaclip.catalog_io import read_catalog
+from modaclip.core.catalog_io import read_catalog
+from modaclip.registry import versions as registry
 
 pytestmark = pytest.mark.slow
 RETRAIN = ["modaclip", "retrain"]
@@ -34,7 +34,13 @@ def promotion(repo: Path) -> dict:
 
 def start_retrain(repo: Path) -> subprocess.Popen:
     return subprocess.Popen(
-        RETRAIN, cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=UNBUFFERED, start_new_session=True
+        RETRAIN,
+        cwd=repo,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=UNBUFFERED,
+        start_new_session=True,
     )
 
 
@@ -59,7 +65,8 @@ def tags(repo: Path) -> list[str]:
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     repo = tmp_path_factory.mktemp("retrain") / "project"
     repo.mkdir()
-    # 12 short epochs with a 10-step warmup: the fewest that reliably leave the ln(batch) plateau of a from-scratch start
+    # 12 short epochs with a 10-step warmup: the fewest that reliably leave
+    # the ln(batch) plateau of a from-scratch start
     return make_tiny_project(repo, {**TINY, "train": {**TINY["train"], "epochs": 12, "warmup_steps": 10}})
 
 
@@ -73,7 +80,13 @@ def round1(project: Path) -> dict:
 def round2(project: Path, round1: dict) -> dict:
     set_params(project, {"data": {"num_items": 240}})
     code, out, record = retrain(project)
-    return {"code": code, "out": out, "record": record, "test_ids": held_out_ids(project), "production": registry.production(project)}
+    return {
+        "code": code,
+        "out": out,
+        "record": record,
+        "test_ids": held_out_ids(project),
+        "production": registry.production(project),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +124,7 @@ def test_round1_trains_and_promotes_against_the_base_model(project: Path, round1
     record = round1["record"]
     assert record["decision"] == "promoted" and record["baseline"] == "base model"
     assert record["candidate"]["version"] == "v1.0.0" and record["production"]["version"] is None
-    assert [c["metric"] for c in record["checks"]][0] == "finetuned.text_to_image.recall@10"
+    assert next(c["metric"] for c in record["checks"]) == "finetuned.text_to_image.recall@10"
     production = registry.production(project)
     assert production == registry.ModelVersion("v1.0.0", sh(project, "git", "rev-parse", "HEAD").strip())
     tagged = json.loads(sh(project, "git", "show", f"{production.tag}:metrics/eval.json"))
@@ -120,7 +133,9 @@ def test_round1_trains_and_promotes_against_the_base_model(project: Path, round1
     assert "modaclip-model" in shown and "v1.0.0" in shown and "#prod" in shown
 
 
-def test_round2_adds_products_keeps_old_test_items_in_test_and_records_the_decision(project: Path, round1: dict, round2: dict) -> None:
+def test_round2_adds_products_keeps_old_test_items_in_test_and_records_the_decision(
+    project: Path, round1: dict, round2: dict
+) -> None:
     assert stages_run(round2["out"]) == {"download", "caption", "finetune", "embed", "evaluate"}
     record = round2["record"]
     assert round2["code"] == (0 if record["promoted"] else 3), round2["out"]
@@ -208,9 +223,14 @@ def experiments(project: Path, round3: dict) -> dict[float, dict]:
     for lr in ("0.002", "0.0005"):
         sh(project, "dvc", "exp", "run", "--queue", "-S", f"train.lr={lr}")
     sh(project, "dvc", "exp", "run", "--run-all")
-    shown = json.loads(subprocess.run(["dvc", "exp", "show", "--json"], cwd=project, capture_output=True, text=True, check=True).stdout)
+    shown = json.loads(
+        subprocess.run(["dvc", "exp", "show", "--json"], cwd=project, capture_output=True, text=True, check=True).stdout
+    )
     return {
-        rev["data"]["params"]["params.yaml"]["data"]["train"]["lr"]: {"name": exp["name"], "metrics": rev["data"]["metrics"]["metrics/eval.json"]["data"]}
+        rev["data"]["params"]["params.yaml"]["data"]["train"]["lr"]: {
+            "name": exp["name"],
+            "metrics": rev["data"]["metrics"]["metrics/eval.json"]["data"],
+        }
         for commit in shown
         for exp in (commit.get("experiments") or [])
         for rev in exp["revs"]
@@ -225,9 +245,13 @@ def test_queued_experiments_show_both_metrics(experiments: dict[float, dict]) ->
     assert fast["base"] == slow["base"], "the base model does not depend on train.lr"
 
 
-def test_remote_push_then_fresh_clone_pulls_everything_and_has_nothing_to_run(project: Path, experiments: dict, tmp_path: Path) -> None:
+def test_remote_push_then_fresh_clone_pulls_everything_and_has_nothing_to_run(
+    project: Path, experiments: dict, tmp_path: Path
+) -> None:
     storage, clone = tmp_path / "storage", tmp_path / "clone"
-    sh(project, "dvc", "exp", "apply", experiments[0.002]["name"])  # keep the winner: a commit whose dvc.lock matches its params
+    sh(
+        project, "dvc", "exp", "apply", experiments[0.002]["name"]
+    )  # keep the winner: a commit whose dvc.lock matches its params
     sh(project, "dvc", "remote", "add", "-d", "local", str(storage))
     sh(project, "git", "add", "-A")
     sh(project, "git", "commit", "-qm", "local remote")

@@ -15,27 +15,38 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from modaclip import service
-from modaclip.catalog_images import CatalogImages
 from modaclip.cli import main
-from modaclip.registry import SearchSource
-from modaclip.search import CatalogSearch
-from modaclip.service import MAX_DEPTH, ServiceSettings, catalog_facets, create_app
-from modaclip.text_encoder_process import TextEncoderError
+from modaclip.registry.versions import SearchSource
+from modaclip.search.engine import CatalogSearch
+from modaclip.serve import app as service
+from modaclip.serve.app import MAX_DEPTH, ServiceSettings, catalog_facets, create_app
+from modaclip.serve.catalog_images import CatalogImages
+from modaclip.serve.text_encoder_process import TextEncoderError
 
 UPLOAD_LIMIT = 3 * 2**20  # above Starlette's 1 MB spill-to-disk size, so the in-memory test means something
 
 
 def make_client(
-    served_engine: CatalogSearch, served_images: CatalogImages, paths: dict[str, Path], raise_server_exceptions: bool = True, encode_text: Any = None, **settings: Any
+    served_engine: CatalogSearch,
+    served_images: CatalogImages,
+    paths: dict[str, Path],
+    raise_server_exceptions: bool = True,
+    encode_text: Any = None,
+    **settings: Any,
 ) -> TestClient:
-    source = SearchSource(paths["model"], paths["embeddings"], paths["catalog"], "folder", f"model folder {paths['model']}")
-    app = create_app(served_engine, served_images, ServiceSettings(source, max_upload_bytes=UPLOAD_LIMIT, **settings), encode_text)
+    source = SearchSource(
+        paths["model"], paths["embeddings"], paths["catalog"], "folder", f"model folder {paths['model']}"
+    )
+    app = create_app(
+        served_engine, served_images, ServiceSettings(source, max_upload_bytes=UPLOAD_LIMIT, **settings), encode_text
+    )
     return TestClient(app, raise_server_exceptions=raise_server_exceptions)
 
 
 @pytest.fixture(scope="module")
-def client(served_engine: CatalogSearch, served_images: CatalogImages, served_paths: dict[str, Path]) -> Iterator[TestClient]:
+def client(
+    served_engine: CatalogSearch, served_images: CatalogImages, served_paths: dict[str, Path]
+) -> Iterator[TestClient]:
     with make_client(served_engine, served_images, served_paths) as test_client:
         yield test_client
 
@@ -93,13 +104,17 @@ def test_pages_continue_where_the_previous_one_stopped(client: TestClient, serve
 def test_filters_are_query_parameters(client: TestClient, served_engine: CatalogSearch) -> None:
     women = client.get("/api/search", params={"q": "dress", "k": 10, "gender": "women"}).json()["results"]
     assert women and all(h["attributes"]["gender"] == "Women" for h in women)
-    colours = client.get("/api/search", params=[("q", "top"), ("k", 10), ("baseColour", "Red"), ("baseColour", "Blue")]).json()["results"]
+    colours = client.get(
+        "/api/search", params=[("q", "top"), ("k", 10), ("baseColour", "Red"), ("baseColour", "Blue")]
+    ).json()["results"]
     assert colours and {h["attributes"]["baseColour"] for h in colours} <= {"Red", "Blue"}
     years = served_engine.info["year"]
     low = int(years.median())
     recent = client.get("/api/search", params={"q": "shirt", "k": 10, "year": f"{low}.."}).json()["results"]
     assert recent and all(int(served_engine.info.loc[served_engine.row_of[h["id"]], "year"]) >= low for h in recent)
-    fused = client.get("/api/search", params={"q": "red shirt", "k": 5, "hybrid": "true", "gender": "Men"}).json()["results"]
+    fused = client.get("/api/search", params={"q": "red shirt", "k": 5, "hybrid": "true", "gender": "Men"}).json()[
+        "results"
+    ]
     assert len(fused) == 5 and all(h["attributes"]["gender"] == "Men" for h in fused)
 
 
@@ -120,7 +135,9 @@ def test_filters_are_query_parameters(client: TestClient, served_engine: Catalog
         ({"q": "red", "gender": "Men..Women"}, 400, "is not a number"),
     ],
 )
-def test_bad_search_requests_are_one_line_4xx(client: TestClient, params: dict[str, Any], status: int, fragment: str) -> None:
+def test_bad_search_requests_are_one_line_4xx(
+    client: TestClient, params: dict[str, Any], status: int, fragment: str
+) -> None:
     assert_error(client.get("/api/search", params=params), status, fragment)
 
 
@@ -134,7 +151,9 @@ def test_similar_to_a_product_excludes_it_and_honours_filters(client: TestClient
     assert all(h["attributes"]["gender"] == gender for h in same)
 
 
-def test_an_uploaded_catalog_photo_is_searched_as_its_product(client: TestClient, served_engine: CatalogSearch, served_images: CatalogImages) -> None:
+def test_an_uploaded_catalog_photo_is_searched_as_its_product(
+    client: TestClient, served_engine: CatalogSearch, served_images: CatalogImages
+) -> None:
     product_id = int(served_engine.ids[5])
     files = {"image": ("photo.jpg", product_image(served_images, product_id), "image/jpeg")}
     uploaded = client.post("/api/similar", params={"k": 3}, files=files).json()["results"]
@@ -165,7 +184,11 @@ def test_a_large_upload_stays_in_memory(client: TestClient, monkeypatch: pytest.
         ({"files": {"image": ("cut.png", png(64, 64, noise=True)[:400], "image/png")}}, 400, "not a readable image"),
         ({"files": {"image": ("bomb.png", png(8000, 8000, mode="1"), "image/png")}}, 413, "pixels"),
         ({"files": {"photo": ("a.png", png(8, 8), "image/png")}}, 400, "no image file in form field 'image'"),
-        ({"data": {"image": "not a file"}, "files": {"other": ("a.png", png(8, 8), "image/png")}}, 400, "no image file"),
+        (
+            {"data": {"image": "not a file"}, "files": {"other": ("a.png", png(8, 8), "image/png")}},
+            400,
+            "no image file",
+        ),
         ({"json": {"image": "aGVsbG8="}}, 415, "multipart/form-data"),
     ],
 )
@@ -176,28 +199,44 @@ def test_bad_uploads_are_one_line_4xx(client: TestClient, upload: dict[str, Any]
 def test_an_upload_larger_than_declared_is_cut_off(client: TestClient) -> None:
     """A body streamed without Content-Length is counted as it arrives."""
     boundary = "x" * 16
-    head = f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="a.png"\r\nContent-Type: image/png\r\n\r\n'.encode()
+    head = (
+        f"--{boundary}\r\n"
+        'Content-Disposition: form-data; name="image"; filename="a.png"\r\n'
+        "Content-Type: image/png\r\n\r\n"
+    ).encode()
     chunks = iter([head, b"\0" * UPLOAD_LIMIT, b"\0" * 1024, f"\r\n--{boundary}--\r\n".encode()])
-    response = client.post("/api/similar", content=chunks, headers={"content-type": f"multipart/form-data; boundary={boundary}"})
+    response = client.post(
+        "/api/similar", content=chunks, headers={"content-type": f"multipart/form-data; boundary={boundary}"}
+    )
     assert "content-length" not in {k.lower() for k in response.request.headers}
     assert_error(response, 413, "over the limit")
 
 
-def test_classify_ranks_the_labels(client: TestClient, served_engine: CatalogSearch, served_images: CatalogImages) -> None:
+def test_classify_ranks_the_labels(
+    client: TestClient, served_engine: CatalogSearch, served_images: CatalogImages
+) -> None:
     image = product_image(served_images, int(served_engine.ids[0]))
-    result = client.post("/api/classify", files={"image": ("a.jpg", image, "image/jpeg")}, data={"labels": ["dress, shoes", "watch"]}).json()
+    result = client.post(
+        "/api/classify", files={"image": ("a.jpg", image, "image/jpeg")}, data={"labels": ["dress, shoes", "watch"]}
+    ).json()
     labels = result["labels"]
-    assert sorted(l["label"] for l in labels) == ["dress", "shoes", "watch"]
-    assert sum(l["probability"] for l in labels) == pytest.approx(1.0, abs=1e-4)
-    assert [l["score"] for l in labels] == sorted((l["score"] for l in labels), reverse=True)
+    assert sorted(label["label"] for label in labels) == ["dress", "shoes", "watch"]
+    assert sum(label["probability"] for label in labels) == pytest.approx(1.0, abs=1e-4)
+    assert [label["score"] for label in labels] == sorted((label["score"] for label in labels), reverse=True)
 
 
 @pytest.mark.parametrize(
     ("data", "fragment"),
-    [({}, "give at least one candidate label"), ({"labels": "dress, dress"}, "repeated"), ({"labels": "dress", "template": "a {thing}"}, "must contain {label}")],
+    [
+        ({}, "give at least one candidate label"),
+        ({"labels": "dress, dress"}, "repeated"),
+        ({"labels": "dress", "template": "a {thing}"}, "must contain {label}"),
+    ],
 )
 def test_bad_classify_requests_are_one_line_4xx(client: TestClient, data: dict[str, str], fragment: str) -> None:
-    assert_error(client.post("/api/classify", files={"image": ("a.png", png(16, 16), "image/png")}, data=data), 400, fragment)
+    assert_error(
+        client.post("/api/classify", files={"image": ("a.png", png(16, 16), "image/png")}, data=data), 400, fragment
+    )
 
 
 def test_product_details(client: TestClient, served_engine: CatalogSearch) -> None:
@@ -239,12 +278,24 @@ def test_facets_list_the_catalog_columns(client: TestClient, served_engine: Cata
     assert {"gender", "articleType", "baseColour", "year"} <= set(facets)
     genders = {v["value"]: v["count"] for v in facets["gender"]["values"]}
     assert genders == served_engine.info["gender"].value_counts().to_dict()
-    assert facets["year"]["min"] == served_engine.info["year"].min() and facets["year"]["max"] == served_engine.info["year"].max()
+    assert (
+        facets["year"]["min"] == served_engine.info["year"].min()
+        and facets["year"]["max"] == served_engine.info["year"].max()
+    )
 
 
 def test_openapi_documents_every_endpoint_and_the_filters(client: TestClient) -> None:
     schema = client.get("/openapi.json").json()
-    assert {"/health", "/api/search", "/api/similar/{product_id}", "/api/similar", "/api/classify", "/api/products/{product_id}", "/api/products/{product_id}/image", "/api/facets"} <= set(schema["paths"])
+    assert {
+        "/health",
+        "/api/search",
+        "/api/similar/{product_id}",
+        "/api/similar",
+        "/api/classify",
+        "/api/products/{product_id}",
+        "/api/products/{product_id}/image",
+        "/api/facets",
+    } <= set(schema["paths"])
     search_params = {p["name"] for p in schema["paths"]["/api/search"]["get"]["parameters"]}
     assert {"q", "k", "offset", "hybrid", "gender", "baseColour", "year"} <= search_params
     assert "multipart/form-data" in schema["paths"]["/api/similar"]["post"]["requestBody"]["content"]
@@ -257,16 +308,22 @@ def test_the_page_and_its_assets_are_served(client: TestClient) -> None:
     assert client.get("/static/app.js").status_code == 200 and client.get("/static/style.css").status_code == 200
 
 
-def test_no_cors_unless_configured(client: TestClient, served_engine: CatalogSearch, served_images: CatalogImages, served_paths: dict[str, Path]) -> None:
+def test_no_cors_unless_configured(
+    client: TestClient, served_engine: CatalogSearch, served_images: CatalogImages, served_paths: dict[str, Path]
+) -> None:
     origin = {"Origin": "https://shop.example"}
     assert "access-control-allow-origin" not in client.get("/health", headers=origin).headers
     with make_client(served_engine, served_images, served_paths, cors_origins=("https://shop.example",)) as allowed:
         assert allowed.get("/health", headers=origin).headers["access-control-allow-origin"] == "https://shop.example"
 
 
-def test_concurrent_requests_get_the_same_answers_as_serial_ones(served_engine: CatalogSearch, served_images: CatalogImages, served_paths: dict[str, Path]) -> None:
+def test_concurrent_requests_get_the_same_answers_as_serial_ones(
+    served_engine: CatalogSearch, served_images: CatalogImages, served_paths: dict[str, Path]
+) -> None:
     """Without the query cache, so concurrent queries really share forward passes."""
-    queries = [f"{colour} {kind}" for colour in ("red", "blue", "black", "white") for kind in ("dress", "shoes", "watch")]
+    queries = [
+        f"{colour} {kind}" for colour in ("red", "blue", "black", "white") for kind in ("dress", "shoes", "watch")
+    ]
     with make_client(served_engine, served_images, served_paths, query_cache=0) as uncached:
 
         def ids(query: str) -> list[int]:
@@ -277,10 +334,28 @@ def test_concurrent_requests_get_the_same_answers_as_serial_ones(served_engine: 
             assert list(pool.map(ids, queries)) == serial
 
 
-def test_serve_command_binds_localhost_without_cors_by_default(served_paths: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_serve_command_binds_localhost_without_cors_by_default(
+    served_paths: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     started: dict[str, Any] = {}
-    monkeypatch.setattr(service, "serve", lambda served_engine, settings, host, port, text_threads: started.update(engine=served_engine, settings=settings, host=host, port=port))
-    main(["serve", "--model", str(served_paths["model"]), "--embeddings", str(served_paths["embeddings"]), "--catalog", str(served_paths["catalog"])])
+    monkeypatch.setattr(
+        service,
+        "serve",
+        lambda served_engine, settings, host, port, text_threads: started.update(
+            engine=served_engine, settings=settings, host=host, port=port
+        ),
+    )
+    main(
+        [
+            "serve",
+            "--model",
+            str(served_paths["model"]),
+            "--embeddings",
+            str(served_paths["embeddings"]),
+            "--catalog",
+            str(served_paths["catalog"]),
+        ]
+    )
     settings = started["settings"]
     assert (started["host"], started["port"]) == ("127.0.0.1", 8000)
     assert settings.cors_origins == () and settings.max_upload_bytes == 10 * 2**20
@@ -288,7 +363,12 @@ def test_serve_command_binds_localhost_without_cors_by_default(served_paths: dic
     assert len(started["engine"]) > 100
 
 
-def test_a_server_bug_is_a_one_line_500(served_engine: CatalogSearch, served_images: CatalogImages, served_paths: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_server_bug_is_a_one_line_500(
+    served_engine: CatalogSearch,
+    served_images: CatalogImages,
+    served_paths: dict[str, Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     def broken(*args: Any) -> None:
         raise RuntimeError("index exploded")
 
@@ -297,13 +377,17 @@ def test_a_server_bug_is_a_one_line_500(served_engine: CatalogSearch, served_ima
         assert_error(failing.get("/api/search", params={"q": "red"}), 500, "internal error (RuntimeError)")
 
 
-def test_a_dead_text_encoder_is_a_503_not_a_client_error(served_engine: CatalogSearch, served_images: CatalogImages, served_paths: dict[str, Path]) -> None:
+def test_a_dead_text_encoder_is_a_503_not_a_client_error(
+    served_engine: CatalogSearch, served_images: CatalogImages, served_paths: dict[str, Path]
+) -> None:
     async def dead(texts: list[str]) -> Any:
         raise TextEncoderError("text encoder process exited (exit code -9); restart the server")
 
     with make_client(served_engine, served_images, served_paths, encode_text=dead) as failing:
         assert_error(failing.get("/api/search", params={"q": "red"}), 503, "exited (exit code -9)")
-        assert failing.get(f"/api/similar/{int(served_engine.ids[0])}").status_code == 200  # image search does not need it
+        assert (
+            failing.get(f"/api/similar/{int(served_engine.ids[0])}").status_code == 200
+        )  # image search does not need it
 
 
 def test_facets_give_a_price_column_its_range() -> None:

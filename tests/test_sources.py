@@ -8,20 +8,19 @@ from pathlib import Path
 import datasets
 import pandas as pd
 import pytest
+from conftest import SHARED_DATA
 from PIL import Image
 
-from modaclip.catalog_io import read_catalog, write_parts
-from modaclip.config import CaptionParams, DataParams, parse_params
-from modaclip.curate import clean_and_caption
-from modaclip.errors import ModaclipError
-from modaclip.schema import IMAGE_ERROR_COLUMN
-from modaclip.source_kaggle import read_styles
-from modaclip.source_rows import RAW_COLUMNS
-from modaclip.sources import read_source
-from modaclip.subset import take_subset
-from modaclip.synthetic import generate_catalog
-
-from conftest import SHARED_DATA
+from modaclip.core.catalog_io import read_catalog, write_parts
+from modaclip.core.config import CaptionParams, DataParams, parse_params
+from modaclip.core.errors import ModaclipError
+from modaclip.core.schema import IMAGE_ERROR_COLUMN
+from modaclip.curate.clean_and_caption import clean_and_caption
+from modaclip.ingest.kaggle import read_styles
+from modaclip.ingest.rows import RAW_COLUMNS
+from modaclip.ingest.sources import read_source
+from modaclip.ingest.subset import take_subset
+from modaclip.ingest.synthetic import generate_catalog
 
 STYLES_HEADER = "id,gender,masterCategory,subCategory,articleType,baseColour,season,year,usage,productDisplayName"
 UNREACHABLE_URL = "http://127.0.0.1:9/nothing.jpg"  # the discard port: refused at once
@@ -87,7 +86,9 @@ def test_kaggle_dir_without_display_names_captions_from_attributes(tmp_path: Pat
 
     clean = read_catalog(tmp_path / "clean")
     assert clean["productDisplayName"].isna().all()
-    expected = {f"a photo of a {r.gender.lower()} {r.baseColour.lower()} {r.articleType.lower()}" for r in rows.itertuples()}
+    expected = {
+        f"a photo of a {r.gender.lower()} {r.baseColour.lower()} {r.articleType.lower()}" for r in rows.itertuples()
+    }
     assert {captions[0] for captions in clean["captions"]} <= expected
     assert len(clean) == 4
 
@@ -125,7 +126,10 @@ def test_kaggle_column_mapping_renames(tmp_path: Path) -> None:
 
     raw = read_all(f"dir:{tmp_path}", columns={"id": "sku", "articleType": "category"})
 
-    assert raw[["id", "articleType", IMAGE_ERROR_COLUMN]].values.tolist() == [[7, "Tops", "missing_image"], [8, "Shoes", None]]
+    assert raw[["id", "articleType", IMAGE_ERROR_COLUMN]].values.tolist() == [
+        [7, "Tops", "missing_image"],
+        [8, "Shoes", None],
+    ]
 
 
 @pytest.mark.parametrize(
@@ -182,7 +186,9 @@ def test_image_folder_labels_come_from_folder_names(tmp_path: Path) -> None:
 def test_image_folder_captions_from_what_is_known(tmp_path: Path) -> None:
     root = make_image_folder(tmp_path / "shop", {"Tops": 4, "Shoes": 4})
     write_parts(read_source(DataParams(source=f"imagefolder:{root}")), tmp_path / "raw")
-    params = CaptionParams(required_attributes=["articleType"], templates=["a photo of a {articleType}", "{productDisplayName}"])
+    params = CaptionParams(
+        required_attributes=["articleType"], templates=["a photo of a {articleType}", "{productDisplayName}"]
+    )
 
     clean_and_caption(tmp_path / "raw", tmp_path / "clean", params)
 
@@ -194,7 +200,9 @@ def test_image_folder_with_default_required_attributes_says_which_to_drop(tmp_pa
     root = make_image_folder(tmp_path / "shop", {"Tops": 2, "Shoes": 2})
     write_parts(read_source(DataParams(source=f"imagefolder:{root}")), tmp_path / "raw")
 
-    with pytest.raises(ModaclipError, match=r"no row has \['gender', 'baseColour'\]: remove them from caption.required_attributes"):
+    with pytest.raises(
+        ModaclipError, match=r"no row has \['gender', 'baseColour'\]: remove them from caption.required_attributes"
+    ):
         clean_and_caption(tmp_path / "raw", tmp_path / "clean", CaptionParams())
 
 
@@ -217,12 +225,24 @@ def shop_export(root: Path, count: int = 6) -> pd.DataFrame:
     paths[1] = (root / "pictures" / f"{rows['id'][1]}.jpg").as_uri()
     paths[2] = UNREACHABLE_URL
     return pd.DataFrame(
-        {"sku": rows["id"].astype(str), "category": rows["articleType"], "colour": rows["baseColour"],
-         "gender": rows["gender"], "title": rows["productDisplayName"], "image_path": paths}  # fmt: skip
+        {
+            "sku": rows["id"].astype(str),
+            "category": rows["articleType"],
+            "colour": rows["baseColour"],
+            "gender": rows["gender"],
+            "title": rows["productDisplayName"],
+            "image_path": paths,
+        }
     )
 
 
-SHOP_COLUMNS = {"id": "sku", "articleType": "category", "baseColour": "colour", "productDisplayName": "title", "image": "image_path"}
+SHOP_COLUMNS = {
+    "id": "sku",
+    "articleType": "category",
+    "baseColour": "colour",
+    "productDisplayName": "title",
+    "image": "image_path",
+}
 
 
 def check_shop_rows(raw: pd.DataFrame, export: pd.DataFrame) -> None:
@@ -281,7 +301,9 @@ def test_limit_takes_the_same_subset_from_every_source(tmp_path: Path) -> None:
     export.to_parquet(tmp_path / "shop" / "export.parquet")
 
     csv_ids = read_all(f"csv:{tmp_path}/shop/export.csv", columns=SHOP_COLUMNS, limit=10, seed=4)["id"]
-    parquet_ids = read_all(f"parquet:{tmp_path}/shop/export.parquet", columns=SHOP_COLUMNS, limit=10, seed=4, chunk_rows=7)["id"]
+    parquet_ids = read_all(
+        f"parquet:{tmp_path}/shop/export.parquet", columns=SHOP_COLUMNS, limit=10, seed=4, chunk_rows=7
+    )["id"]
     other_seed = read_all(f"csv:{tmp_path}/shop/export.csv", columns=SHOP_COLUMNS, limit=10, seed=5)["id"]
 
     assert len(csv_ids) == 10
@@ -363,7 +385,9 @@ def test_unreachable_hub_fails_fast_and_says_how_to_use_a_local_copy(monkeypatch
     monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
 
-    with pytest.raises(ModaclipError, match=r"hf:someone/catalog.*cannot reach the Hugging Face Hub.*set data.source to hf:DIR"):
+    with pytest.raises(
+        ModaclipError, match=r"hf:someone/catalog.*cannot reach the Hugging Face Hub.*set data.source to hf:DIR"
+    ):
         read_all("hf:someone/catalog@v1", fetch_timeout_s=2)
 
 

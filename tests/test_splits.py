@@ -3,8 +3,8 @@ import hashlib
 import pandas as pd
 import pytest
 
-from modaclip.errors import ModaclipError
-from modaclip.splits import SPLITS, assign_splits, split_of
+from modaclip.core.errors import ModaclipError
+from modaclip.curate.splits import SPLITS, assign_splits, split_of
 
 
 def test_split_follows_the_documented_hash() -> None:

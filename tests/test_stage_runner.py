@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import pytest
 
-from modaclip.errors import ModaclipError
-from modaclip.stage_runner import run
+from modaclip.core.errors import ModaclipError
+from modaclip.core.stage_runner import run
 
 
 def fail(error: BaseException) -> None:
     raise error
 
 
-@pytest.mark.parametrize(("error", "status", "line"), [(ModaclipError("bad row 3"), 2, "embed: error: bad row 3"), (KeyboardInterrupt(), 130, "embed: interrupted")])
-def test_an_error_or_ctrl_c_is_one_line_and_an_exit_status(error: BaseException, status: int, line: str, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    ("error", "status", "line"),
+    [(ModaclipError("bad row 3"), 2, "embed: error: bad row 3"), (KeyboardInterrupt(), 130, "embed: interrupted")],
+)
+def test_an_error_or_ctrl_c_is_one_line_and_an_exit_status(
+    error: BaseException, status: int, line: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     with pytest.raises(SystemExit) as exit_info:
         run(lambda: fail(error), "embed")
     assert exit_info.value.code == status

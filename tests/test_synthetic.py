@@ -5,9 +5,9 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from modaclip.errors import ModaclipError
-from modaclip.schema import CATALOG_COLUMNS
-from modaclip.synthetic import COLOUR_RGB, PATTERN_WORDS, generate_catalog
+from modaclip.core.errors import ModaclipError
+from modaclip.core.schema import CATALOG_COLUMNS
+from modaclip.ingest.synthetic import COLOUR_RGB, PATTERN_WORDS, generate_catalog
 
 SIZE = 64
 KEY_ATTRIBUTES = ["gender", "articleType", "baseColour"]
@@ -157,8 +157,7 @@ def test_solid_items_are_drawn_in_their_base_colour(clean_catalog: pd.DataFrame)
     names = list(COLOUR_RGB)
     table = np.array([COLOUR_RGB[name] for name in names])
     solid = clean_catalog[
-        (clean_catalog["productDisplayName"].map(pattern_of) == "solid")
-        & (clean_catalog["baseColour"] != "White")
+        (clean_catalog["productDisplayName"].map(pattern_of) == "solid") & (clean_catalog["baseColour"] != "White")
     ]
     assert len(solid) >= 50
     for row in solid.itertuples():

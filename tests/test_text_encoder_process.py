@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from modaclip.clip_model import encode_texts, load_model
-from modaclip.errors import ModaclipError
-from modaclip.search import CatalogSearch
-from modaclip.text_encoder_process import TextEncoderError, TextEncoderProcess
+from modaclip.core.errors import ModaclipError
+from modaclip.model.clip_model import encode_texts, load_model
+from modaclip.search.engine import CatalogSearch
+from modaclip.serve.text_encoder_process import TextEncoderError, TextEncoderProcess
 
 TEXTS = ["red summer dress", "a", "women blue casual slim fit jeans for the summer season and more words"]
 
@@ -30,7 +30,9 @@ def encoder(served_paths: dict[str, Path]) -> Iterator[TextEncoderProcess]:
         yield process
 
 
-def test_the_child_embeds_like_the_model_in_this_process(encoder: TextEncoderProcess, served_paths: dict[str, Path]) -> None:
+def test_the_child_embeds_like_the_model_in_this_process(
+    encoder: TextEncoderProcess, served_paths: dict[str, Path]
+) -> None:
     expected = encode_texts(load_model(served_paths["model"]), TEXTS)
     np.testing.assert_allclose(encoder(TEXTS), expected, atol=1e-5)
     np.testing.assert_allclose(asyncio.run(encoder.encode(TEXTS[:2])), expected[:2], atol=1e-5)
@@ -75,10 +77,14 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_modaclip_serve_searches_through_the_child_and_stops_it_on_ctrl_c(served_paths: dict[str, Path], served_engine: CatalogSearch) -> None:
+def test_modaclip_serve_searches_through_the_child_and_stops_it_on_ctrl_c(
+    served_paths: dict[str, Path], served_engine: CatalogSearch
+) -> None:
     port = free_port()
     paths = [arg for role in ("model", "embeddings", "catalog") for arg in (f"--{role}", str(served_paths[role]))]
-    server = subprocess.Popen([sys.executable, "-m", "modaclip.cli", "serve", "--port", str(port), *paths], stderr=subprocess.PIPE, text=True)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "modaclip.cli", "serve", "--port", str(port), *paths], stderr=subprocess.PIPE, text=True
+    )
     try:
         url = f"http://127.0.0.1:{port}/api/search?k=5&q=red+dress"
         deadline = time.monotonic() + 120
@@ -97,7 +103,9 @@ def test_modaclip_serve_searches_through_the_child_and_stops_it_on_ctrl_c(served
         server.send_signal(signal.SIGINT)
         assert server.wait(timeout=30) == 0
         time.sleep(0.5)
-        assert not any(Path(f"/proc/{pid}").exists() for pid in children), "the text encoder process outlived the server"
+        assert not any(Path(f"/proc/{pid}").exists() for pid in children), (
+            "the text encoder process outlived the server"
+        )
     finally:
         server.kill()
         server.wait()

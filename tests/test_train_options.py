@@ -4,17 +4,16 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import TEST_ARCH, TINY_TRAIN
-from modaclip.clip_model import create_base_model
-from modaclip.config import TrainParams
-from modaclip.errors import ModaclipError
-from modaclip.precision import resolve_precision
-from modaclip.schedules import create_schedule
-from modaclip.train_data import EpochBatches
-from modaclip.training import Trainer, validation_scores
-from modaclip.wiseft import interpolate
-from test_training import make_trainer, splits
+from test_training import make_trainer
+
+from modaclip.core.errors import ModaclipError
+from modaclip.model.clip_model import create_base_model
+from modaclip.train.batches import EpochBatches
+from modaclip.train.precision import resolve_precision
+from modaclip.train.schedules import create_schedule
+from modaclip.train.trainer import Trainer, validation_scores
+from modaclip.train.wiseft import interpolate
 
 CPU = torch.device("cpu")
 
@@ -39,7 +38,9 @@ def grads(trainer: Trainer) -> dict[str, torch.Tensor]:
         ({"lock_text": True}, "transformer.", "visual."),
     ],
 )
-def test_locked_tower_stays_bit_identical(clean_dir: Path, tmp_path: Path, update, frozen_prefix, trained_prefix) -> None:
+def test_locked_tower_stays_bit_identical(
+    clean_dir: Path, tmp_path: Path, update, frozen_prefix, trained_prefix
+) -> None:
     trainer = make_trainer(clean_dir, tmp_path, TINY_TRAIN.model_copy(update=update))
     before = weights(trainer)
     batches = first_batches(trainer, 2)
@@ -53,7 +54,9 @@ def test_locked_tower_stays_bit_identical(clean_dir: Path, tmp_path: Path, updat
 
 
 def test_unlocked_top_layers_train(clean_dir: Path, tmp_path: Path) -> None:
-    params = TINY_TRAIN.model_copy(update={"lock_image": True, "lock_image_unlocked_groups": 2, "lock_text": True, "lock_text_unlocked_layers": 2})
+    params = TINY_TRAIN.model_copy(
+        update={"lock_image": True, "lock_image_unlocked_groups": 2, "lock_text": True, "lock_text_unlocked_layers": 2}
+    )
     trainer = make_trainer(clean_dir, tmp_path, params)
     before = weights(trainer)
     trainer.train_step(first_batches(trainer, 1))
@@ -61,14 +64,16 @@ def test_unlocked_top_layers_train(clean_dir: Path, tmp_path: Path) -> None:
     changed = {k for k in before if not torch.equal(before[k], after[k])}
     assert "visual.transformer.resblocks.1.mlp.c_fc.weight" in changed and "visual.proj" in changed
     assert "transformer.resblocks.1.mlp.c_fc.weight" in changed and "text_projection" in changed
-    assert not any(k.startswith(("visual.transformer.resblocks.0.", "transformer.resblocks.0.", "visual.conv1")) for k in changed)
+    assert not any(
+        k.startswith(("visual.transformer.resblocks.0.", "transformer.resblocks.0.", "visual.conv1")) for k in changed
+    )
     assert "token_embedding.weight" not in changed
 
 
 def test_locking_everything_is_an_error(clean_dir: Path, tmp_path: Path) -> None:
     model = create_base_model(TEST_ARCH, "none", 0).model
     model.logit_scale.requires_grad_(False)
-    from modaclip.freezing import apply_freezing
+    from modaclip.train.freezing import apply_freezing
 
     with pytest.raises(ModaclipError, match="leave no parameter"):
         apply_freezing(model, True, 0, True, 0)
@@ -93,7 +98,9 @@ def test_accumulation_gives_the_big_batch_gradient(clean_dir: Path, tmp_path: Pa
 
 def test_gradient_checkpointing_keeps_the_gradients(clean_dir: Path, tmp_path: Path) -> None:
     plain = make_trainer(clean_dir, tmp_path / "a", TINY_TRAIN.model_copy(update={"grad_clip": 0.0}))
-    ckpt = make_trainer(clean_dir, tmp_path / "b", TINY_TRAIN.model_copy(update={"grad_clip": 0.0, "grad_checkpointing": True}))
+    ckpt = make_trainer(
+        clean_dir, tmp_path / "b", TINY_TRAIN.model_copy(update={"grad_clip": 0.0, "grad_checkpointing": True})
+    )
     assert ckpt.bundle.model.transformer.grad_checkpointing
     batch = first_batches(plain, 1)
     plain.train_step(batch)
@@ -122,7 +129,9 @@ def test_precision_on_cpu() -> None:
             resolve_precision(name, CPU)
 
 
-def test_patience_stops_early_and_keeps_the_best_epoch(clean_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_patience_stops_early_and_keeps_the_best_epoch(
+    clean_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     trainer = make_trainer(clean_dir, tmp_path / "ckpt", TINY_TRAIN.model_copy(update={"epochs": 10, "patience": 2}))
     scores = iter([0.1, 0.5, 0.4, 0.45, 0.9])
     monkeypatch.setattr(trainer, "run_epoch", lambda epoch: 1.0)
@@ -132,7 +141,9 @@ def test_patience_stops_early_and_keeps_the_best_epoch(clean_dir: Path, tmp_path
     assert summary["best_epoch"] == 2 and summary["val_recall@10"] == 0.5
 
 
-def test_wise_ft_end_points_are_exact_and_every_alpha_is_scored(clean_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_wise_ft_end_points_are_exact_and_every_alpha_is_scored(
+    clean_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     params = TINY_TRAIN.model_copy(update={"epochs": 1, "wise_ft_alphas": [0.0, 0.5, 1.0]})
     trainer = make_trainer(clean_dir, tmp_path / "ckpt", params)
     start = weights(trainer)
@@ -144,14 +155,21 @@ def test_wise_ft_end_points_are_exact_and_every_alpha_is_scored(clean_dir: Path,
     assert torch.allclose(half, (start["visual.proj"] + tuned["visual.proj"]) / 2, atol=1e-7)
 
     # the middle alpha scores best on val: it is chosen and left in the model
-    monkeypatch.setattr(trainer, "validate", lambda: {"recall@10": 1.0 - abs(float(trainer.bundle.model.visual.proj.detach().sub(half).abs().max())), "zero_shot_f1": 0.0})
+    monkeypatch.setattr(
+        trainer,
+        "validate",
+        lambda: {
+            "recall@10": 1.0 - abs(float(trainer.bundle.model.visual.proj.detach().sub(half).abs().max())),
+            "zero_shot_f1": 0.0,
+        },
+    )
     trainer.wise_ft()
     assert trainer.wise_ft_alpha == 0.5 and set(trainer.wise_ft_scores) == {"0.0", "0.5", "1.0"}
     assert torch.allclose(trainer.bundle.model.visual.proj, half)
 
 
 def test_validation_reports_zero_shot_f1(clean_dir: Path) -> None:
-    from modaclip.catalog_io import read_catalog
+    from modaclip.core.catalog_io import read_catalog
 
     val = read_catalog(clean_dir, ["id", "image", "captions", "articleType"], split="val")
     labels = sorted(val["articleType"].astype(str).unique())
@@ -165,7 +183,7 @@ def test_ranks_and_micro_batches_cover_the_same_global_batches() -> None:
     # step s of the single run = micro-batches 2s, 2s+1 of both ranks
     for step, batch in enumerate(single):
         pieces = [ranks[r][2 * step + j] for j in range(2) for r in range(2)]
-        assert sorted(sum(pieces, [])) == sorted(batch)
+        assert sorted(item for piece in pieces for item in piece) == sorted(batch)
     resumed = list(EpochBatches(40, 8, 1, seed=3, epoch=1, start=2))
     assert resumed == single[2:]
 

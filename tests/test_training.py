@@ -3,14 +3,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-
 from conftest import TEST_ARCH, TINY_TRAIN
-from modaclip.catalog_io import read_catalog
-from modaclip.clip_model import create_base_model
-from modaclip.config import TrainParams
-from modaclip.errors import ModaclipError
-from modaclip.schedules import warmup_cosine
-from modaclip.training import CHECKPOINT, Trainer, parameter_groups, run_fingerprint
+
+from modaclip.core.catalog_io import read_catalog
+from modaclip.core.config import TrainParams
+from modaclip.core.errors import ModaclipError
+from modaclip.model.clip_model import create_base_model
+from modaclip.train.schedules import warmup_cosine
+from modaclip.train.trainer import CHECKPOINT, Trainer, parameter_groups, run_fingerprint
 
 
 def splits(clean_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -55,7 +55,9 @@ def test_training_lowers_the_loss_and_reports(clean_dir: Path, tmp_path: Path) -
     assert (tmp_path / "curves" / "plots" / "metrics" / "train" / "loss.tsv").is_file()
 
 
-def test_interrupted_run_resumes_to_the_same_weights(clean_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_interrupted_run_resumes_to_the_same_weights(
+    clean_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     straight = make_trainer(clean_dir, tmp_path / "straight")
     straight.fit(tmp_path / "curves-a")
 

@@ -9,23 +9,32 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from modaclip.atomic import atomic_file
-from modaclip.clip_model import load_model
-from modaclip.errors import ModaclipError
-from modaclip.eval_report import markdown_report, read_eval_json
-from modaclip.filters import parse_filters
-from modaclip.grid import GridCell, retrieval_grid, save_png_atomic
-from modaclip.model_choice import model_folder, search_source_for
-from modaclip.retrain import EXIT_KEPT, retrain
-from modaclip.search import DEFAULT_CATALOG_DIR, DEFAULT_EMBEDDINGS_DIR, DEFAULT_MODEL_DIR, CatalogSearch, SearchHit, read_image_file
-from modaclip.stage_runner import run
-from modaclip.zero_shot import DEFAULT_TEMPLATES, classify_image
+from modaclip.core.atomic import atomic_file
+from modaclip.core.errors import ModaclipError
+from modaclip.core.stage_runner import run
+from modaclip.evaluate.markdown_report import markdown_report, read_eval_json
+from modaclip.model.clip_model import load_model
+from modaclip.model.zero_shot import DEFAULT_TEMPLATES, classify_image
+from modaclip.registry.model_choice import model_folder, search_source_for
+from modaclip.registry.retrain import EXIT_KEPT, retrain
+from modaclip.search.engine import (
+    DEFAULT_CATALOG_DIR,
+    DEFAULT_EMBEDDINGS_DIR,
+    DEFAULT_MODEL_DIR,
+    CatalogSearch,
+    SearchHit,
+    read_image_file,
+)
+from modaclip.search.filters import parse_filters
+from modaclip.search.grid import GridCell, retrieval_grid, save_png_atomic
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="modaclip",
-        description="Fine-tuned CLIP search over a fashion catalog. Run `dvc repro` first to build the model and embeddings.",
+        description=(
+            "Fine-tuned CLIP search over a fashion catalog. Run `dvc repro` first to build the model and embeddings."
+        ),
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     search = commands.add_parser(
@@ -35,7 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     search.add_argument("queries", nargs="*", metavar="TEXT", help='a query such as "red summer dress"')
     search.add_argument("--queries-file", metavar="FILE", help="also read queries from this file, one per line")
-    search.add_argument("--hybrid", action="store_true", help="fuse the vector ranking with BM25 over names and attributes")
+    search.add_argument(
+        "--hybrid", action="store_true", help="fuse the vector ranking with BM25 over names and attributes"
+    )
     add_filter_argument(search)
     search.add_argument("-k", type=int, default=10, help="results per query (default 10)")
     add_output_arguments(search)
@@ -44,9 +55,13 @@ def build_parser() -> argparse.ArgumentParser:
     report = commands.add_parser(
         "eval-report",
         help="metrics/eval.json as a Markdown table beside published FashionCLIP 2.0 and Marqo-FashionCLIP figures",
-        description="Print our base and fine-tuned figures beside published ones (quoted, with their sources, not measured).",
+        description=(
+            "Print our base and fine-tuned figures beside published ones (quoted, with their sources, not measured)."
+        ),
     )
-    report.add_argument("--metrics", default="metrics/eval.json", help="eval.json written by `evaluate` (default %(default)s)")
+    report.add_argument(
+        "--metrics", default="metrics/eval.json", help="eval.json written by `evaluate` (default %(default)s)"
+    )
     report.add_argument("--out", metavar="MD", help="write the Markdown to this file instead of printing it")
     report.set_defaults(handler=eval_report_command)
     retrain_parser = commands.add_parser(
@@ -54,7 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="rerun the pipeline and promote the new model only if it beats production (for cron / CI)",
         description=(
             "Run `dvc repro`, compare metrics/eval.json with the production model's under the `promote` params, "
-            "write metrics/promotion.json, and on promotion commit the run and tag it with GTO (modaclip-model@vN, #prod). "
+            "write metrics/promotion.json, and on promotion commit the run and tag it with GTO "
+            "(modaclip-model@vN, #prod). "
             f"Exit status: 0 promoted, {EXIT_KEPT} kept production, 2 failed (including: another retrain is running)."
         ),
     )
@@ -71,15 +87,20 @@ def add_model_argument(parser: argparse.ArgumentParser) -> None:
         "--model",
         default="production",
         help=(
-            f"production (the registry's prod version, {DEFAULT_MODEL_DIR} until one is promoted), a version such as v2, "
-            "base (the untuned model of params.yaml; its catalog embeddings are computed once and cached), or a saved model folder"
+            f"production (the registry's prod version, {DEFAULT_MODEL_DIR} until one is promoted), "
+            "a version such as v2, "
+            "base (the untuned model of params.yaml; its catalog embeddings are computed once and cached), "
+            "or a saved model folder"
         ),
     )
 
 
 def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_argument(parser)
-    parser.add_argument("--embeddings", help=f"catalog embeddings made with that model (default: the version's, else {DEFAULT_EMBEDDINGS_DIR})")
+    parser.add_argument(
+        "--embeddings",
+        help=f"catalog embeddings made with that model (default: the version's, else {DEFAULT_EMBEDDINGS_DIR})",
+    )
     parser.add_argument("--catalog", help=f"clean catalog folder (default: the version's, else {DEFAULT_CATALOG_DIR})")
 
 
@@ -89,14 +110,19 @@ def open_engine(args: argparse.Namespace) -> CatalogSearch:
     return CatalogSearch.open(source.model, source.embeddings, source.catalog)
 
 
-def add_output_arguments(parser: argparse.ArgumentParser, grid_help: str = "also save a picture of the results to this file") -> None:
+def add_output_arguments(
+    parser: argparse.ArgumentParser, grid_help: str = "also save a picture of the results to this file"
+) -> None:
     parser.add_argument("--json", action="store_true", help="print results as JSON for scripts")
     parser.add_argument("--grid", metavar="PNG", help=grid_help)
 
 
 def add_filter_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--filter", action="append", default=[], metavar="ATTR=VALUE",
+        "--filter",
+        action="append",
+        default=[],
+        metavar="ATTR=VALUE",
         help="only products with this attribute value (repeatable): gender=Women, baseColour=Red,Blue, year=2012..2015",
     )
 
@@ -122,8 +148,14 @@ def add_classify_command(commands: argparse._SubParsersAction) -> None:
         description="Score an image against each label's prompt(s) and list the labels, most likely first.",
     )
     classify.add_argument("image", metavar="IMAGE", help="an image file")
-    classify.add_argument("--labels", nargs="+", required=True, help="candidate labels, e.g. --labels dress shirt jeans")
-    classify.add_argument("--template", action="append", help=f"prompt with {{label}} (repeatable, averaged; default {DEFAULT_TEMPLATES[0]!r})")
+    classify.add_argument(
+        "--labels", nargs="+", required=True, help="candidate labels, e.g. --labels dress shirt jeans"
+    )
+    classify.add_argument(
+        "--template",
+        action="append",
+        help=f"prompt with {{label}} (repeatable, averaged; default {DEFAULT_TEMPLATES[0]!r})",
+    )
     classify.add_argument("-k", type=int, default=None, help="show only the k most likely labels (default all)")
     add_output_arguments(classify, grid_help="also save a picture of the image with its top label")
     add_model_argument(classify)
@@ -134,30 +166,59 @@ def add_serve_command(commands: argparse._SubParsersAction) -> None:
     serve = commands.add_parser(
         "serve",
         help="HTTP API and search page over the production model (http://127.0.0.1:8000, API docs at /docs)",
-        description="Load the model, index and catalog once and answer search, similar and classify requests over HTTP.",
+        description=(
+            "Load the model, index and catalog once and answer search, similar and classify requests over HTTP."
+        ),
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default %(default)s: this machine only)")
     serve.add_argument("--port", type=int, default=8000, help="port (default %(default)s)")
-    serve.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN", help="allow browser calls from this origin (repeatable; none by default)")
-    serve.add_argument("--max-upload-mb", type=float, default=10.0, help="largest accepted image upload in MB (default %(default)s)")
-    serve.add_argument("--threads", type=int, default=16, help="image uploads, similar-product and hybrid searches handled at once (default %(default)s)")
     serve.add_argument(
-        "--text-threads", type=int, default=max(1, (os.cpu_count() or 2) // 2),
-        help="torch threads of the process that embeds text queries; the rest of the cores answer HTTP (default: half the cores, here %(default)s)",
+        "--cors-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="allow browser calls from this origin (repeatable; none by default)",
     )
-    serve.add_argument("--query-cache", type=int, default=10_000, help="text query embeddings kept for repeated queries; 0 = off (default %(default)s)")
+    serve.add_argument(
+        "--max-upload-mb", type=float, default=10.0, help="largest accepted image upload in MB (default %(default)s)"
+    )
+    serve.add_argument(
+        "--threads",
+        type=int,
+        default=16,
+        help="image uploads, similar-product and hybrid searches handled at once (default %(default)s)",
+    )
+    serve.add_argument(
+        "--text-threads",
+        type=int,
+        default=max(1, (os.cpu_count() or 2) // 2),
+        help=(
+            "torch threads of the process that embeds text queries; the rest of the cores answer HTTP "
+            "(default: half the cores, here %(default)s)"
+        ),
+    )
+    serve.add_argument(
+        "--query-cache",
+        type=int,
+        default=10_000,
+        help="text query embeddings kept for repeated queries; 0 = off (default %(default)s)",
+    )
     add_engine_arguments(serve)
     serve.set_defaults(handler=serve_command)
 
 
 def serve_command(args: argparse.Namespace) -> None:
-    from modaclip.service import ServiceSettings, serve  # web libraries load only for this command
+    from modaclip.serve.app import ServiceSettings, serve  # web libraries load only for this command
 
     if args.max_upload_mb <= 0 or args.threads < 1 or args.text_threads < 1 or args.query_cache < 0:
-        raise ModaclipError("--max-upload-mb must be positive, --threads and --text-threads at least 1 and --query-cache at least 0")
+        raise ModaclipError(
+            "--max-upload-mb must be positive, --threads and --text-threads at least 1 and --query-cache at least 0"
+        )
     source = search_source_for(args.model, args.embeddings, args.catalog)
     engine = CatalogSearch.open(source.model, source.embeddings, source.catalog)
-    settings = ServiceSettings(source, int(args.max_upload_mb * 2**20), tuple(args.cors_origin), args.threads, args.query_cache)
+    settings = ServiceSettings(
+        source, int(args.max_upload_mb * 2**20), tuple(args.cors_origin), args.threads, args.query_cache
+    )
     serve(engine, settings, args.host, args.port, args.text_threads)
 
 
@@ -220,7 +281,11 @@ def similar_command(args: argparse.Namespace) -> None:
         raise ModaclipError(f"{target}: neither an image file nor a product id")
     engine = open_engine(args)
     if isinstance(query, bytes) and (same := engine.products_with_image(query)):
-        print(f"{target} is the stored image of catalog product {', '.join(map(str, same))}: searching as that product, itself excluded", file=sys.stderr)
+        print(
+            f"{target} is the stored image of catalog product {', '.join(map(str, same))}: "
+            "searching as that product, itself excluded",
+            file=sys.stderr,
+        )
     hits = engine.similar(query, args.k, parse_filters(args.filter))
     label = f"similar to {target}"
     if args.json:
@@ -237,9 +302,14 @@ def classify_command(args: argparse.Namespace) -> None:
     if args.k is not None and args.k < 1:
         raise ModaclipError(f"k must be at least 1, got {args.k}")
     image = read_image_file(args.image)
-    ranked = classify_image(load_model(model_folder(args.model)), image, args.labels, args.template or DEFAULT_TEMPLATES)[: args.k]
+    ranked = classify_image(
+        load_model(model_folder(args.model)), image, args.labels, args.template or DEFAULT_TEMPLATES
+    )[: args.k]
     if args.json:
-        payload = {"image": args.image, "labels": [{"label": l, "score": round(s, 6), "probability": round(p, 6)} for l, s, p in ranked]}
+        payload = {
+            "image": args.image,
+            "labels": [{"label": label, "score": round(s, 6), "probability": round(p, 6)} for label, s, p in ranked],
+        }
         json.dump(payload, sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:

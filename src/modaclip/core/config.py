@@ -1,0 +1,181 @@
+"""Typed, validated view of params.yaml.
+
+Every stage reads params.yaml through `load_params`, so a misspelt key or a value of the wrong type
+stops the stage at once with a message that names the key, instead of a KeyError deep inside.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from ruamel.yaml import YAML, YAMLError
+
+from modaclip.core.errors import ModaclipError
+
+DEFAULT_PARAMS_PATH = Path("params.yaml")
+
+
+class Section(BaseModel):
+    """A params.yaml section: unknown keys and wrongly typed values are errors."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class DataParams(Section):
+    source: str = "synthetic"
+    num_items: int = Field(3000, ge=1)
+    seed: int = 0
+    image_size: int = Field(128, ge=32)
+    defect_rate: float = Field(0.01, ge=0.0, le=0.5)
+    limit: int = Field(0, ge=0)
+    columns: dict[str, str] = {}
+    chunk_rows: int = Field(500, ge=1)
+    fetch_timeout_s: float = Field(10.0, gt=0.0)
+
+
+class CaptionParams(Section):
+    required_attributes: list[str] = ["gender", "articleType", "baseColour"]
+    min_image_side: int = Field(32, ge=1)
+    templates: list[str] = Field(
+        default_factory=lambda: [
+            "a photo of a {gender} {baseColour} {articleType}",
+            "{productDisplayName}",
+        ],
+        min_length=1,
+    )
+    val_fraction: float = Field(0.1, ge=0.0, lt=1.0)
+    test_fraction: float = Field(0.15, ge=0.0, lt=1.0)
+    split_salt: str = "modaclip"
+    image_size: int = Field(128, ge=32)
+
+    @model_validator(mode="after")
+    def _splits_leave_training_data(self) -> CaptionParams:
+        if self.val_fraction + self.test_fraction >= 1.0:
+            raise ValueError("caption.val_fraction + caption.test_fraction must be below 1")
+        return self
+
+
+class ModelParams(Section):
+    arch: str = "modaclip-tiny"
+    pretrained: str = "none"
+
+
+class TrainParams(Section):
+    epochs: int = Field(30, ge=1)
+    batch_size: int = Field(128, ge=2)
+    lr: float = Field(1e-3, gt=0.0)
+    weight_decay: float = Field(0.1, ge=0.0)
+    warmup_steps: int = Field(100, ge=0)
+    grad_clip: float = Field(1.0, ge=0.0)
+    seed: int = 0
+    num_workers: int = Field(0, ge=0)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    loss: Literal["clip", "multipos", "siglip"] = "clip"
+    schedule: Literal["warmup_cosine", "constant"] = "warmup_cosine"
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    accum_steps: int = Field(1, ge=1)
+    grad_checkpointing: bool = False
+    lock_image: bool = False
+    lock_image_unlocked_groups: int = Field(0, ge=0)
+    lock_text: bool = False
+    lock_text_unlocked_layers: int = Field(0, ge=0)
+    select_metric: Literal["recall@10", "zero_shot_f1"] = "recall@10"
+    patience: int = Field(0, ge=0)
+    wise_ft_alphas: list[float] = Field(default_factory=list)
+    checkpoint_every_steps: int = Field(0, ge=0)
+
+    @model_validator(mode="after")
+    def _alphas_are_weights(self) -> TrainParams:
+        if any(not 0.0 <= alpha <= 1.0 for alpha in self.wise_ft_alphas):
+            raise ValueError(f"train.wise_ft_alphas must lie in [0, 1], got {self.wise_ft_alphas}")
+        return self
+
+
+class IndexParams(Section):
+    type: Literal["auto", "flat", "hnsw", "ivfflat", "ivfpq"] = "auto"
+    exact_below: int = Field(50000, ge=0)
+    hnsw_m: int = Field(32, ge=2)
+    hnsw_ef_construction: int = Field(80, ge=1)
+    ef_search: int = Field(64, ge=1)
+    ivf_lists: int = Field(0, ge=0)
+    nprobe: int = Field(16, ge=1)
+    pq_m: int = Field(64, ge=1)
+    refine_factor: int = Field(64, ge=1)
+    train_sample: int = Field(100000, ge=1)
+
+
+class EmbedParams(Section):
+    batch_size: int = Field(256, ge=1)
+    num_workers: int = Field(0, ge=0)
+    index: IndexParams = IndexParams()
+
+
+class EvaluateParams(Section):
+    recall_ks: list[int] = Field(default_factory=lambda: [1, 5, 10, 50], min_length=1)
+    relevance_attributes: list[str] = ["gender", "baseColour", "articleType"]
+    zero_shot_fields: list[str] = ["articleType", "baseColour"]
+    zero_shot_templates: list[str] = Field(default_factory=lambda: ["a photo of a {label}"], min_length=1)
+    grid_queries: list[str] = Field(
+        default_factory=lambda: ["red striped dress", "black casual shoes", "blue jeans"], min_length=1
+    )
+    grid_k: int = Field(8, ge=1)
+    zero_shot_sets: list[str] = []
+    kagl_label_fields: list[str] = ["masterCategory", "subCategory", "baseColour"]
+    kagl_label_template: str = "{label}"
+    kagl_doc_text_weight: float = Field(0.1, ge=0.0, lt=1.0)
+
+
+class PromoteParams(Section):
+    """The gate `modaclip retrain` applies before a new model replaces production (see promotion.py)."""
+
+    metric: str = Field("finetuned.text_to_image.recall@10", min_length=1)
+    min_gain: float = Field(0.005, ge=0.0)
+    guarded: list[str] = Field(
+        default_factory=lambda: [
+            "finetuned.zero_shot.articleType.weighted_f1",
+            "finetuned.image_to_image.precision@10_articleType",
+        ]
+    )
+    max_regression: float = Field(0.02, ge=0.0)
+
+
+class Params(Section):
+    data: DataParams = DataParams()
+    caption: CaptionParams = CaptionParams()
+    model: ModelParams = ModelParams()
+    train: TrainParams = TrainParams()
+    embed: EmbedParams = EmbedParams()
+    evaluate: EvaluateParams = EvaluateParams()
+    promote: PromoteParams = PromoteParams()
+
+
+def parse_params(raw: object, source: str = "params.yaml") -> Params:
+    """Validate a parsed params mapping; errors name the dotted key, e.g. `train.lr`."""
+    if raw is None:
+        raw = {}
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as err:
+        first = err.errors()[0]
+        key = ".".join(str(part) for part in first["loc"]) or "(top level)"
+        detail = first["msg"]
+        if first["type"] == "extra_forbidden":
+            detail = "unknown parameter"
+        raise ModaclipError(f"{source}: {key}: {detail} (got {first.get('input')!r})") from None
+
+
+def load_params(path: str | Path = DEFAULT_PARAMS_PATH) -> Params:
+    """Read and validate params.yaml."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ModaclipError(f"{path}: parameter file not found") from None
+    try:
+        # YAML 1.2 (as DVC writes it): `lr: 1e-3` is a number, not the string PyYAML would make of it.
+        raw = YAML(typ="safe", pure=True).load(text)
+    except YAMLError as err:
+        raise ModaclipError(f"{path}: not valid YAML: {err}") from None
+    return parse_params(raw, str(path))

@@ -1,0 +1,81 @@
+"""The clean-and-caption step: raw catalog parts in, clean captioned and split parts out."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from tqdm import tqdm
+
+from modaclip.core.catalog_io import iter_chunks, write_parts
+from modaclip.core.config import CaptionParams
+from modaclip.core.errors import ModaclipError
+from modaclip.core.schema import CATALOG_COLUMNS
+from modaclip.curate.captions import caption_column, validate_templates
+from modaclip.curate.cleaning import CatalogCleaner
+from modaclip.curate.splits import SPLITS, assign_splits
+
+
+class Curator:
+    """Cleans, captions and splits chunk by chunk, and counts what it did for metrics/clean.json."""
+
+    def __init__(self, params: CaptionParams) -> None:
+        validate_templates(params.templates, CATALOG_COLUMNS)
+        self.params = params
+        self.cleaner = CatalogCleaner(params.required_attributes, params.min_image_side, params.image_size)
+        self.no_caption = 0
+        self.split_counts = dict.fromkeys(SPLITS, 0)
+
+    def process(self, chunk: pd.DataFrame) -> pd.DataFrame:
+        kept = self.cleaner.clean(chunk)
+        kept["captions"] = caption_column(kept, self.params.templates)
+        has_caption = kept["captions"].map(len) > 0
+        self.no_caption += int((~has_caption).sum())
+        kept = kept[has_caption].copy()
+        p = self.params
+        kept["split"] = assign_splits(kept["id"], p.val_fraction, p.test_fraction, p.split_salt)
+        for split, count in kept["split"].value_counts().items():
+            self.split_counts[split] += int(count)
+        return kept
+
+    def process_all(self, chunks: Iterable[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        """Yield processed chunks; raising after the last one keeps an empty catalog from being written."""
+        with tqdm(desc="caption", unit="rows") as progress:
+            for chunk in chunks:
+                yield self.process(chunk)
+                progress.update(len(chunk))
+        summary = self.summary()
+        if summary["rows_kept"] == 0:
+            reasons = ", ".join(f"{reason}: {n}" for reason, n in summary["dropped"].items() if n)
+            raise ModaclipError(
+                f"the catalog is empty after cleaning: all {summary['rows_in']} rows were dropped "
+                f"({reasons or 'no rows in'}){self._empty_column_hint()}"
+            )
+
+    def _empty_column_hint(self) -> str:
+        """Name required columns the catalog never fills (an image folder has no gender, say)."""
+        empty = self.cleaner.never_filled()
+        if not empty or self.cleaner.rows_in == 0:
+            return ""
+        return f"; no row has {empty}: remove them from caption.required_attributes"
+
+    def summary(self) -> dict[str, Any]:
+        cleaned = self.cleaner.summary()
+        dropped = {**cleaned["dropped"], "no_caption": self.no_caption}
+        return {
+            "rows_in": cleaned["rows_in"],
+            "rows_kept": sum(self.split_counts.values()),
+            "rows_dropped": sum(dropped.values()),
+            "dropped": dropped,
+            "converted": cleaned["converted"],
+            "splits": dict(self.split_counts),
+        }
+
+
+def clean_and_caption(raw_dir: str | Path, out_dir: str | Path, params: CaptionParams) -> dict[str, Any]:
+    """Write the clean catalog to `out_dir` and return the counts for metrics/clean.json."""
+    curator = Curator(params)
+    write_parts(curator.process_all(iter_chunks(raw_dir)), out_dir)
+    return curator.summary()

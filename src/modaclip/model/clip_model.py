@@ -1,0 +1,219 @@
+"""Create, save and load open_clip models, and embed texts and images with them.
+
+A saved model is a folder in open_clip's own `local-dir:` layout (open_clip_config.json and
+open_clip_model.safetensors), so `open_clip.create_model_and_transforms("local-dir:models/finetuned")`
+loads it without modaclip; `modaclip.json` beside them records where it came from.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import open_clip
+import torch
+from PIL import Image
+from safetensors.torch import save as save_weights_bytes
+from safetensors.torch import save_file
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from modaclip.core.atomic import atomic_directory
+from modaclip.core.errors import ModaclipError
+
+log = logging.getLogger(__name__)
+
+MODEL_CONFIG_DIR = Path(__file__).parent / "model_configs"
+OPEN_CLIP_CONFIG = "open_clip_config.json"
+WEIGHTS_FILE = "open_clip_model.safetensors"
+META_FILE = "modaclip.json"
+
+open_clip.add_model_config(MODEL_CONFIG_DIR)
+
+
+@dataclass
+class ClipBundle:
+    """A model with the transforms and tokenizer that belong to it."""
+
+    model: torch.nn.Module
+    preprocess_train: Callable[[Image.Image], torch.Tensor]
+    preprocess: Callable[[Image.Image], torch.Tensor]
+    tokenizer: Callable[[Sequence[str]], torch.Tensor]
+    model_cfg: dict[str, Any]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ModaclipError("train.device is 'cuda' but no CUDA device is available")
+    return torch.device(name)
+
+
+def create_base_model(arch: str, pretrained: str, seed: int) -> ClipBundle:
+    """The start point of fine-tuning: `pretrained` is 'none', an open_clip tag, a weights file or a saved model folder.
+
+    With 'none' the weights are the random initialisation drawn from `seed`, so the same call in
+    another stage rebuilds the same base model.
+    """
+    if Path(pretrained, OPEN_CLIP_CONFIG).is_file():
+        return load_model(pretrained)
+    if arch not in open_clip.list_models() and not arch.startswith(("hf-hub:", "local-dir:")):
+        raise ModaclipError(f"model.arch: unknown open_clip architecture {arch!r}")
+    torch.manual_seed(seed)
+    weights = None if pretrained == "none" else pretrained
+    if weights is not None and not Path(weights).is_file():
+        _check_pretrained_tag(arch, weights)
+    try:
+        model, preprocess_train, preprocess = open_clip.create_model_and_transforms(arch, pretrained=weights)
+    except RuntimeError as err:
+        log.debug("loading %s %s failed: %s", arch, pretrained, err)
+        raise ModaclipError(
+            f"model.pretrained: cannot get the {pretrained!r} weights of {arch!r} from the model hub "
+            "(offline, or not cached). Download the checkpoint where the hub is reachable and set "
+            "model.pretrained to the local file path."
+        ) from None
+    tokenizer = open_clip.get_tokenizer(arch)
+    model_cfg = open_clip.get_model_config(arch) or {}
+    meta = {"arch": arch, "pretrained": pretrained, "seed": seed}
+    return ClipBundle(model, preprocess_train, preprocess, tokenizer, model_cfg, meta)
+
+
+def ensure_logit_bias(bundle: ClipBundle, init: float = -10.0) -> bool:
+    """Give a model without one a learned logit bias (the sigmoid loss needs it); True if one was added.
+
+    open_clip's SigLIP architectures carry their own. Others get SigLIP's initial value, -10, and
+    the saved config records it so the saved model loads back with the bias.
+    """
+    model = bundle.model
+    if getattr(model, "logit_bias", None) is not None:
+        return False
+    if not hasattr(model, "logit_scale"):
+        raise ModaclipError(f"train.loss siglip: {type(model).__name__} has no logit scale to pair a bias with")
+    scale = model.logit_scale
+    model.logit_bias = torch.nn.Parameter(torch.full(scale.shape, init, dtype=scale.dtype, device=scale.device))
+    bundle.model_cfg = {**bundle.model_cfg, "init_logit_bias": init}
+    return True
+
+
+def _check_pretrained_tag(arch: str, tag: str) -> None:
+    if arch.startswith("hf-hub:"):
+        return
+    tags = open_clip.list_pretrained_tags_by_model(arch)
+    if tag not in tags:
+        known = ", ".join(tags) if tags else "none known"
+        raise ModaclipError(
+            f"model.pretrained: {tag!r} is neither a file nor an open_clip tag of {arch!r} (tags: {known})"
+        )
+
+
+def save_model(bundle: ClipBundle, directory: str | Path, meta: dict[str, Any] | None = None) -> None:
+    """Write the model folder atomically: a failed save leaves no half-written model behind."""
+    visual = bundle.model.visual
+    preprocess_cfg = {"mean": list(visual.image_mean), "std": list(visual.image_std)}
+    config = {"model_cfg": bundle.model_cfg, "preprocess_cfg": preprocess_cfg}
+    with atomic_directory(directory) as tmp:
+        (tmp / OPEN_CLIP_CONFIG).write_text(json.dumps(config, indent=2))
+        save_file(_weights(bundle), str(tmp / WEIGHTS_FILE))
+        (tmp / META_FILE).write_text(json.dumps({**bundle.meta, **(meta or {})}, indent=2))
+
+
+def _weights(bundle: ClipBundle) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().contiguous() for k, v in bundle.model.state_dict().items()}
+
+
+def weights_digest(bundle: ClipBundle) -> str:
+    """The `weights_fingerprint` the model would have once saved, computed without writing it."""
+    return hashlib.sha256(save_weights_bytes(_weights(bundle))).hexdigest()
+
+
+def load_model(directory: str | Path, device: str = "cpu") -> ClipBundle:
+    """Load a folder written by `save_model`."""
+    directory = Path(directory)
+    config_path = directory / OPEN_CLIP_CONFIG
+    if not config_path.is_file() or not (directory / WEIGHTS_FILE).is_file():
+        raise ModaclipError(f"{directory}: not a saved model (needs {OPEN_CLIP_CONFIG} and {WEIGHTS_FILE})")
+    model_cfg = json.loads(config_path.read_text())["model_cfg"]
+    try:
+        model, preprocess_train, preprocess = open_clip.create_model_and_transforms(
+            f"local-dir:{directory}", device=device
+        )
+    except (RuntimeError, ValueError, OSError) as err:
+        raise ModaclipError(f"{directory}: cannot load model: {err}") from None
+    tokenizer = open_clip.get_tokenizer(f"local-dir:{directory}")
+    meta_path = directory / META_FILE
+    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    model.eval()
+    return ClipBundle(model, preprocess_train, preprocess, tokenizer, model_cfg, meta)
+
+
+def weights_fingerprint(directory: str | Path) -> str:
+    """sha256 of a saved model's weights: embeddings record it so a mismatch with the loaded model is caught."""
+    digest = hashlib.sha256()
+    with open(Path(directory) / WEIGHTS_FILE, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def decode_image(data: bytes) -> Image.Image:
+    return Image.open(io.BytesIO(data)).convert("RGB")
+
+
+class EncodedImages(Dataset):
+    """Image bytes in, model-ready tensors out, so DataLoader workers can decode in parallel."""
+
+    def __init__(self, images: Sequence[bytes], transform: Callable[[Image.Image], torch.Tensor]) -> None:
+        self.images = images
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return self.transform(decode_image(self.images[index]))
+
+
+@torch.inference_mode()
+def encode_images(
+    bundle: ClipBundle,
+    images: Sequence[bytes],
+    batch_size: int = 256,
+    num_workers: int = 0,
+    progress: bool = False,
+) -> np.ndarray:
+    """L2-normalised image embeddings, float32 [N, D]."""
+    bundle.model.eval()
+    loader = DataLoader(EncodedImages(images, bundle.preprocess), batch_size=batch_size, num_workers=num_workers)
+    chunks = []
+    with tqdm(total=len(images), desc="embedding images", unit="img", disable=not progress) as bar:
+        for batch in loader:
+            features = bundle.model.encode_image(batch.to(bundle.device), normalize=True)
+            chunks.append(features.float().cpu().numpy())
+            bar.update(len(batch))
+    dim = bundle.model_cfg.get("embed_dim", 0)
+    return np.concatenate(chunks) if chunks else np.zeros((0, dim), np.float32)
+
+
+@torch.inference_mode()
+def encode_texts(bundle: ClipBundle, texts: Sequence[str], batch_size: int = 512) -> np.ndarray:
+    """L2-normalised text embeddings, float32 [N, D]."""
+    bundle.model.eval()
+    chunks = []
+    for start in range(0, len(texts), batch_size):
+        tokens = bundle.tokenizer(list(texts[start : start + batch_size])).to(bundle.device)
+        chunks.append(bundle.model.encode_text(tokens, normalize=True).float().cpu().numpy())
+    dim = bundle.model_cfg.get("embed_dim", 0)
+    return np.concatenate(chunks) if chunks else np.zeros((0, dim), np.float32)

@@ -1,0 +1,100 @@
+"""`--model production|vN|base|PATH`: which model a search or classify command uses, and its embeddings.
+
+`base` is the model fine-tuning starts from (params.yaml `model` section and `train.seed`, as the
+evaluate stage builds it), so a user can compare it with the fine-tuned one on a query. Its catalog
+embeddings are no pipeline output: they are computed on first use and kept in a cache outside the
+repository (`$MODACLIP_CACHE`, default ~/.cache/modaclip), in a folder named by the weights' sha256
+and the catalog's content digest, so a changed model or catalog never meets stale vectors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from dataclasses import replace
+from pathlib import Path
+
+from modaclip.core.catalog_io import part_files
+from modaclip.core.config import DEFAULT_PARAMS_PATH, EmbedParams, Params, load_params
+from modaclip.embed.embedding import META_FILE, embed_catalog
+from modaclip.model.clip_model import create_base_model, save_model, weights_digest, weights_fingerprint
+from modaclip.registry.versions import SEARCH_PATHS, SearchSource, search_inputs, search_source
+
+log = logging.getLogger(__name__)
+
+BASE = "base"
+CACHE_ENV = "MODACLIP_CACHE"
+KEY_CHARS = 16  # hex digits of each digest in a cache folder name
+
+
+def cache_dir() -> Path:
+    """$MODACLIP_CACHE, else $XDG_CACHE_HOME/modaclip, else ~/.cache/modaclip."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "modaclip"
+
+
+def model_folder(spec: str, params_path: Path = DEFAULT_PARAMS_PATH) -> Path:
+    """The saved model folder `--model` names (classify needs no embeddings)."""
+    if spec == BASE:
+        return base_model_dir(load_params(params_path), cache_dir())
+    return search_inputs(spec)["model"]
+
+
+def search_source_for(
+    spec: str, embeddings: str | None = None, catalog: str | None = None, params_path: Path = DEFAULT_PARAMS_PATH
+) -> SearchSource:
+    """`registry.search_source`, plus `base`; explicit --embeddings / --catalog win.
+
+    The base model's catalog embeddings are made on first use, and only when no --embeddings is given.
+    """
+    if spec != BASE:
+        source = search_source(spec)
+        return replace(
+            source, embeddings=Path(embeddings or source.embeddings), catalog=Path(catalog or source.catalog)
+        )
+    params = load_params(params_path)
+    catalog_dir = Path(catalog or SEARCH_PATHS["catalog"])
+    model_dir = base_model_dir(params, cache_dir())
+    embeddings_dir = (
+        Path(embeddings) if embeddings else base_embeddings_dir(model_dir, catalog_dir, params.embed, cache_dir())
+    )
+    description = f"base model of {params_path} ({params.model.arch}, pretrained {params.model.pretrained})"
+    return SearchSource(model_dir, embeddings_dir, catalog_dir, BASE, description)
+
+
+def base_model_dir(params: Params, cache: Path) -> Path:
+    """The base model saved under cache/models/<weights sha256>, written the first time these weights are seen."""
+    bundle = create_base_model(params.model.arch, params.model.pretrained, params.train.seed)
+    directory = cache / "models" / weights_digest(bundle)[:KEY_CHARS]
+    if not directory.is_dir():
+        save_model(bundle, directory, {"role": "base model of params.yaml (cached by modaclip --model base)"})
+    return directory
+
+
+def base_embeddings_dir(model_dir: Path, catalog_dir: Path, params: EmbedParams, cache: Path) -> Path:
+    """Embeddings of the catalog with the base model: computed once per (weights, catalog content).
+
+    An earlier folder of the same model (a smaller catalog) is handed to the embed step, so when
+    products were only added, only they are embedded.
+    """
+    model_key = weights_fingerprint(model_dir)[:KEY_CHARS]
+    directory = cache / "embeddings" / f"{model_key}-{catalog_digest(catalog_dir)[:KEY_CHARS]}"
+    if (directory / META_FILE).is_file():
+        return directory
+    earlier = sorted(directory.parent.glob(f"{model_key}-*/{META_FILE}"), key=lambda meta: meta.stat().st_mtime)
+    log.info("embedding %s with the base model once; cached in %s", catalog_dir, directory)
+    embed_catalog(model_dir, catalog_dir, directory, params, previous_dir=earlier[-1].parent if earlier else directory)
+    return directory
+
+
+def catalog_digest(catalog_dir: Path) -> str:
+    """blake2b of every catalog part's name and bytes: any added, removed or changed row changes it."""
+    digest = hashlib.blake2b(digest_size=16)
+    for path in part_files(catalog_dir):
+        digest.update(path.name.encode())
+        with path.open("rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()

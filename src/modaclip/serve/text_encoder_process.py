@@ -1,0 +1,175 @@
+"""Embed text queries in a child process, so the forward pass does not share the server's GIL.
+
+torch releases the GIL inside each operator and takes it back between them. In a server whose
+event loop and request threads keep the GIL busy, every one of those hand-backs waits for the
+interpreter's switch interval: a text forward pass that takes 6 ms alone took 30 ms inside the
+loaded server, and the serialised passes capped its throughput (BENCHMARKS.md, "HTTP API under
+load"). A child process has its own interpreter; the server only sends it strings and reads back
+vectors through a socket. The child is a plain `python -c` subprocess, not a multiprocessing
+one: it does not re-import the caller's main module, so a script that calls `serve` needs no
+`if __name__ == "__main__"` guard.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Sequence
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+import numpy as np
+
+from modaclip.core.errors import ModaclipError
+
+START_TIMEOUT_S = 300  # importing torch and loading a large model on a slow disk
+PARENT_GONE = (EOFError, BrokenPipeError, ConnectionResetError)
+CHILD_CODE = "import sys; from modaclip.serve.text_encoder_process import serve_texts; serve_texts(*sys.argv[1:])"
+
+
+class TextEncoderError(RuntimeError):
+    """The text encoder process failed a batch or is gone: the server's fault, not the client's."""
+
+
+class TextEncoderProcess:
+    """`encode(texts) -> float32 [N, D]` answered by a child process that holds its own copy of the model.
+
+    One batch is in the socket at a time. The child drops the image tower it never uses. A batch
+    the child fails raises TextEncoderError here and the child keeps serving; a child that died is
+    reported with its exit code. A model the child cannot load is a ModaclipError at start.
+    """
+
+    def __init__(self, model_dir: str | Path, device: str = "cpu", threads: int = 1) -> None:
+        ours, theirs = socket.socketpair()
+        command = [sys.executable, "-c", CHILD_CODE, str(theirs.fileno()), str(model_dir), device, str(threads)]
+        self._process = subprocess.Popen(command, pass_fds=[theirs.fileno()])
+        theirs.close()
+        self._conn = Connection(ours.detach())
+        self._async_lock = asyncio.Lock()
+        self._unread = 0  # answers the child sent or will send to callers that were cancelled
+        try:
+            self.dim = self._wait_until_ready(model_dir)
+        except BaseException:  # Ctrl-C while the model loads included: the child must not outlive this
+            self.close()
+            raise
+
+    def _wait_until_ready(self, model_dir: str | Path) -> int:
+        if not self._conn.poll(START_TIMEOUT_S):
+            raise ModaclipError(f"text encoder process for {model_dir} did not start within {START_TIMEOUT_S} s")
+        try:
+            kind, payload = self._conn.recv()
+        except (EOFError, OSError):
+            code = self._process.wait()
+            raise ModaclipError(
+                f"text encoder process for {model_dir} exited while starting (exit code {code}); its error is above"
+            ) from None
+        if kind != "ready":
+            raise ModaclipError(f"text encoder process for {model_dir}: {payload}")
+        return int(payload)
+
+    def __call__(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed, blocking until the child answers: for start-up checks, not while `encode` may be running."""
+        self._send(texts)
+        return self._vectors(self._receive())
+
+    async def encode(self, texts: list[str]) -> np.ndarray:
+        """Embed without blocking the event loop: its selector says when the child has answered.
+
+        A caller cancelled while the child works leaves its answer in the socket; the next call
+        reads and drops it first, so nobody gets another caller's vectors. (Not `asyncio.shield`:
+        its extra task costs two turns of a busy event loop per batch, a third of the throughput.)
+        """
+        async with self._async_lock:
+            while self._unread:
+                await self._readable()
+                self._receive()
+                self._unread -= 1
+            self._send(texts)
+            self._unread += 1
+            await self._readable()
+            reply = self._receive()
+            self._unread -= 1
+            return self._vectors(reply)
+
+    async def _readable(self) -> None:
+        loop = asyncio.get_running_loop()
+        readable = loop.create_future()
+        loop.add_reader(self._conn.fileno(), lambda: readable.done() or readable.set_result(None))
+        try:
+            await readable
+        finally:
+            loop.remove_reader(self._conn.fileno())
+
+    def _send(self, texts: Sequence[str]) -> None:
+        try:
+            self._conn.send(list(texts))
+        except OSError:
+            raise self._died() from None
+
+    def _receive(self) -> tuple[str, object]:
+        try:
+            return self._conn.recv()
+        except (EOFError, OSError):
+            raise self._died() from None
+
+    def _vectors(self, reply: tuple[str, object]) -> np.ndarray:
+        kind, payload = reply
+        if kind == "error":
+            raise TextEncoderError(f"text encoder: {payload}")
+        return payload
+
+    def _died(self) -> TextEncoderError:
+        code = self._process.poll()
+        return TextEncoderError(f"text encoder process exited (exit code {code}); restart the server")
+
+    def close(self) -> None:
+        """Stop the child: closing the socket ends its loop; it is killed if it does not exit in time."""
+        self._conn.close()
+        try:
+            self._process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+
+    def __enter__(self) -> TextEncoderProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def serve_texts(fd: str, model_dir: str, device: str, threads: str) -> None:
+    """The child: load the model, then answer each list of texts with their vectors until the socket closes."""
+    signal.signal(
+        signal.SIGINT, signal.SIG_IGN
+    )  # Ctrl-C reaches the whole process group; the parent decides when to stop
+    import torch
+
+    from modaclip.model.clip_model import load_model
+    from modaclip.serve.query_encoder import unpadded_text_encoder
+
+    conn = Connection(int(fd))
+    torch.set_num_threads(int(threads))
+    try:
+        bundle = load_model(model_dir, device)
+        bundle.model.visual = torch.nn.Identity()  # never used here: its memory is freed
+        encode = unpadded_text_encoder(bundle)
+        reply: tuple[str, object] = ("ready", int(encode(["probe"]).shape[1]))
+    except Exception as err:  # the parent reports it as the reason the server cannot start
+        with contextlib.suppress(*PARENT_GONE):  # a parent stopped while this loaded has nobody to tell
+            conn.send(("error", f"{err.__class__.__name__}: {err}"))
+        return
+    while True:
+        try:
+            conn.send(reply)  # first "ready", then each batch's answer
+            texts = conn.recv()
+        except PARENT_GONE:  # the server closed the socket, or died
+            return
+        try:
+            reply = ("vectors", encode(texts))
+        except Exception as err:  # one bad batch is the caller's error, not the end of the encoder
+            reply = ("error", f"{err.__class__.__name__}: {err}")

@@ -1,0 +1,449 @@
+"""Contrastive fine-tuning of an open_clip model: the loop, model selection, checkpoints and resume.
+
+The loop is written out in `Trainer.train_step` (forward, loss, backward, step) and
+`Trainer.run_epoch`; checkpoints are written in `Trainer.save_checkpoint`. Losses, schedules,
+freezing, precision, data order, WiSE-FT and torchrun support live in their own modules.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import hashlib
+import json
+import logging
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from dvclive import Live
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from modaclip.core.atomic import atomic_file
+from modaclip.core.config import TrainParams
+from modaclip.core.errors import ModaclipError
+from modaclip.core.metrics import count_relevant, recall_at_k, relevance, top_k, weighted_f1
+from modaclip.model.clip_model import ClipBundle, encode_images, encode_texts, ensure_logit_bias
+from modaclip.model.zero_shot import class_embeddings
+from modaclip.train.batches import CaptionedImages, Collate, EpochBatches
+from modaclip.train.distributed import DistContext, mean_over_ranks
+from modaclip.train.freezing import apply_freezing, trainable_share
+from modaclip.train.losses import create_loss
+from modaclip.train.precision import resolve_precision
+from modaclip.train.schedules import create_schedule
+from modaclip.train.wiseft import interpolate
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT = "last.pt"
+BEST_WEIGHTS = "best.pt"
+ZERO_SHOT_FIELD = "articleType"
+ZERO_SHOT_PROMPT = "a photo of a {label}"
+
+
+def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Weight decay on matrices only: not on norms, biases, embeddings' scales or the logit scale."""
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        exempt = param.ndim < 2 or "logit_scale" in name or "logit_bias" in name
+        (no_decay if exempt else decay).append(param)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def run_fingerprint(
+    model_meta: dict[str, Any], params: TrainParams, train_ids: Sequence[int], world_size: int = 1
+) -> str:
+    """Identifies a training run, so a checkpoint is resumed only by the run that wrote it."""
+    digest = hashlib.sha256()
+    run = {"model": model_meta, "train": params.model_dump(), "world_size": world_size}
+    digest.update(json.dumps(run, sort_keys=True).encode())
+    digest.update(np.asarray(train_ids, dtype=np.int64).tobytes())
+    return digest.hexdigest()
+
+
+def validation_recall(bundle: ClipBundle, val: pd.DataFrame, k: int = 10) -> float:
+    """Text->image Recall@k on the validation split: query = the item's first caption, only the item counts."""
+    if len(val) == 0:
+        return float("nan")
+    image_vecs = encode_images(bundle, val["image"].tolist())
+    text_vecs = encode_texts(bundle, [captions[0] for captions in val["captions"]])
+    return _recall(text_vecs, image_vecs, k)
+
+
+def _recall(text_vecs: np.ndarray, image_vecs: np.ndarray, k: int) -> float:
+    k = min(k, len(image_vecs))
+    ranked = top_k(text_vecs @ image_vecs.T, k)
+    keys = np.arange(len(image_vecs))
+    return recall_at_k(relevance(ranked, keys, keys), count_relevant(keys, keys), k)
+
+
+def validation_scores(bundle: ClipBundle, val: pd.DataFrame, labels: Sequence[str]) -> dict[str, float]:
+    """Val Recall@10 and, when the val split has articleType and labels are given, zero-shot weighted F1."""
+    if len(val) == 0:
+        return {"recall@10": float("nan"), "zero_shot_f1": float("nan")}
+    image_vecs = encode_images(bundle, val["image"].tolist())
+    text_vecs = encode_texts(bundle, [captions[0] for captions in val["captions"]])
+    scores = {"recall@10": _recall(text_vecs, image_vecs, 10), "zero_shot_f1": float("nan")}
+    if labels and ZERO_SHOT_FIELD in val.columns:
+        classifier = class_embeddings(bundle, labels, [ZERO_SHOT_PROMPT])
+        predicted = np.asarray(labels)[np.argmax(image_vecs @ classifier.T, axis=1)]
+        scores["zero_shot_f1"] = weighted_f1(val[ZERO_SHOT_FIELD].astype(str).tolist(), predicted.tolist())
+    return scores
+
+
+@dataclass
+class Features:
+    """One forward pass: the normalised embeddings, the temperature and (SigLIP) the bias."""
+
+    image: torch.Tensor
+    text: torch.Tensor
+    scale: torch.Tensor
+    bias: torch.Tensor | None
+
+
+def forward(model: torch.nn.Module, images: torch.Tensor, tokens: torch.Tensor) -> Features:
+    out = model(images, tokens)
+    return Features(out[0], out[1], out[2], out[3] if len(out) > 3 else None)
+
+
+@dataclass
+class TrainState:
+    epoch: int = 0
+    step: int = 0
+    step_in_epoch: int = 0
+    epoch_loss_sum: float = 0.0
+    best_epoch: int = -1
+    best_score: float = -math.inf
+    best_scores: dict[str, float] = field(default_factory=dict)
+    stopped_early: bool = False
+    train_seconds: float = 0.0
+    last_loss: float = float("nan")
+
+
+class Trainer:
+    """Owns the model, optimizer, schedule and checkpoints of one fine-tuning run (one rank of it under torchrun)."""
+
+    def __init__(
+        self,
+        bundle: ClipBundle,
+        train: pd.DataFrame,
+        val: pd.DataFrame,
+        params: TrainParams,
+        checkpoint_dir: str | Path,
+        fingerprint: str,
+        device: torch.device,
+        context: DistContext = DistContext(),
+        zero_shot_labels: Sequence[str] = (),
+    ) -> None:
+        if len(train) < 2:
+            raise ModaclipError(f"the train split has {len(train)} rows; contrastive training needs at least 2")
+        self.bundle, self.val, self.params, self.context = bundle, val, params, context
+        self.device, self.fingerprint = device, fingerprint
+        self.checkpoint_dir = Path(checkpoint_dir)
+        self.zero_shot_labels = list(zero_shot_labels)
+        self.loss_fn = create_loss(params.loss, context.rank, context.world_size)
+        if self.loss_fn.needs_logit_bias and ensure_logit_bias(bundle):
+            log.info("train.loss siglip: %s has no logit bias; added one at -10", bundle.meta.get("arch"))
+        # kept (on CPU) only for WiSE-FT: a second copy of a large model is not free
+        self.start_weights = (
+            {k: v.detach().cpu().clone() for k, v in bundle.model.state_dict().items()} if params.wise_ft_alphas else {}
+        )
+        apply_freezing(
+            bundle.model,
+            params.lock_image,
+            params.lock_image_unlocked_groups,
+            params.lock_text,
+            params.lock_text_unlocked_layers,
+        )
+        if params.grad_checkpointing:
+            bundle.model.set_grad_checkpointing(True)
+        bundle.model.to(device)
+        self.precision = resolve_precision(params.precision, device)
+        self.scaler = self.precision.grad_scaler()
+        self.dataset = CaptionedImages(
+            train["image"].tolist(), train["captions"].tolist(), bundle.preprocess_train, params.seed
+        )
+        per_step = params.accum_steps * context.world_size
+        self.batch_size = min(params.batch_size, len(train) // per_step)
+        if self.batch_size * per_step < 2:
+            raise ModaclipError(
+                f"the train split has {len(train)} rows, too few for train.accum_steps={params.accum_steps} "
+                f"on {context.world_size} processes"
+            )
+        self.steps_per_epoch = len(train) // (self.batch_size * per_step)
+        self.optimizer = torch.optim.AdamW(parameter_groups(bundle.model, params.weight_decay), lr=params.lr)
+        total = params.epochs * self.steps_per_epoch
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, create_schedule(params.schedule, params.warmup_steps, total)
+        )
+        self.ddp = None
+        if context.world_size > 1:
+            self.ddp = DistributedDataParallel(
+                bundle.model, device_ids=[device.index] if device.type == "cuda" else None
+            )
+        self.state = TrainState()
+        self.best_weights: dict[str, torch.Tensor] | None = None
+        self.wise_ft_scores: dict[str, dict[str, float]] = {}
+        self.wise_ft_alpha: float | None = None
+        log.info(
+            "%s loss, %s, %.0f%% of weights trainable, %d x %d x %d samples per step",
+            params.loss,
+            self.precision.name,
+            100 * trainable_share(bundle.model),
+            self.batch_size,
+            params.accum_steps,
+            context.world_size,
+        )
+
+    def loader(self, epoch: int) -> DataLoader:
+        """This rank's micro-batches of `epoch`, from where the last checkpoint left off."""
+        self.dataset.epoch = epoch
+        batches = EpochBatches(
+            len(self.dataset),
+            self.batch_size,
+            self.params.accum_steps,
+            self.params.seed,
+            epoch,
+            start=self.state.step_in_epoch * self.params.accum_steps,
+            rank=self.context.rank,
+            world_size=self.context.world_size,
+        )
+        return DataLoader(
+            self.dataset,
+            batch_sampler=batches,
+            num_workers=self.params.num_workers,
+            collate_fn=Collate(self.bundle.tokenizer),
+            persistent_workers=False,
+        )
+
+    def train_step(self, micro_batches: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]) -> float:
+        """One optimizer step over `accum_steps` micro-batches; returns the loss (mean over ranks)."""
+        model = self.ddp or self.bundle.model
+        batches = [tuple(t.to(self.device, non_blocking=True) for t in batch) for batch in micro_batches]
+        self.optimizer.zero_grad(set_to_none=True)
+        if len(batches) == 1:
+            images, tokens, keys = batches[0]
+            with self.precision.autocast():
+                f = forward(model, images, tokens)
+                loss = self.loss_fn(f.image, f.text, f.scale, f.bias, keys)
+            value = self.check_finite(loss)
+            self.scaler.scale(loss).backward()
+        else:
+            value = self.accumulate(model, batches)
+        if self.params.grad_clip > 0:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.bundle.model.parameters(), self.params.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        with torch.no_grad():
+            self.bundle.model.logit_scale.clamp_(0, math.log(100))
+        return value
+
+    def accumulate(self, model: torch.nn.Module, batches: list[tuple[torch.Tensor, ...]]) -> float:
+        """Gradients of the loss over all micro-batches together, as one big batch would give (open_clip's accum_freq).
+
+        Features of every micro-batch are computed once without gradients; then each micro-batch is
+        run again with gradients, its fresh features put in place of its cached ones, and the loss over
+        the whole set back-propagated. Summed over micro-batches these are the big batch's gradients;
+        the temperature (and bias) carry gradients in one pass only, or theirs would count N times.
+        """
+        with torch.no_grad(), self.precision.autocast():
+            cached = [forward(model, images, tokens) for images, tokens, _ in batches]
+        keys = torch.cat([batch[2] for batch in batches])
+        value = float("nan")
+        for j, (images, tokens, _) in enumerate(batches):
+            last = j == len(batches) - 1
+            sync = contextlib.nullcontext() if last or self.ddp is None else self.ddp.no_sync()
+            with sync:
+                with self.precision.autocast():
+                    f = forward(model, images, tokens)
+                    image = torch.cat([c.image for c in cached[:j]] + [f.image] + [c.image for c in cached[j + 1 :]])
+                    text = torch.cat([c.text for c in cached[:j]] + [f.text] + [c.text for c in cached[j + 1 :]])
+                    scale = f.scale if last else f.scale.detach()
+                    bias = f.bias if last or f.bias is None else f.bias.detach()
+                    loss = self.loss_fn(image, text, scale, bias, keys)
+                if j == 0:
+                    value = self.check_finite(loss)
+                self.scaler.scale(loss).backward()
+        return value
+
+    def check_finite(self, loss: torch.Tensor) -> float:
+        """The loss averaged over ranks; every rank stops together if it is NaN or infinite."""
+        value = mean_over_ranks(loss, self.context)
+        if not math.isfinite(value):
+            raise ModaclipError(
+                f"training loss became {value} at epoch {self.state.epoch + 1}, step {self.state.step + 1}; "
+                "lower train.lr or raise train.warmup_steps. No model was written."
+            )
+        return value
+
+    def run_epoch(self, epoch: int) -> float:
+        """The rest of one pass over the train split (all of it unless resumed mid-epoch); returns the mean loss."""
+        self.bundle.model.train()
+        accum, every = self.params.accum_steps, self.params.checkpoint_every_steps
+        bar = tqdm(
+            total=self.steps_per_epoch,
+            initial=self.state.step_in_epoch,
+            desc=f"epoch {epoch + 1}/{self.params.epochs}",
+            disable=not self.context.is_main,
+        )
+        micro_batches = []
+        for batch in self.loader(epoch):
+            micro_batches.append(batch)
+            if len(micro_batches) < accum:
+                continue
+            loss = self.train_step(micro_batches)
+            micro_batches = []
+            self.state.step += 1
+            self.state.step_in_epoch += 1
+            self.state.epoch_loss_sum += loss
+            bar.update()
+            bar.set_postfix(loss=f"{loss:.3f}")
+            if every and self.state.step % every == 0 and self.state.step_in_epoch < self.steps_per_epoch:
+                self.save_checkpoint()
+        bar.close()
+        mean = self.state.epoch_loss_sum / max(1, self.steps_per_epoch)
+        self.state.step_in_epoch, self.state.epoch_loss_sum = 0, 0.0
+        return mean
+
+    def save_checkpoint(self) -> None:
+        """Everything needed to resume, mid-epoch included:
+        model, optimizer, schedule, scaler, progress, best weights."""
+        if not self.context.is_main:
+            return
+        payload = {
+            "fingerprint": self.fingerprint,
+            "model": self.bundle.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "state": self.state.__dict__,
+        }
+        with atomic_file(self.checkpoint_dir / CHECKPOINT) as tmp:
+            torch.save(payload, tmp)
+        if (
+            self.state.step_in_epoch == 0
+            and self.state.best_epoch == self.state.epoch - 1
+            and self.best_weights is not None
+        ):
+            with atomic_file(self.checkpoint_dir / BEST_WEIGHTS) as tmp:
+                torch.save(self.best_weights, tmp)
+
+    def try_resume(self) -> bool:
+        """Continue from the last checkpoint of this same run, if there is one."""
+        path = self.checkpoint_dir / CHECKPOINT
+        if not path.is_file():
+            return False
+        payload = torch.load(path, map_location=self.device, weights_only=False)
+        if payload.get("fingerprint") != self.fingerprint:
+            log.info("ignoring %s: it belongs to a run with other params or data", path)
+            return False
+        self.bundle.model.load_state_dict(payload["model"])
+        self.optimizer.load_state_dict(payload["optimizer"])
+        self.scheduler.load_state_dict(payload["scheduler"])
+        self.scaler.load_state_dict(payload["scaler"])
+        self.state = TrainState(**payload["state"])
+        best_path = self.checkpoint_dir / BEST_WEIGHTS
+        if best_path.is_file():
+            self.best_weights = torch.load(best_path, map_location="cpu", weights_only=True)
+        log.info("resuming from %s at epoch %d, step %d", path, self.state.epoch + 1, self.state.step_in_epoch)
+        return True
+
+    def validate(self) -> dict[str, float]:
+        return validation_scores(self.bundle, self.val, self.zero_shot_labels)
+
+    def out_of_patience(self) -> bool:
+        patience = self.params.patience
+        return patience > 0 and self.state.epoch - 1 - self.state.best_epoch >= patience
+
+    def fit(self, curves_dir: str | Path) -> dict[str, Any]:
+        """Train for train.epochs (or until patience runs out), validating each epoch;
+        leaves the chosen weights in the model."""
+        self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        resumed = self.try_resume()
+        live = None
+        if self.context.is_main:
+            live = Live(dir=str(curves_dir), resume=resumed, report=None, save_dvc_exp=False, dvcyaml=None)
+            live.step = self.state.epoch
+        while self.state.epoch < self.params.epochs and not self.state.stopped_early:
+            epoch = self.state.epoch
+            started = time.perf_counter()
+            self.state.last_loss = self.run_epoch(epoch)
+            self.state.train_seconds += time.perf_counter() - started
+            scores = self.validate()
+            score = scores[self.params.select_metric]
+            if math.isnan(score) or score > self.state.best_score:
+                self.state.best_epoch, self.state.best_score, self.state.best_scores = epoch, score, scores
+                self.best_weights = copy.deepcopy(self.bundle.model.state_dict())
+            log.info("epoch %d: loss %.4f, val %s", epoch + 1, self.state.last_loss, _format(scores))
+            if live is not None:
+                live.log_metric("train/loss", self.state.last_loss)
+                live.log_metric("train/lr", self.scheduler.get_last_lr()[0])
+                for name, value in scores.items():
+                    live.log_metric(f"val/{name}", value)
+                live.next_step()
+            self.state.epoch += 1
+            if self.out_of_patience():
+                log.info("no better %s for %d epochs: stopping early", self.params.select_metric, self.params.patience)
+                self.state.stopped_early = True
+            self.save_checkpoint()
+        if live is not None:
+            live.end()
+        if self.best_weights is not None:
+            self.bundle.model.load_state_dict(self.best_weights)
+        if self.params.wise_ft_alphas:
+            self.wise_ft()
+        return self.summary()
+
+    def wise_ft(self) -> None:
+        """Score each alpha of train.wise_ft_alphas on val and keep the best interpolation in the model."""
+        tuned = {k: v.detach().clone() for k, v in self.bundle.model.state_dict().items()}
+        best_alpha, best_score = None, -math.inf
+        for alpha in self.params.wise_ft_alphas:
+            self.bundle.model.load_state_dict(interpolate(self.start_weights, tuned, alpha))
+            scores = self.validate()
+            self.wise_ft_scores[str(alpha)] = scores
+            log.info("WiSE-FT alpha %.2f: val %s", alpha, _format(scores))
+            score = scores[self.params.select_metric]
+            if best_alpha is None or score > best_score:
+                best_alpha, best_score = alpha, score
+        self.wise_ft_alpha = best_alpha
+        self.bundle.model.load_state_dict(interpolate(self.start_weights, tuned, best_alpha))
+
+    def summary(self) -> dict[str, Any]:
+        samples = self.state.step * self.batch_size * self.params.accum_steps * self.context.world_size
+        summary = {
+            "epochs": self.state.epoch,
+            "steps": self.state.step,
+            "best_epoch": self.state.best_epoch + 1,
+            "stopped_early": self.state.stopped_early,
+            "val_recall@10": _number(self.state.best_scores.get("recall@10", self.state.best_score)),
+            "val_zero_shot_f1": _number(self.state.best_scores.get("zero_shot_f1", math.nan)),
+            "final_train_loss": self.state.last_loss,
+            "train_seconds": round(self.state.train_seconds, 2),
+            "samples_per_second": round(samples / self.state.train_seconds, 2) if self.state.train_seconds else 0.0,
+        }
+        if self.wise_ft_alpha is not None:
+            scores = {alpha: {k: _number(v) for k, v in val.items()} for alpha, val in self.wise_ft_scores.items()}
+            summary["wise_ft"] = {"alpha": self.wise_ft_alpha, "val": scores}
+        return summary
+
+
+def _format(scores: dict[str, float]) -> str:
+    return ", ".join(f"{name} {value:.4f}" for name, value in scores.items())
+
+
+def _number(value: float) -> float | None:
+    """JSON has no NaN: a score that could not be computed (empty val split) is written as null."""
+    return None if math.isnan(value) else value

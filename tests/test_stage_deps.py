@@ -1,0 +1,107 @@
+"""A stage reruns when its code changes: every project module a stage loads is under one of its deps.
+
+The modules a stage loads are read from `python -X importtime stages/NAME.py --help`, which lists
+every module imported on the way to argument parsing, so a module imported at the top of any file
+the stage reaches is caught.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from ruamel.yaml import YAML
+
+REPO = Path(__file__).resolve().parents[1]
+STAGES = YAML(typ="safe").load(REPO / "dvc.yaml")["stages"]
+MODULE = re.compile(r"\|\s+(modaclip(?:\.\w+)*)\s*$")
+
+
+def loaded_project_modules(script: Path) -> set[str]:
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", str(script), "--help"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return {m.group(1) for line in result.stderr.splitlines() if (m := MODULE.search(line))}
+
+
+def module_file(name: str) -> str:
+    origin = importlib.util.find_spec(name).origin
+    return Path(origin).resolve().relative_to(REPO).as_posix()
+
+
+def is_covered(path: str, deps: list[str]) -> bool:
+    return any(path == dep or path.startswith(dep.rstrip("/") + "/") for dep in deps)
+
+
+@pytest.mark.parametrize("stage", sorted(STAGES))
+def test_every_project_module_a_stage_loads_is_a_declared_dep(stage: str) -> None:
+    spec = STAGES[stage]
+    script = REPO / "stages" / f"{stage}.py"
+    assert f"stages/{stage}.py" in spec["cmd"] and f"stages/{stage}.py" in spec["deps"]
+    modules = loaded_project_modules(script)
+    assert "modaclip" in modules, f"{stage}: no project module seen; is the package importable?"
+    missing = sorted(
+        f"{name} ({module_file(name)})" for name in modules if not is_covered(module_file(name), spec["deps"])
+    )
+    assert not missing, f"stage {stage} loads project modules outside its deps: {', '.join(missing)}"
+
+
+def code_only_pipeline(project: Path) -> None:
+    """The real stages with their code deps and params, each command `true`, recorded by `dvc repro`.
+
+    Data deps and outs are left out, so the lock reflects only code and the test needs no data.
+    """
+    stages = {
+        name: {
+            "cmd": "true",
+            "deps": [d for d in spec["deps"] if d.startswith(("src/", "stages/"))],
+            "params": spec.get("params", []),
+        }
+        for name, spec in STAGES.items()
+    }
+    yaml = YAML(typ="safe")
+    yaml.dump({"stages": stages}, project / "dvc.yaml")
+    subprocess.run(["dvc", "init", "--no-scm", "-q"], cwd=project, check=True)
+    subprocess.run(["dvc", "repro", "-q"], cwd=project, check=True)
+
+
+def changed_stages(project: Path) -> dict[str, set[str]]:
+    """Stage -> the deps that `dvc status` reports as modified."""
+    result = subprocess.run(["dvc", "status", "--json"], cwd=project, capture_output=True, text=True, check=True)
+    changed: dict[str, set[str]] = {}
+    for stage, entries in json.loads(result.stdout or "{}").items():
+        for entry in entries:
+            if isinstance(entry, dict):
+                changed.setdefault(stage, set()).update(entry.get("changed deps", {}))
+    return changed
+
+
+def test_editing_the_model_package_marks_finetune_embed_and_evaluate_changed(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    shutil.copy2(REPO / "params.yaml", project / "params.yaml")
+    shutil.copy2(REPO / ".dvcignore", project / ".dvcignore")
+    shutil.copytree(REPO / "stages", project / "stages", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(REPO / "src", project / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    code_only_pipeline(project)
+    assert changed_stages(project) == {}
+
+    (project / "src/modaclip/model/__pycache__").mkdir()
+    (project / "src/modaclip/model/__pycache__/stray.cpython-311.pyc").write_bytes(b"byte-code is never a dep")
+    assert changed_stages(project) == {}, "byte-code under __pycache__ made a stage look changed"
+
+    with (project / "src/modaclip/model/clip_model.py").open("a") as source:
+        source.write("\n# an edit\n")
+    changed = changed_stages(project)
+    assert set(changed) == {"finetune", "embed", "evaluate"}
+    assert all(deps == {"src/modaclip/model"} for deps in changed.values())
