@@ -1,5 +1,6 @@
-"""Embedding throughput of the embed stage vs a naive one-image-at-a-time loop, and the stage's peak memory.
+"""Embedding throughput of the embed stage vs the model's forward pass and a naive loop, and the stage's peak memory.
 
+    PYTHONPATH=src python benchmarks/embed_throughput.py --n 3000 --naive 300
     PYTHONPATH=src python benchmarks/embed_throughput.py --n 20000 --naive 300
     PYTHONPATH=src python benchmarks/embed_throughput.py --n 100000 --pool 100000 --naive 0 \
         --catalog /tmp/modaclip-100k --memory-log /tmp/modaclip-100k-memory.csv     # the 100k bound
@@ -12,6 +13,12 @@ distinct product. `--catalog DIR` keeps the generated catalog there and reuses i
 memory do not depend on the weights). Its memory is sampled every `--sample-s` seconds over the
 whole process tree (the stage and its DataLoader workers): peak RSS, and peak anonymous RSS, which
 leaves out the file-backed pages of the vectors memmap that the kernel can write back and drop.
+The stage's rate over the whole run includes Python and torch start-up, loading the model and building
+the index. Its steady-state rate leaves those apart: the stage is also run over only the first
+`--startup-n` rows, and steady state = (N - startup_n) / (its time over N - its time over startup_n).
+The forward-only rate is the model alone: `encode_image` over one preprocessed batch of
+`--batch-size` images, repeated `--forward-passes` times after one warm-up pass, so the ratio
+steady state / forward-only says how close the stage is to the compute limit at that batch.
 The naive loop decodes, preprocesses and embeds one image per forward pass with the same model, over
 the first `--naive` images.
 """
@@ -30,9 +37,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import psutil
+import pyarrow.parquet as pq
 import torch
 
-from modaclip.core.catalog_io import read_catalog, write_parts
+from modaclip.core.catalog_io import part_files, read_catalog, write_parts
 from modaclip.ingest.synthetic import generate_catalog
 from modaclip.model.clip_model import create_base_model, decode_image, load_model, save_model
 
@@ -93,9 +101,9 @@ class TreeMemory:
 
 
 def run_stage(
-    work: Path, model: Path, catalog: Path, batch_size: int, workers: int, sample_s: float, log: Path | None
+    work: Path, model: Path, catalog: Path, out: Path, batch_size: int, workers: int, sample_s: float, log: Path | None
 ) -> tuple[float, TreeMemory]:
-    """(seconds, sampled memory) of `stages/embed.py` over the catalog."""
+    """(seconds, sampled memory) of `stages/embed.py` over the catalog into `out` (new, so nothing is reused)."""
     params = work / "params.yaml"
     params.write_text(f"embed:\n  batch_size: {batch_size}\n  num_workers: {workers}\n")
     env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
@@ -111,7 +119,7 @@ def run_stage(
             "--data",
             str(catalog),
             "--out",
-            str(work / "embeddings"),
+            str(out),
         ],
         env=env,
     )
@@ -119,6 +127,27 @@ def run_stage(
         if stage.wait():
             sys.exit(f"stages/embed.py failed with status {stage.returncode}")
     return time.perf_counter() - start, memory
+
+
+def write_head(catalog: Path, count: int, directory: Path) -> None:
+    """The catalog's first `count` rows (all within its first part) as a catalog of their own."""
+    first = part_files(catalog)[0]
+    if pq.read_metadata(first).num_rows < count:
+        sys.exit(f"--startup-n {count}: more rows than the catalog's first part {first}; pass a smaller one")
+    write_parts([next(pq.ParquetFile(first).iter_batches(batch_size=count)).to_pandas()], directory)
+
+
+@torch.inference_mode()
+def forward_rate(model: Path, catalog: Path, batch_size: int, passes: int) -> float:
+    """Images per second of `encode_image` alone over one preprocessed batch (decoding and I/O left out)."""
+    bundle = load_model(model)
+    images = read_catalog(catalog, columns=["image"])["image"].head(batch_size).tolist()
+    batch = torch.stack([bundle.preprocess(decode_image(data)) for data in images])
+    bundle.model.encode_image(batch, normalize=True)  # warm-up: first-call allocations
+    start = time.perf_counter()
+    for _ in range(passes):
+        bundle.model.encode_image(batch, normalize=True)
+    return len(images) * passes / (time.perf_counter() - start)
 
 
 @torch.inference_mode()
@@ -139,6 +168,10 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=128)
     parser.add_argument("--catalog", type=Path, help="keep the generated catalog here, or reuse it if it exists")
     parser.add_argument("--naive", type=int, default=300, help="images embedded by the naive loop; 0 skips it")
+    parser.add_argument(
+        "--startup-n", type=int, default=256, help="rows of the second, short stage run that measures start-up"
+    )
+    parser.add_argument("--forward-passes", type=int, default=10, help="timed forward passes of one batch")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--workers", type=int, default=0)
     parser.add_argument("--sample-s", type=float, default=0.5, help="seconds between memory samples")
@@ -157,15 +190,22 @@ def main() -> None:
         if len(read_catalog(catalog, columns=["id"])) != args.n:
             sys.exit(f"{catalog}: holds another number of rows than --n {args.n}; delete it or pass its size")
         save_model(create_base_model("modaclip-tiny", "none", seed=0), work / "model")
-        seconds, memory = run_stage(
-            work, work / "model", catalog, args.batch_size, args.workers, args.sample_s, args.memory_log
-        )
-        naive = naive_rate(work / "model", catalog, args.naive) if args.naive else None
+        model, sampling = work / "model", (args.batch_size, args.workers, args.sample_s)
+        seconds, memory = run_stage(work, model, catalog, work / "embeddings", *sampling, args.memory_log)
+        write_head(catalog, args.startup_n, work / "head")
+        startup_seconds, _ = run_stage(work, model, work / "head", work / "head-embeddings", *sampling, None)
+        forward = forward_rate(model, catalog, args.batch_size, args.forward_passes)
+        naive = naive_rate(model, catalog, args.naive) if args.naive else None
     stage = args.n / seconds
+    steady = (args.n - args.startup_n) / (seconds - startup_seconds)
     print(
         f"# modaclip-tiny, {args.image_size}px JPEGs, {torch.get_num_threads()} torch threads, "
         f"{os.cpu_count()} cores ({platform.machine()}), {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, "
         f"load average {os.getloadavg()[0]:.1f} at the end"
+    )
+    print(
+        f"# stage: {seconds:.1f} s over {args.n} rows, {startup_seconds:.1f} s over the first {args.startup_n} "
+        "(start-up, model load, a tiny index)"
     )
     print("| path | images | distinct | batch | workers | images/s | peak RSS MiB | peak anon RSS MiB |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
@@ -173,9 +213,19 @@ def main() -> None:
         f"| embed stage (incl. start-up, index) | {args.n} | {min(args.pool, args.n)} | {args.batch_size} | "
         f"{args.workers} | {stage:.0f} | {memory.peak_rss / MIB:.0f} | {memory.peak_anon / MIB:.0f} |"
     )
+    print(
+        f"| embed stage, steady state (start-up apart) | {args.n - args.startup_n} | {min(args.pool, args.n)} | "
+        f"{args.batch_size} | {args.workers} | {steady:.0f} | - | - |"
+    )
+    print(
+        f"| forward pass only (`encode_image`, preprocessed batch) | {args.batch_size * args.forward_passes} | "
+        f"{args.batch_size} | {args.batch_size} | - | {forward:.0f} | - | - |"
+    )
     if naive:
         print(f"| naive loop, one image per pass | {args.naive} | {args.naive} | 1 | 0 | {naive:.0f} | - | - |")
-        print(f"stage / naive = {stage / naive:.1f}x")
+    print(f"steady state / forward only = {steady / forward:.2f}")
+    if naive:
+        print(f"stage / naive = {stage / naive:.1f}x, steady state / naive = {steady / naive:.1f}x")
 
 
 if __name__ == "__main__":

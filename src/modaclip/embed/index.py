@@ -31,8 +31,9 @@ def _hnsw(dim: int, count: int, params: IndexParams) -> faiss.Index:
 
 
 def _ivf_lists(count: int, params: IndexParams) -> int:
-    """params.ivf_lists, or 2·sqrt(n) when it is 0 (2048 lists measured at 1M, notes/search-scale.md);
-    never more than n / 39 so k-means has the 39 points per centroid faiss asks for."""
+    """params.ivf_lists, or 2·sqrt(n) when it is 0 (2048 lists measured at 1M: BENCHMARKS.md, "Search
+    latency and recall at 1M vectors"); never more than n / 39 so k-means has the 39 points per centroid
+    faiss asks for."""
     lists = params.ivf_lists or int(2 * np.sqrt(count))
     return max(1, min(lists, count // 39))
 
