@@ -1,4 +1,5 @@
-"""Zero-shot classification of one image among free-text labels (needs a model, not a catalog)."""
+"""Zero-shot classification among free-text labels: the one predictor training, evaluation, the CLI and
+the server use, and the default prompt they share."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import numpy as np
 from modaclip.core.errors import ModaclipError
 from modaclip.model.clip_model import ClipBundle, encode_images, encode_texts
 
-DEFAULT_TEMPLATES: tuple[str, ...] = ("a photo of a {label}",)
+DEFAULT_TEMPLATES: tuple[str, ...] = ("a photo of a {label}",)  # CLIP's prompt; params.yaml's evaluate default too
 
 
 def classify_image(
@@ -28,7 +29,7 @@ def classify_image(
     for template in templates:
         if "{label}" not in template:
             raise ModaclipError(f"--template {template!r}: must contain {{label}}")
-    similarity = (encode_images(bundle, [image]) @ class_embeddings(bundle, labels, templates).T)[0]
+    similarity = label_similarities(bundle, encode_images(bundle, [image]), labels, templates)[0]
     logits = similarity * float(bundle.model.logit_scale.detach().exp())
     probabilities = np.exp(logits - logits.max())
     probabilities /= probabilities.sum()
@@ -41,3 +42,17 @@ def class_embeddings(bundle: ClipBundle, labels: Sequence[str], templates: Seque
     prompts = [template.format(label=label.lower()) for label in labels for template in templates]
     vectors = encode_texts(bundle, prompts).reshape(len(labels), len(templates), -1).mean(axis=1)
     return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def label_similarities(
+    bundle: ClipBundle, image_vectors: np.ndarray, labels: Sequence[str], templates: Sequence[str] = DEFAULT_TEMPLATES
+) -> np.ndarray:
+    """Cosine similarity [images, labels] of unit image vectors to each label's class embedding."""
+    return image_vectors @ class_embeddings(bundle, labels, templates).T
+
+
+def predict_labels(
+    bundle: ClipBundle, image_vectors: np.ndarray, labels: Sequence[str], templates: Sequence[str] = DEFAULT_TEMPLATES
+) -> list[str]:
+    """Each image's zero-shot label: the one whose class embedding is most similar to it."""
+    return np.asarray(labels)[np.argmax(label_similarities(bundle, image_vectors, labels, templates), axis=1)].tolist()
