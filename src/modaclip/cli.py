@@ -11,20 +11,14 @@ from pathlib import Path
 
 from modaclip.core.atomic import atomic_file
 from modaclip.core.errors import ModaclipError
+from modaclip.core.paths import CATALOG_DIR, EMBEDDINGS_DIR, MODEL_DIR
 from modaclip.core.stage_runner import run
 from modaclip.evaluate.markdown_report import markdown_report, read_eval_json
 from modaclip.model.clip_model import load_model
 from modaclip.model.zero_shot import DEFAULT_TEMPLATES, classify_image
 from modaclip.registry.model_choice import model_folder, search_source_for
 from modaclip.registry.retrain import EXIT_KEPT, retrain
-from modaclip.search.engine import (
-    DEFAULT_CATALOG_DIR,
-    DEFAULT_EMBEDDINGS_DIR,
-    DEFAULT_MODEL_DIR,
-    CatalogSearch,
-    SearchHit,
-    read_image_file,
-)
+from modaclip.search.engine import CatalogSearch, SearchHit, read_image_file
 from modaclip.search.filters import parse_filters
 from modaclip.search.grid import GridCell, retrieval_grid, save_png_atomic
 
@@ -87,7 +81,7 @@ def add_model_argument(parser: argparse.ArgumentParser) -> None:
         "--model",
         default="production",
         help=(
-            f"production (the registry's prod version, {DEFAULT_MODEL_DIR} until one is promoted), "
+            f"production (the registry's prod version, {MODEL_DIR} until one is promoted), "
             "a version such as v2, "
             "base (the untuned model of params.yaml; its catalog embeddings are computed once and cached), "
             "or a saved model folder"
@@ -99,9 +93,9 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_argument(parser)
     parser.add_argument(
         "--embeddings",
-        help=f"catalog embeddings made with that model (default: the version's, else {DEFAULT_EMBEDDINGS_DIR})",
+        help=f"catalog embeddings made with that model (default: the version's, else {EMBEDDINGS_DIR})",
     )
-    parser.add_argument("--catalog", help=f"clean catalog folder (default: the version's, else {DEFAULT_CATALOG_DIR})")
+    parser.add_argument("--catalog", help=f"clean catalog folder (default: the version's, else {CATALOG_DIR})")
 
 
 def open_engine(args: argparse.Namespace) -> CatalogSearch:
