@@ -33,7 +33,7 @@ from modaclip.core.errors import ModaclipError
 from modaclip.embed.index import index_kind_of
 from modaclip.model.clip_model import encode_texts
 from modaclip.model.zero_shot import DEFAULT_TEMPLATES, classify_image
-from modaclip.registry.versions import SearchSource
+from modaclip.registry.model_choice import SearchSource
 from modaclip.search.engine import CatalogSearch, SearchHit, json_value
 from modaclip.search.filters import FILTERABLE_COLUMNS, AttributeFilter, filter_mask
 from modaclip.serve.catalog_images import CatalogImages, image_media_type
