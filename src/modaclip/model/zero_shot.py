@@ -4,6 +4,7 @@ the server use, and the default prompt they share."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -35,6 +36,16 @@ def classify_image(
     probabilities /= probabilities.sum()
     order = np.argsort(-similarity, kind="stable")
     return [(labels[i], float(similarity[i]), float(probabilities[i])) for i in order]
+
+
+def classification_json(ranked: Sequence[tuple[str, float, float]]) -> dict[str, Any]:
+    """`classify_image`'s ranking as the CLI's --json and the server's /api/classify print it."""
+    return {
+        "labels": [
+            {"label": label, "score": round(score, 6), "probability": round(probability, 6)}
+            for label, score, probability in ranked
+        ]
+    }
 
 
 def class_embeddings(bundle: ClipBundle, labels: Sequence[str], templates: Sequence[str]) -> np.ndarray:
