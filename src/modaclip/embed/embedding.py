@@ -28,7 +28,7 @@ from modaclip.core.atomic import atomic_directory
 from modaclip.core.catalog_io import part_files
 from modaclip.core.config import EmbedParams, IndexParams
 from modaclip.core.errors import ModaclipError
-from modaclip.embed.index import INDEX_FILE, build_index, index_kind, save_index
+from modaclip.embed.index import INDEX_FILE, build_index, check_index_type, index_kind, save_index
 from modaclip.model.clip_model import ClipBundle, EncodedImages, load_model, resolve_device, weights_fingerprint
 
 log = logging.getLogger(__name__)
@@ -90,6 +90,7 @@ def embed_catalog(
     previous_dir: str | Path | None = None,
 ) -> dict[str, Any]:
     """Embed the shard's rows of the catalog into out_dir, reusing vectors of previous_dir (default: out_dir)."""
+    check_index_type(params.index)
     bundle = load_model(model_dir, device=str(resolve_device("auto")))
     fingerprint = weights_fingerprint(model_dir)
     previous = _reusable(Path(previous_dir or out_dir), fingerprint)
