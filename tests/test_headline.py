@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
-from modaclip.core.headline import HEADLINE, headline_metrics
+from modaclip.evaluate.headline import HEADLINE, headline_metrics
 
 REPO = Path(__file__).resolve().parents[1]
 DETAIL_FILES = ["metrics/clean.json", "metrics/train.json", "metrics/eval.json"]

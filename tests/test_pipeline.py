@@ -74,7 +74,7 @@ def first_run(project: Path) -> str:
 
 
 def test_repro_runs_all_stages_and_writes_outputs(project: Path, first_run: str) -> None:
-    assert stages_run(first_run) == {"download", "caption", "finetune", "embed", "evaluate", "headline"}
+    assert stages_run(first_run) == {"download", "caption", "finetune", "embed", "evaluate"}
     clean = json.loads((project / "metrics/clean.json").read_text())
     assert clean["rows_in"] == 160 and clean["rows_dropped"] > 0
     assert sum(clean["splits"].values()) == clean["rows_kept"]
@@ -103,7 +103,7 @@ def test_evaluate_param_reruns_only_evaluate(project: Path, first_run: str) -> N
 
 def test_train_param_reruns_finetune_embed_evaluate(project: Path, first_run: str) -> None:
     set_params(project, {"train": {"lr": 0.0005}})
-    assert stages_run(sh(project, "dvc", "repro")) == {"finetune", "embed", "evaluate", "headline"}
+    assert stages_run(sh(project, "dvc", "repro")) == {"finetune", "embed", "evaluate"}
 
 
 def test_search_command_prints_ranked_products(project: Path, first_run: str) -> None:

@@ -83,7 +83,7 @@ def test_an_unknown_index_type_stops_embed_before_any_work(tmp_path) -> None:
 def test_core_imports_no_torch_and_no_stage_package() -> None:
     """core is imported by every stage, so it must stay light and depend on nothing above it."""
     code = (
-        "import sys; import modaclip.core.config, modaclip.core.paths, modaclip.core.headline; "
+        "import sys; import modaclip.core.config, modaclip.core.paths; "
         "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('modaclip.') "
         "and not m.startswith('modaclip.core')))"
     )

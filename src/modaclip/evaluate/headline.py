@@ -7,8 +7,12 @@ is a column of `dvc exp show`.
 
 from __future__ import annotations
 
+import json
 import logging
+from pathlib import Path
 from typing import Any
+
+from modaclip.core.errors import ModaclipError
 
 log = logging.getLogger(__name__)
 
@@ -54,3 +58,11 @@ def _lookup(report: dict[str, Any], path: str) -> float | None:
             return None
         value = value[part]
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def read_report(path: str | Path) -> dict[str, Any]:
+    """A metrics JSON written by an earlier stage, or one line saying why it cannot be read."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as err:
+        raise ModaclipError(f"{path}: cannot read the metrics report ({err})") from None
