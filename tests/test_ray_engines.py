@@ -92,7 +92,7 @@ def assert_same_embeddings(ours: Path, theirs: Path) -> None:
 def test_embed_on_ray_reuses_unchanged_products_like_the_local_engine(
     model_dir: Path, clean_dir: Path, tmp_path: Path
 ) -> None:
-    grown = catalog_in_parts(clean_dir, tmp_path / "grown", [60, 60, 60])
+    grown = catalog_in_parts(clean_dir, tmp_path / "grown", [60, 0, 60, 60])  # 0: all its raw rows dropped
     old = tmp_path / "old"
     write_parts([read_catalog(grown).iloc[:100]], old)
     embed_catalog(model_dir, grown, tmp_path / "local", EMBED)

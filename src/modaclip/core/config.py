@@ -35,6 +35,7 @@ class DataParams(Section):
     columns: dict[str, str] = {}
     chunk_rows: int = Field(500, ge=1)
     fetch_timeout_s: float = Field(10.0, gt=0.0)
+    max_bad_rows: float = Field(0.01, ge=0.0, le=1.0)
 
 
 class CaptionParams(Section):

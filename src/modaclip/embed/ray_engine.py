@@ -48,6 +48,8 @@ class CatalogEncoder:
             embed_rows(self.bundle, chunk["id"].to_numpy(), chunk["image"].tolist(), self.previous, self.params)
             for chunk in part_chunks(path)
         ]
+        if not blocks:  # a part whose raw rows caption all dropped
+            blocks = [embed_rows(self.bundle, np.empty(0, np.int64), [], None, self.params)]
         return {
             "id": np.concatenate([rows.ids for rows in blocks]),
             "key": np.concatenate([rows.image_keys for rows in blocks]),
