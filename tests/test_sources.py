@@ -354,6 +354,15 @@ def test_synthetic_limit_is_reproducible() -> None:
     assert first["id"].tolist() == again["id"].tolist()
 
 
+def test_synthetic_catalog_comes_in_chunks_of_chunk_rows() -> None:
+    """Parts of data.chunk_rows rows, like every other source's, so the Ray engines have parts to spread."""
+    chunks = list(read_source(DataParams(num_items=25, chunk_rows=10, image_size=32)))
+
+    assert [len(chunk) for chunk in chunks] == [10, 10, 5]
+    whole = generate_catalog(25, seed=0, image_size=32, defect_rate=DataParams().defect_rate)
+    assert pd.concat(chunks)["id"].tolist() == whole["id"].tolist()
+
+
 # ---------------------------------------------------------------- Hugging Face layout
 def write_hf_layout(root: Path, rows: pd.DataFrame, ceyda_style: bool) -> Path:
     """A dataset as the Hub serves it: data/train-*.parquet with the Image feature in its schema.

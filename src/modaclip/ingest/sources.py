@@ -29,7 +29,9 @@ SourceReader = Callable[[str, DataParams, BadRows], Iterator[pd.DataFrame]]
 
 def _synthetic(_location: str, params: DataParams, _bad_rows: BadRows) -> Iterator[pd.DataFrame]:
     catalog = generate_catalog(params.num_items, params.seed, params.image_size, params.defect_rate)
-    yield take_subset(catalog, params.limit, params.seed).reset_index(drop=True)
+    subset = take_subset(catalog, params.limit, params.seed).reset_index(drop=True)
+    for start in range(0, len(subset), params.chunk_rows):
+        yield subset.iloc[start : start + params.chunk_rows]
 
 
 SOURCES: dict[str, SourceReader] = {
