@@ -92,25 +92,6 @@ def test_repro_runs_all_stages_and_writes_outputs(project: Path, first_run: str)
     assert not list(project.rglob(".*.tmp-*")), "a temporary output was left behind"
 
 
-def test_ray_engines_write_the_local_engines_outputs(project: Path, first_run: str) -> None:
-    """Only caption and embed rerun on Ray; the clean catalog is byte-identical, so finetune keeps its model."""
-    pytest.importorskip("ray", reason="the ray extra is not installed: pip install -e '.[ray]'")
-    from modaclip.embed.embedding import read_embeddings
-
-    local, local_eval = read_embeddings(project / "data/embeddings"), (project / "metrics/eval.json").read_text()
-    engines = {"caption": {"engine": "ray"}, "embed": {"engine": "ray"}, "ray": {"num_cpus": 2, "object_store_mb": 256}}
-    set_params(project, engines)
-    ran = stages_run(sh(project, "dvc", "repro"))
-    assert {"caption", "embed"} <= ran <= {"caption", "embed", "evaluate"}
-    on_ray = read_embeddings(project / "data/embeddings")
-    assert on_ray.ids.tolist() == local.ids.tolist()
-    assert abs(on_ray.vectors - local.vectors).max() <= 1e-5
-    assert json.loads((project / "metrics/eval.json").read_text()) == json.loads(local_eval)
-    back = {"caption": {"engine": "local"}, "embed": {"engine": "local"}, "ray": dict.fromkeys(engines["ray"], 0)}
-    set_params(project, back)
-    sh(project, "dvc", "commit", "-f")  # the outputs are the local engines' too: record the params without a rerun
-
-
 def test_second_repro_does_nothing(project: Path, first_run: str) -> None:
     assert stages_run(sh(project, "dvc", "repro")) == set()
 
