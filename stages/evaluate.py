@@ -5,9 +5,11 @@ import argparse
 import logging
 
 from modaclip.core.atomic import write_json
+from modaclip.core.catalog_io import read_catalog_fields
 from modaclip.core.config import load_params
 from modaclip.core.stage_runner import run
 from modaclip.evaluate.evaluation import compare_base_and_finetuned
+from modaclip.evaluate.grid_precision import grid_precision, resolve_answers, right_hits
 from modaclip.evaluate.headline import headline_metrics, read_report
 from modaclip.search.engine import CatalogSearch
 from modaclip.search.grid import save_png_atomic
@@ -30,7 +32,10 @@ def main() -> None:
     search = CatalogSearch.open(args.model, args.embeddings, args.data)
     queries = params.evaluate.grid_queries
     k = min(params.evaluate.grid_k, len(search))
-    save_png_atomic(search.grid(queries, search.search_text(queries, k)), args.examples)
+    hits = search.search_text(queries, k)
+    answers = resolve_answers(queries, params.evaluate.grid_relevant, read_catalog_fields(args.data))
+    report["grid"] = grid_precision(queries, hits, answers)
+    save_png_atomic(search.grid(queries, hits, right_hits(queries, hits, answers)), args.examples)
     write_json(args.curve, curve)
     write_json(args.metrics, report)
     write_json(args.headline, headline_metrics({"train": read_report(args.train), "eval": report}))
@@ -42,6 +47,7 @@ def main() -> None:
         report["finetuned"]["kagl"]["text_to_image"],
         report["base"]["kagl"]["text_to_image"],
     )
+    log.info("example grid, share of right products per query: %s", report["grid"])
     for name, metrics in report["finetuned"]["zero_shot_sets"].items():
         log.info("zero-shot %s: fine-tuned %s (base: %s)", name, metrics, report["base"]["zero_shot_sets"][name])
 

@@ -8,12 +8,12 @@ import argparse
 import logging
 
 from modaclip.core.atomic import write_json
-from modaclip.core.catalog_io import read_catalog
+from modaclip.core.catalog_io import read_catalog, read_catalog_fields
 from modaclip.core.config import load_params
 from modaclip.core.stage_runner import run
 from modaclip.model.clip_model import create_base_model, save_model
 from modaclip.train.distributed import init_distributed, shutdown
-from modaclip.train.trainer import ZERO_SHOT_FIELD, Trainer, run_fingerprint
+from modaclip.train.trainer import Trainer, run_fingerprint
 
 
 def main() -> None:
@@ -26,17 +26,17 @@ def main() -> None:
     parser.add_argument("--metrics", default="metrics/train.json")
     args = parser.parse_args()
     params = load_params(args.params)
-    columns = ["id", "image", "captions", ZERO_SHOT_FIELD]
+    catalog = read_catalog_fields(args.data)
+    columns = ["id", "image", "captions", *catalog.filled]
     train = read_catalog(args.data, columns, split="train")
     val = read_catalog(args.data, columns, split="val")
-    labels = sorted(set(train[ZERO_SHOT_FIELD].dropna().astype(str)) | set(val[ZERO_SHOT_FIELD].dropna().astype(str)))
     context, device = init_distributed(params.train.device)
     if not context.is_main:
         logging.getLogger("modaclip").setLevel(logging.WARNING)  # one copy of the progress log, from rank 0
     try:
         bundle = create_base_model(params.model.arch, params.model.pretrained, params.train.seed)
         fingerprint = run_fingerprint(bundle.meta, params.train, train["id"].tolist(), context.world_size)
-        trainer = Trainer(bundle, train, val, params.train, args.checkpoints, fingerprint, device, context, labels)
+        trainer = Trainer(bundle, train, val, params.train, args.checkpoints, fingerprint, device, context, catalog)
         summary = trainer.fit(args.curves)
         if context.is_main:
             bundle.model.cpu()

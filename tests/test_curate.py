@@ -35,5 +35,5 @@ def test_catalog_empty_after_cleaning_stops_and_writes_nothing(tmp_path: Path) -
 
 def test_unknown_template_field_is_named(tmp_path: Path) -> None:
     write_parts([generate_catalog(10, seed=0, image_size=64)], tmp_path / "raw")
-    with pytest.raises(ModaclipError, match="colour"):
-        clean_and_caption(tmp_path / "raw", tmp_path / "clean", CaptionParams(templates=["a {colour} thing"]))
+    with pytest.raises(ModaclipError, match="color"):
+        clean_and_caption(tmp_path / "raw", tmp_path / "clean", CaptionParams(templates=["a {color} thing"]))

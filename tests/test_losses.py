@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -5,7 +7,7 @@ from conftest import TEST_ARCH
 
 from modaclip.core.errors import ModaclipError
 from modaclip.model.clip_model import create_base_model, ensure_logit_bias, load_model, save_model
-from modaclip.train.losses import LOSSES, caption_keys, create_loss
+from modaclip.train.losses import LOSSES, FieldPart, caption_keys, create_loss, field_keys
 
 
 def unit(n: int, d: int = 8, seed: int = 0) -> torch.Tensor:
@@ -61,4 +63,72 @@ def test_caption_keys_are_equal_exactly_for_equal_texts() -> None:
 def test_unknown_loss_is_named() -> None:
     with pytest.raises(ModaclipError, match=r"train\.loss: unknown loss 'triplet'"):
         create_loss("triplet")
-    assert set(LOSSES) == {"clip", "multipos", "siglip"}
+    assert set(LOSSES) == {"clip", "multipos", "siglip", "fields"}
+
+
+def hand_multipos(images: list[list[float]], texts: list[list[float]], names: list[str | None], scale: float) -> float:
+    """The multi-positive loss of one field written out with plain floats: for each item that has a
+    text, cross-entropy against the uniform distribution over the items sharing its text, image->text
+    and text->image averaged; items without a text (None) take no part."""
+    present = [i for i, name in enumerate(names) if name is not None]
+
+    def dot(a: list[float], b: list[float]) -> float:
+        return sum(x * y for x, y in zip(a, b))
+
+    total = 0.0
+    for i in present:
+        positives = [j for j in present if names[j] == names[i]]
+        for query, gallery in ((images[i], texts), (texts[i], images)):
+            logits = {j: scale * dot(query, gallery[j]) for j in present}
+            log_norm = math.log(sum(math.exp(v) for v in logits.values()))
+            total += -sum(logits[j] - log_norm for j in positives) / len(positives) / 2
+    return total / len(present)
+
+
+def test_field_aware_loss_matches_a_hand_computation() -> None:
+    """4 items; two share a type text, two share a colour text, one has no title."""
+    images, captions, types, colours, titles = (unit(4, d=3, seed=s) for s in (10, 11, 12, 13, 14))
+    types[1] = types[0]  # equal texts get equal embeddings
+    colours[3] = colours[2]
+    fields = {
+        "captions": (captions, ["red dress", "blue dress", "red heels", "black heels"], 1.0),
+        "type": (types, ["a photo of a dresses", "a photo of a dresses", "a photo of a heels", None], 0.5),
+        "colour": (colours, ["red", "blue", "black", "black"], 2.0),
+        "title": (titles, ["Roadster Red Dress", None, "Mochi Red Heels", "Bata Black Heels"], 0.25),
+    }
+    scale = 7.0
+    parts = [FieldPart(weight, text, field_keys(names)) for text, names, weight in fields.values()]
+    loss = create_loss("fields")(images, captions, torch.tensor(scale), None, parts[0].keys, parts)
+
+    by_hand = sum(
+        weight * hand_multipos(images.tolist(), text.tolist(), names, scale) for text, names, weight in fields.values()
+    )
+    assert loss.item() == pytest.approx(by_hand, rel=1e-5)
+    assert by_hand > 0
+
+
+def test_field_aware_with_the_caption_alone_is_multipos() -> None:
+    images, texts, keys = unit(6, seed=20), unit(6, seed=21), caption_keys(["a", "a", "b", "c", "c", "c"])
+    fields = create_loss("fields")(images, texts, torch.tensor(9.0), None, keys, [FieldPart(1.0, texts, keys)])
+    multipos = create_loss("multipos")(images, texts, torch.tensor(9.0), None, keys)
+    assert torch.allclose(fields, multipos, rtol=0, atol=1e-6)
+
+
+def test_field_aware_without_texts_is_an_error() -> None:
+    images = unit(2)
+    with pytest.raises(ModaclipError, match=r"train\.fields"):
+        create_loss("fields")(images, images, torch.tensor(1.0), None, caption_keys(["a", "b"]), [])
+
+
+def test_a_field_no_item_has_adds_nothing_and_keeps_gradients_finite() -> None:
+    images = unit(3, seed=30).requires_grad_(True)
+    texts = unit(3, seed=31)
+    keys = caption_keys(["a", "b", "c"])
+    nobody = FieldPart(1.0, unit(3, seed=32), field_keys([None, None, None]))
+    with_empty = create_loss("fields")(
+        images, texts, torch.tensor(5.0), None, keys, [FieldPart(1.0, texts, keys), nobody]
+    )
+    alone = create_loss("fields")(images, texts, torch.tensor(5.0), None, keys, [FieldPart(1.0, texts, keys)])
+    assert with_empty.item() == pytest.approx(alone.item())
+    with_empty.backward()
+    assert torch.isfinite(images.grad).all()

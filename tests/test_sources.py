@@ -230,14 +230,26 @@ def test_image_folder_captions_from_what_is_known(tmp_path: Path) -> None:
     assert list(captions["Tops"].iloc[0]) == ["a photo of a tops", "Tops"]
 
 
-def test_image_folder_with_default_required_attributes_says_which_to_drop(tmp_path: Path) -> None:
+def test_image_folder_with_default_params_captions_from_its_own_fields(tmp_path: Path) -> None:
     root = make_image_folder(tmp_path / "shop", {"Tops": 2, "Shoes": 2})
     write_parts(read_source(DataParams(source=f"imagefolder:{root}")), tmp_path / "raw")
 
+    summary = clean_and_caption(tmp_path / "raw", tmp_path / "clean", CaptionParams())
+
+    assert summary["rows_kept"] == 4
+    captions = read_catalog(tmp_path / "clean").set_index("articleType")["captions"]
+    assert list(captions["Tops"].iloc[0]) == ["a photo of a tops", "Tops"]
+
+
+def test_image_folder_with_required_columns_it_lacks_says_which_to_drop(tmp_path: Path) -> None:
+    root = make_image_folder(tmp_path / "shop", {"Tops": 2, "Shoes": 2})
+    write_parts(read_source(DataParams(source=f"imagefolder:{root}")), tmp_path / "raw")
+    params = CaptionParams(required_attributes=["articleType", "baseColour", "season"])
+
     with pytest.raises(
-        ModaclipError, match=r"no row has \['gender', 'baseColour'\]: remove them from caption.required_attributes"
+        ModaclipError, match=r"no row has \['baseColour', 'season'\]: remove them from caption.required_attributes"
     ):
-        clean_and_caption(tmp_path / "raw", tmp_path / "clean", CaptionParams())
+        clean_and_caption(tmp_path / "raw", tmp_path / "clean", params)
 
 
 def test_image_folder_with_one_class_is_an_error(tmp_path: Path) -> None:

@@ -79,14 +79,15 @@ def test_locking_everything_is_an_error(clean_dir: Path, tmp_path: Path) -> None
         apply_freezing(model, True, 0, True, 0)
 
 
-def test_accumulation_gives_the_big_batch_gradient(clean_dir: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("loss", ["multipos", "fields"])
+def test_accumulation_gives_the_big_batch_gradient(clean_dir: Path, tmp_path: Path, loss: str) -> None:
     """Feature caching: 2 micro-batches of 8 give the gradient of one batch of 16 (not the mean of two)."""
-    base = TINY_TRAIN.model_copy(update={"grad_clip": 0.0, "loss": "multipos"})
+    base = TINY_TRAIN.model_copy(update={"grad_clip": 0.0, "loss": loss})
     big = make_trainer(clean_dir, tmp_path / "a", base.model_copy(update={"batch_size": 16}))
     small = make_trainer(clean_dir, tmp_path / "b", base.model_copy(update={"batch_size": 8, "accum_steps": 2}))
     whole = first_batches(big, 1)[0]
     parts = first_batches(small, 2)
-    assert torch.equal(torch.cat([parts[0][0], parts[1][0]]), whole[0])  # same items, same order, same crops
+    assert torch.equal(torch.cat([parts[0].images, parts[1].images]), whole.images)  # same items, order, crops
     loss_big = big.train_step([whole])
     loss_small = small.train_step(parts)
     assert loss_small == pytest.approx(loss_big, abs=1e-5)
@@ -173,7 +174,7 @@ def test_validation_reports_zero_shot_f1(clean_dir: Path) -> None:
 
     val = read_catalog(clean_dir, ["id", "image", "captions", "articleType"], split="val")
     labels = sorted(val["articleType"].astype(str).unique())
-    scores = validation_scores(create_base_model(TEST_ARCH, "none", 0), val, labels)
+    scores = validation_scores(create_base_model(TEST_ARCH, "none", 0), val, labels, "articleType")
     assert 0.0 <= scores["recall@10"] <= 1.0 and 0.0 <= scores["zero_shot_f1"] <= 1.0
 
 

@@ -14,7 +14,7 @@ from modaclip.train.trainer import CHECKPOINT, Trainer, parameter_groups, run_fi
 
 
 def splits(clean_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    columns = ["id", "image", "captions"]
+    columns = ["id", "image", "captions", "gender", "articleType", "baseColour", "productDisplayName"]
     return read_catalog(clean_dir, columns, split="train"), read_catalog(clean_dir, columns, split="val")
 
 

@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 
 from modaclip.core.atomic import atomic_directory
 from modaclip.core.errors import ModaclipError
+from modaclip.core.fields import FIELD_COLUMNS, CatalogFields
 
 
 def write_parts(chunks: Iterable[pd.DataFrame], out_dir: str | Path) -> int:
@@ -61,3 +62,10 @@ def read_catalog(
     ]
     # A column all-missing in one part is typed null there; promotion lets it join its typed parts.
     return pa.concat_tables(tables, promote_options="default").to_pandas().reset_index(drop=True)
+
+
+def read_catalog_fields(directory: str | Path) -> CatalogFields:
+    """The fields a catalog folder fills, reading only its text columns (never its images)."""
+    names = set(pq.read_schema(part_files(directory)[0]).names)
+    columns = [column for column in FIELD_COLUMNS if column in names]
+    return CatalogFields.union(CatalogFields.of(chunk) for chunk in iter_chunks(directory, columns))

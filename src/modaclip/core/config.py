@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from ruamel.yaml import YAML, YAMLError
 
 from modaclip.core.errors import ModaclipError
+from modaclip.core.fields import check_field_texts, check_names
 
 DEFAULT_PARAMS_PATH = Path("params.yaml")
 _HOST_PORT = re.compile(r"[\w.-]+:\d{1,5}")
@@ -40,16 +41,9 @@ class DataParams(Section):
 
 class CaptionParams(Section):
     engine: str = "local"  # a key of curate.engines.CAPTION_ENGINES, checked by run_caption before any work
-    required_attributes: list[str] = ["gender", "articleType", "baseColour"]
+    required_attributes: list[str] = ["gender", "type", "colour"]
     min_image_side: int = Field(32, ge=1)
-    templates: list[str] = Field(
-        default_factory=lambda: [
-            "a photo of a {gender} {baseColour} {articleType}",
-            "{productDisplayName}",
-            "{baseColour} {articleType} for {gender}",
-        ],
-        min_length=1,
-    )
+    templates: Literal["auto"] | list[str] = "auto"
     val_fraction: float = Field(0.1, ge=0.0, lt=1.0)
     test_fraction: float = Field(0.15, ge=0.0, lt=1.0)
     split_salt: str = "modaclip"
@@ -77,7 +71,16 @@ class TrainParams(Section):
     seed: int = 0
     num_workers: int = Field(0, ge=0)
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    loss: str = "clip"  # a key of train.losses.LOSSES, checked by create_loss when the finetune stage starts
+    loss: str = "fields"  # a key of train.losses.LOSSES, checked by create_loss when the finetune stage starts
+    fields: dict[str, float] = Field(
+        default_factory=lambda: {
+            "{captions}": 1.0,
+            "a photo of a {type}": 1.0,
+            "a photo of a {colour}": 1.0,
+            "{type} for {gender}": 0.5,
+        }
+    )
+    zero_shot_field: str = "type"
     schedule: str = "warmup_cosine"  # a key of train.schedules.SCHEDULES, checked likewise by create_schedule
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     accum_steps: int = Field(1, ge=1)
@@ -95,6 +98,12 @@ class TrainParams(Section):
     def _alphas_are_weights(self) -> TrainParams:
         if any(not 0.0 <= alpha <= 1.0 for alpha in self.wise_ft_alphas):
             raise ValueError(f"train.wise_ft_alphas must lie in [0, 1], got {self.wise_ft_alphas}")
+        return self
+
+    @model_validator(mode="after")
+    def _fields_are_weighted_templates(self) -> TrainParams:
+        check_field_texts(self.fields)
+        check_names("train.zero_shot_field", [self.zero_shot_field])
         return self
 
 
@@ -138,8 +147,8 @@ class RayParams(Section):
 
 class EvaluateParams(Section):
     recall_ks: list[int] = Field(default_factory=lambda: [1, 5, 10, 50], min_length=1)
-    relevance_attributes: list[str] = ["gender", "baseColour", "articleType"]
-    zero_shot_fields: list[str] = ["articleType", "baseColour"]
+    relevance_attributes: list[str] = ["gender", "colour", "type"]
+    zero_shot_fields: list[str] = ["type", "colour"]
     zero_shot_templates: list[str] = Field(default_factory=lambda: ["a photo of a {label}"], min_length=1)
     grid_queries: list[str] = Field(
         default_factory=lambda: [
@@ -152,10 +161,27 @@ class EvaluateParams(Section):
         min_length=1,
     )
     grid_k: int = Field(8, ge=1)
+    grid_relevant: dict[str, dict[str, list[str]]] = Field(
+        default_factory=lambda: {
+            "red striped dress": {"articleType": ["Dresses"], "baseColour": ["Red"]},
+            "black casual shoes": {"articleType": ["Casual Shoes"], "baseColour": ["Black"]},
+            "blue jeans": {"articleType": ["Jeans"], "baseColour": ["Blue"]},
+            "white sneakers": {"articleType": ["Casual Shoes", "Sports Shoes"], "baseColour": ["White"]},
+            "brown leather belt": {"articleType": ["Belts"], "baseColour": ["Brown"]},
+        }
+    )
     zero_shot_sets: list[str] = []
     kagl_label_fields: list[str] = ["masterCategory", "subCategory", "baseColour"]
     kagl_label_template: str = "{label}"
     kagl_doc_text_weight: float = Field(0.1, ge=0.0, lt=1.0)
+
+    @model_validator(mode="after")
+    def _fields_are_roles_or_columns(self) -> EvaluateParams:
+        for query, attributes in self.grid_relevant.items():
+            check_names(f"evaluate.grid_relevant[{query!r}]", list(attributes))
+        check_names("evaluate.relevance_attributes", self.relevance_attributes)
+        check_names("evaluate.zero_shot_fields", self.zero_shot_fields)
+        return self
 
 
 class PromoteParams(Section):

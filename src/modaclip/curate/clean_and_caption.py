@@ -9,6 +9,7 @@ tasks and the Curator on the driver, and so writes the same parts.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,13 +19,30 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from modaclip.core.catalog_io import count_rows, part_files, write_parts
+from modaclip.core.catalog_io import count_rows, part_files, read_catalog_fields, write_parts
 from modaclip.core.config import CaptionParams
 from modaclip.core.errors import ModaclipError
 from modaclip.core.schema import CATALOG_COLUMNS
-from modaclip.curate.captions import caption_column, validate_templates
+from modaclip.curate.captions import caption_column, caption_templates, validate_templates
 from modaclip.curate.cleaning import CatalogCleaner
 from modaclip.curate.splits import SPLITS, assign_splits
+
+log = logging.getLogger(__name__)
+
+
+def for_catalog(params: CaptionParams, raw_dir: str | Path) -> CaptionParams:
+    """`params` with the roles (`type`, `colour`, ...) of required attributes and templates resolved to the
+    columns the whole raw catalog fills, so every engine's workers and Curator see plain column names."""
+    fields = read_catalog_fields(raw_dir)
+    resolved = params.model_copy(
+        update={
+            "required_attributes": fields.resolve_all(params.required_attributes),
+            "templates": caption_templates(params.templates, fields),
+        }
+    )
+    log.info("catalog fields: %s", fields.describe())
+    log.info("required attributes: %s; caption templates: %s", resolved.required_attributes, resolved.templates)
+    return resolved
 
 
 def catalog_cleaner(params: CaptionParams) -> CatalogCleaner:
@@ -37,7 +55,10 @@ def assess_part(raw: pa.Table, params: CaptionParams) -> pa.Table:
 
 
 class Curator:
-    """Cleans, captions and splits assessed parts in catalog order, and counts what it did for metrics/clean.json."""
+    """Cleans, captions and splits assessed parts in catalog order, and counts what it did for metrics/clean.json.
+
+    `params` name columns, not roles: `for_catalog` resolves them first.
+    """
 
     def __init__(self, params: CaptionParams) -> None:
         validate_templates(params.templates, CATALOG_COLUMNS)
@@ -94,6 +115,7 @@ class Curator:
 
 def clean_and_caption(raw_dir: str | Path, out_dir: str | Path, params: CaptionParams) -> dict[str, Any]:
     """Write the clean catalog to `out_dir`, one part per raw part, and return the counts for metrics/clean.json."""
+    params = for_catalog(params, raw_dir)
     curator = Curator(params)
     assessed = (assess_part(pq.read_table(path), params) for path in part_files(raw_dir))
     write_parts(curator.process_all(assessed, count_rows(raw_dir)), out_dir)

@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 from modaclip.core.catalog_io import count_rows, part_files, write_parts
 from modaclip.core.config import CaptionParams, RayParams
 from modaclip.core.ray_cluster import ray_session
-from modaclip.curate.clean_and_caption import Curator, assess_part
+from modaclip.curate.clean_and_caption import Curator, assess_part, for_catalog
 
 PART_COLUMN = "raw_part"  # added to assessed rows in flight: which raw part they came from
 
@@ -29,6 +29,7 @@ def clean_and_caption_on_ray(
     raw_dir: str | Path, out_dir: str | Path, params: CaptionParams, cluster: RayParams
 ) -> dict[str, Any]:
     """Write the clean catalog to `out_dir` as the local engine would, assessing the raw parts on Ray."""
+    params = for_catalog(params, raw_dir)
     curator = Curator(params)
     parts = [path.resolve() for path in part_files(raw_dir)]
     with ray_session(cluster) as ray:

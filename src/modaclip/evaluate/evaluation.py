@@ -7,6 +7,7 @@ for the base and the fine-tuned model and the two are compared like for like.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,9 +17,10 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from modaclip.core.catalog_io import part_files, read_catalog
+from modaclip.core.catalog_io import part_files, read_catalog, read_catalog_fields
 from modaclip.core.config import EvaluateParams, Params
 from modaclip.core.errors import ModaclipError
+from modaclip.core.fields import CatalogFields
 from modaclip.core.metrics import (
     accuracy,
     count_relevant,
@@ -35,6 +37,8 @@ from modaclip.evaluate.kagl import evaluate_kagl, kagl_counts
 from modaclip.evaluate.labelled_sets import LabelledImages, open_labelled_sets
 from modaclip.model.clip_model import ClipBundle, create_base_model, encode_images, encode_texts, load_model
 from modaclip.model.zero_shot import predict_labels
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -164,6 +168,19 @@ def zero_shot_labels(catalog_dir: str | Path, fields: Sequence[str]) -> dict[str
     return {field: sorted(catalog[field].dropna().astype(str).unique()) for field in fields}
 
 
+def resolve_fields(params: EvaluateParams, catalog: CatalogFields) -> EvaluateParams:
+    """The params with the roles in zero_shot_fields and relevance_attributes resolved to this catalog's columns."""
+    resolved = params.model_copy(
+        update={
+            "zero_shot_fields": catalog.resolve_all(params.zero_shot_fields),
+            "relevance_attributes": catalog.resolve_all(params.relevance_attributes),
+        }
+    )
+    log.info("catalog fields: %s", catalog.describe())
+    log.info("zero-shot fields: %s; relevance attributes: %s", resolved.zero_shot_fields, resolved.relevance_attributes)
+    return resolved
+
+
 def compare_base_and_finetuned(
     model_dir: str | Path, embeddings_dir: str | Path, catalog_dir: str | Path, params: Params
 ) -> tuple[dict[str, Any], list[dict[str, float]]]:
@@ -174,7 +191,8 @@ def compare_base_and_finetuned(
     items = read_catalog(catalog_dir, columns=["id", *ATTRIBUTE_COLUMNS, *titles, "captions", "image"], split="test")
     if len(items) == 0:
         raise ModaclipError(f"{catalog_dir}: the test split is empty; raise caption.test_fraction")
-    labels = zero_shot_labels(catalog_dir, params.evaluate.zero_shot_fields)
+    evaluate = resolve_fields(params.evaluate, read_catalog_fields(catalog_dir))
+    labels = zero_shot_labels(catalog_dir, evaluate.zero_shot_fields)
     queries = [captions[0] for captions in items["captions"]]
 
     tuned = load_model(model_dir)
@@ -185,8 +203,8 @@ def compare_base_and_finetuned(
     base = create_base_model(params.model.arch, params.model.pretrained, params.train.seed)
     base_test = TestSet(items, encode_images(base, items["image"].tolist()), encode_texts(base, queries))
 
-    base_metrics, base_curve = evaluate_model(base, base_test, labels, params.evaluate, labelled_sets)
-    tuned_metrics, tuned_curve = evaluate_model(tuned, tuned_test, labels, params.evaluate, labelled_sets)
+    base_metrics, base_curve = evaluate_model(base, base_test, labels, evaluate, labelled_sets)
+    tuned_metrics, tuned_curve = evaluate_model(tuned, tuned_test, labels, evaluate, labelled_sets)
     report = {
         "test_items": len(items),
         "kagl": kagl_counts(items, params.evaluate.kagl_label_fields),

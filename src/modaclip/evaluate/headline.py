@@ -25,6 +25,7 @@ HEADLINE: dict[str, tuple[str, str]] = {
     "type_acc": ("eval", "finetuned.zero_shot.articleType.accuracy"),
     "colour_acc": ("eval", "finetuned.zero_shot.baseColour.accuracy"),
     "i2i_p@10": ("eval", "finetuned.image_to_image.precision@10_articleType"),
+    "grid_p@8": ("eval", "grid.mean_precision@8"),
     "final_loss": ("train", "final_train_loss"),
     "train_min": ("train", "train_seconds"),
 }

@@ -430,7 +430,7 @@ class _ArticleType:
     name: str
     master: str
     sub: str
-    noun: str  # what productDisplayName calls one item
+    noun: str  # what productDisplayName calls one item (some types also use _NOUN_VARIANTS)
     weight: float  # relative frequency; the most common type is about 4x the rarest
     genders: _Weighted
     usages: _Weighted
@@ -491,6 +491,14 @@ _TYPES: tuple[_ArticleType, ...] = (
                  _w(Black=4, Brown=2, Grey=2, Blue=1, Green=0.5, Purple=0.3, Maroon=0.3)),
 )  # fmt: skip
 _TYPE_BY_NAME = {article.name: article for article in _TYPES}
+# Other words real titles use for some types ("Puma Men White Sneakers", "Baggit Men Brown Leather
+# Belt"), drawn per product, so a shopper's word for a thing reaches the model through the titles.
+_NOUN_VARIANTS: dict[str, _Weighted] = {
+    "Casual Shoes": _Weighted.of({"Casual Shoes": 3, "Sneakers": 2}),
+    "Sports Shoes": _Weighted.of({"Sports Shoes": 3, "Sneakers": 1}),
+    "Belts": _Weighted.of({"Belt": 1, "Leather Belt": 1}),
+    "Handbags": _Weighted.of({"Handbag": 2, "Leather Handbag": 1}),
+}
 _ALL_TYPES = _Weighted.of({article.name: article.weight for article in _TYPES})
 
 _SEASONS = {
@@ -628,6 +636,7 @@ def _clean_row(index: int, rng: np.random.Generator, image_size: int) -> tuple[R
     year = int(_YEARS.draw(rng))
     brands = _BRANDS["Sports" if usage == "Sports" else article.master]
     brand = brands[rng.integers(len(brands))]
+    noun = _NOUN_VARIANTS[article.name].draw(rng) if article.name in _NOUN_VARIANTS else article.noun
     image = _render(article, colour, pattern, rng, image_size)
     row = {
         "id": _FIRST_ID + index,
@@ -639,7 +648,7 @@ def _clean_row(index: int, rng: np.random.Generator, image_size: int) -> tuple[R
         "season": season,
         "year": year,
         "usage": usage,
-        "productDisplayName": _display_name(brand, gender, pattern, colour, article.noun),
+        "productDisplayName": _display_name(brand, gender, pattern, colour, noun),
         "image": _encode(image, quality=int(rng.integers(60, 96))),
     }
     return row, image

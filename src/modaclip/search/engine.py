@@ -226,12 +226,19 @@ class CatalogSearch:
         frame = read_catalog(self.catalog_dir, columns=["id", "image"], ids=product_ids)
         return dict(zip(frame["id"].astype(int), frame["image"]))
 
-    def grid(self, queries: Sequence[str], results: Sequence[Sequence[SearchHit]]) -> Image.Image:
-        """A picture of each query's hits: one row per query, score and name under each image."""
+    def grid(
+        self,
+        queries: Sequence[str],
+        results: Sequence[Sequence[SearchHit]],
+        highlight: Sequence[Sequence[bool]] | None = None,
+    ) -> Image.Image:
+        """A picture of each query's hits: one row per query, score and name under each image;
+        `highlight[q][i]` draws a coloured border around hit i of query q."""
         images = self.images([hit.id for hits in results for hit in hits])
+        flags = highlight or [[False] * len(hits) for hits in results]
         rows = [
-            (query, [GridCell(images[hit.id], f"{hit.score:.2f} {hit.name}") for hit in hits])
-            for query, hits in zip(queries, results)
+            (query, [GridCell(images[h.id], f"{h.score:.2f} {h.name}", marked) for h, marked in zip(hits, marks)])
+            for query, hits, marks in zip(queries, results, flags)
         ]
         return retrieval_grid(rows)
 

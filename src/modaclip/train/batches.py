@@ -8,6 +8,7 @@ processes together see the same global batches as one process.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -15,13 +16,17 @@ from PIL import Image
 from torch.utils.data import Dataset, Sampler
 
 from modaclip.model.clip_model import decode_image
-from modaclip.train.losses import caption_keys
+from modaclip.train.losses import caption_keys, field_keys
 
 Tokenizer = Callable[[Sequence[str]], torch.Tensor]
 
 
 class CaptionedImages(Dataset):
-    """(augmented image, caption) pairs; the caption and the augmentation depend only on (seed, epoch, index)."""
+    """(augmented image, caption, field texts) per item; caption and augmentation depend only on (seed, epoch, index).
+
+    `field_texts[i]` holds item i's text for each template of train.fields (None where it lacks the
+    field); without field texts every item has none.
+    """
 
     def __init__(
         self,
@@ -29,17 +34,19 @@ class CaptionedImages(Dataset):
         captions: Sequence[Sequence[str]],
         transform: Callable[[Image.Image], torch.Tensor],
         seed: int,
+        field_texts: Sequence[tuple[str | None, ...]] | None = None,
     ) -> None:
         self.images = images
         self.captions = captions
         self.transform = transform
         self.seed = seed
+        self.field_texts = field_texts
         self.epoch = 0
 
     def __len__(self) -> int:
         return len(self.images)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, str]:
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, str, tuple[str | None, ...]]:
         options = self.captions[index]
         rng = np.random.default_rng([self.seed, self.epoch, index])
         caption = str(options[rng.integers(len(options))])
@@ -53,7 +60,7 @@ class CaptionedImages(Dataset):
             image = self.transform(decode_image(self.images[index]))
         finally:
             generator.set_state(saved)
-        return image, caption
+        return image, caption, self.field_texts[index] if self.field_texts is not None else ()
 
 
 class EpochBatches(Sampler[list[int]]):
@@ -95,12 +102,46 @@ class EpochBatches(Sampler[list[int]]):
             yield order[first : first + self.micro_batch].tolist()
 
 
+@dataclass(frozen=True)
+class Batch:
+    """One micro-batch as the model takes it.
+
+    Field texts repeat across a batch ("a photo of a dresses"), so each distinct one is tokenized
+    (and later encoded) once: `field_tokens` holds the distinct texts, `field_rows[f, i]` the row of
+    item i's text for field f (-1: none), `field_keys[f, i]` its key (MISSING_KEY: none).
+    """
+
+    images: torch.Tensor
+    tokens: torch.Tensor
+    keys: torch.Tensor
+    field_tokens: torch.Tensor
+    field_rows: torch.Tensor
+    field_keys: torch.Tensor
+
+    def to(self, device: torch.device) -> Batch:
+        return Batch(*(tensor.to(device, non_blocking=True) for tensor in self.__dict__.values()))
+
+
 class Collate:
-    """Stack images, tokenize captions and key them (a class, not a closure, so worker processes can pickle it)."""
+    """Stack images, tokenize and key captions and field texts (a class, not a closure, so workers can pickle it)."""
 
     def __init__(self, tokenizer: Tokenizer) -> None:
         self.tokenizer = tokenizer
 
-    def __call__(self, batch: list[tuple[torch.Tensor, str]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        images, captions = zip(*batch)
-        return torch.stack(images), self.tokenizer(list(captions)), caption_keys(captions)
+    def __call__(self, batch: list[tuple[torch.Tensor, str, tuple[str | None, ...]]]) -> Batch:
+        images, captions, fields = zip(*batch)
+        tokens = self.tokenizer(list(captions))
+        by_field = list(zip(*fields))  # [field][item]
+        distinct = list(dict.fromkeys(text for texts in by_field for text in texts if text is not None))
+        row_of = {text: row for row, text in enumerate(distinct)}
+        rows = [[row_of[text] if text is not None else -1 for text in texts] for texts in by_field]
+        return Batch(
+            images=torch.stack(images),
+            tokens=tokens,
+            keys=caption_keys(captions),
+            field_tokens=self.tokenizer(distinct) if distinct else tokens[:0],
+            field_rows=torch.tensor(rows, dtype=torch.int64).reshape(len(by_field), len(batch)),
+            field_keys=torch.stack([field_keys(texts) for texts in by_field])
+            if by_field
+            else torch.empty((0, len(batch)), dtype=torch.int64),
+        )

@@ -30,13 +30,15 @@ from tqdm import tqdm
 from modaclip.core.atomic import atomic_file
 from modaclip.core.config import TrainParams
 from modaclip.core.errors import ModaclipError
+from modaclip.core.fields import CatalogFields
 from modaclip.core.metrics import count_relevant, recall_at_k, relevance, top_k, weighted_f1
 from modaclip.model.clip_model import ClipBundle, encode_images, encode_texts, ensure_logit_bias
 from modaclip.model.zero_shot import predict_labels
-from modaclip.train.batches import CaptionedImages, Collate, EpochBatches
+from modaclip.train.batches import Batch, CaptionedImages, Collate, EpochBatches
 from modaclip.train.distributed import DistContext, mean_over_ranks
+from modaclip.train.field_texts import FieldTexts
 from modaclip.train.freezing import apply_freezing, trainable_share
-from modaclip.train.losses import create_loss
+from modaclip.train.losses import FieldPart, create_loss
 from modaclip.train.precision import resolve_precision
 from modaclip.train.schedules import create_schedule
 from modaclip.train.wiseft import interpolate
@@ -45,7 +47,6 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT = "last.pt"
 BEST_WEIGHTS = "best.pt"
-ZERO_SHOT_FIELD = "articleType"
 
 
 def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
@@ -77,32 +78,53 @@ def _recall(text_vecs: np.ndarray, image_vecs: np.ndarray, k: int) -> float:
     return recall_at_k(relevance(ranked, keys, keys), count_relevant(keys, keys), k)
 
 
-def validation_scores(bundle: ClipBundle, val: pd.DataFrame, labels: Sequence[str]) -> dict[str, float]:
-    """Val Recall@10 and, when the val split has articleType and labels are given, zero-shot weighted F1."""
+def validation_scores(
+    bundle: ClipBundle, val: pd.DataFrame, labels: Sequence[str], field: str | None
+) -> dict[str, float]:
+    """Val Recall@10 and, when the val split has `field` and labels are given, zero-shot weighted F1 on it."""
     if len(val) == 0:
         return {"recall@10": float("nan"), "zero_shot_f1": float("nan")}
     image_vecs = encode_images(bundle, val["image"].tolist())
     text_vecs = encode_texts(bundle, [captions[0] for captions in val["captions"]])
     scores = {"recall@10": _recall(text_vecs, image_vecs, 10), "zero_shot_f1": float("nan")}
-    if labels and ZERO_SHOT_FIELD in val.columns:
-        predicted = predict_labels(bundle, image_vecs, labels)
-        scores["zero_shot_f1"] = weighted_f1(val[ZERO_SHOT_FIELD].astype(str).tolist(), predicted)
+    if labels and field in val.columns:
+        labelled = val[field].notna().to_numpy()
+        predicted = predict_labels(bundle, image_vecs[labelled], labels)
+        scores["zero_shot_f1"] = weighted_f1(val.loc[labelled, field].astype(str).tolist(), predicted)
     return scores
 
 
 @dataclass
 class Features:
-    """One forward pass: the normalised embeddings, the temperature and (SigLIP) the bias."""
+    """One forward pass: the normalised embeddings, the temperature, (SigLIP) the bias, and each
+    train.fields template's text embedding per item ([B, d] each)."""
 
     image: torch.Tensor
     text: torch.Tensor
     scale: torch.Tensor
     bias: torch.Tensor | None
+    fields: list[torch.Tensor]
 
 
-def forward(model: torch.nn.Module, images: torch.Tensor, tokens: torch.Tensor) -> Features:
-    out = model(images, tokens)
-    return Features(out[0], out[1], out[2], out[3] if len(out) > 3 else None)
+def forward(model: torch.nn.Module, batch: Batch) -> Features:
+    """One pass of the model over the images and, in one text batch, the captions and the distinct field texts."""
+    out = model(batch.images, torch.cat([batch.tokens, batch.field_tokens]))
+    captions = len(batch.tokens)
+    text, distinct = out[1][:captions], out[1][captions:]
+    fields = [distinct[rows.clamp(min=0)] for rows in batch.field_rows]
+    return Features(out[0], text, out[2], out[3] if len(out) > 3 else None, fields)
+
+
+def splice(cached: list[Features], j: int, fresh: Features) -> Features:
+    """A whole step's features from its micro-batches' cached ones, micro-batch j's replaced by `fresh`."""
+    parts = [*cached[:j], fresh, *cached[j + 1 :]]
+    return Features(
+        torch.cat([p.image for p in parts]),
+        torch.cat([p.text for p in parts]),
+        fresh.scale,
+        fresh.bias,
+        [torch.cat([p.fields[f] for p in parts]) for f in range(len(fresh.fields))],
+    )
 
 
 @dataclass
@@ -132,15 +154,24 @@ class Trainer:
         fingerprint: str,
         device: torch.device,
         context: DistContext = DistContext(),
-        zero_shot_labels: Sequence[str] = (),
+        catalog: CatalogFields | None = None,
     ) -> None:
         if len(train) < 2:
             raise ModaclipError(f"the train split has {len(train)} rows; contrastive training needs at least 2")
         self.bundle, self.val, self.params, self.context = bundle, val, params, context
         self.device, self.fingerprint = device, fingerprint
         self.checkpoint_dir = Path(checkpoint_dir)
-        self.zero_shot_labels = list(zero_shot_labels)
+        catalog = catalog or CatalogFields.of(train)
+        self.zero_shot_field = catalog.resolve(params.zero_shot_field)
+        self.zero_shot_labels = _values(self.zero_shot_field, train, val)
         self.loss_fn = create_loss(params.loss, context.rank, context.world_size)
+        self.field_texts = FieldTexts.resolve(params.fields, catalog) if self.loss_fn.reads_fields else None
+        log.info("catalog fields: %s", catalog.describe())
+        log.info(
+            "validation zero-shot field: %s (%d classes)", self.zero_shot_field or "(none)", len(self.zero_shot_labels)
+        )
+        if self.field_texts is not None:
+            log.info("train.fields: %s", self.field_texts.describe())
         if self.loss_fn.needs_logit_bias and ensure_logit_bias(bundle):
             log.info("train.loss siglip: %s has no logit bias; added one at -10", bundle.meta.get("arch"))
         # kept (on CPU) only for WiSE-FT: a second copy of a large model is not free
@@ -160,7 +191,11 @@ class Trainer:
         self.precision = resolve_precision(params.precision, device)
         self.scaler = self.precision.grad_scaler()
         self.dataset = CaptionedImages(
-            train["image"].tolist(), train["captions"].tolist(), bundle.preprocess_train, params.seed
+            train["image"].tolist(),
+            train["captions"].tolist(),
+            bundle.preprocess_train,
+            params.seed,
+            self.field_texts.render(train) if self.field_texts is not None else None,
         )
         per_step = params.accum_steps * context.world_size
         self.batch_size = min(params.batch_size, len(train) // per_step)
@@ -215,16 +250,15 @@ class Trainer:
             persistent_workers=False,
         )
 
-    def train_step(self, micro_batches: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]) -> float:
+    def train_step(self, micro_batches: list[Batch]) -> float:
         """One optimizer step over `accum_steps` micro-batches; returns the loss (mean over ranks)."""
         model = self.ddp or self.bundle.model
-        batches = [tuple(t.to(self.device, non_blocking=True) for t in batch) for batch in micro_batches]
+        batches = [batch.to(self.device) for batch in micro_batches]
         self.optimizer.zero_grad(set_to_none=True)
         if len(batches) == 1:
-            images, tokens, keys = batches[0]
             with self.precision.autocast():
-                f = forward(model, images, tokens)
-                loss = self.loss_fn(f.image, f.text, f.scale, f.bias, keys)
+                f = forward(model, batches[0])
+                loss = self.loss(f, batches[0].keys, batches[0].field_keys)
             value = self.check_finite(loss)
             self.scaler.scale(loss).backward()
         else:
@@ -239,7 +273,18 @@ class Trainer:
             self.bundle.model.logit_scale.clamp_(0, math.log(100))
         return value
 
-    def accumulate(self, model: torch.nn.Module, batches: list[tuple[torch.Tensor, ...]]) -> float:
+    def loss(self, f: Features, keys: torch.Tensor, field_keys: torch.Tensor) -> torch.Tensor:
+        """The loss of a forward pass; the field-aware loss gets the caption and each train.fields text as parts."""
+        parts = []
+        if self.field_texts is not None:
+            weights = (self.field_texts.caption_weight, *self.field_texts.weights)
+            parts = [
+                FieldPart(weight, text, part_keys)
+                for weight, text, part_keys in zip(weights, [f.text, *f.fields], [keys, *field_keys])
+            ]
+        return self.loss_fn(f.image, f.text, f.scale, f.bias, keys, parts)
+
+    def accumulate(self, model: torch.nn.Module, batches: list[Batch]) -> float:
         """Gradients of the loss over all micro-batches together, as one big batch would give (open_clip's accum_freq).
 
         Features of every micro-batch are computed once without gradients; then each micro-batch is
@@ -248,20 +293,19 @@ class Trainer:
         the temperature (and bias) carry gradients in one pass only, or theirs would count N times.
         """
         with torch.no_grad(), self.precision.autocast():
-            cached = [forward(model, images, tokens) for images, tokens, _ in batches]
-        keys = torch.cat([batch[2] for batch in batches])
+            cached = [forward(model, batch) for batch in batches]
+        keys = torch.cat([batch.keys for batch in batches])
+        field_keys = torch.cat([batch.field_keys for batch in batches], dim=1)
         value = float("nan")
-        for j, (images, tokens, _) in enumerate(batches):
+        for j, batch in enumerate(batches):
             last = j == len(batches) - 1
             sync = contextlib.nullcontext() if last or self.ddp is None else self.ddp.no_sync()
             with sync:
                 with self.precision.autocast():
-                    f = forward(model, images, tokens)
-                    image = torch.cat([c.image for c in cached[:j]] + [f.image] + [c.image for c in cached[j + 1 :]])
-                    text = torch.cat([c.text for c in cached[:j]] + [f.text] + [c.text for c in cached[j + 1 :]])
-                    scale = f.scale if last else f.scale.detach()
-                    bias = f.bias if last or f.bias is None else f.bias.detach()
-                    loss = self.loss_fn(image, text, scale, bias, keys)
+                    f = splice(cached, j, forward(model, batch))
+                    f.scale = f.scale if last else f.scale.detach()
+                    f.bias = f.bias if last or f.bias is None else f.bias.detach()
+                    loss = self.loss(f, keys, field_keys)
                 if j == 0:
                     value = self.check_finite(loss)
                 self.scaler.scale(loss).backward()
@@ -350,7 +394,7 @@ class Trainer:
         return True
 
     def validate(self) -> dict[str, float]:
-        return validation_scores(self.bundle, self.val, self.zero_shot_labels)
+        return validation_scores(self.bundle, self.val, self.zero_shot_labels, self.zero_shot_field)
 
     def out_of_patience(self) -> bool:
         patience = self.params.patience
@@ -427,6 +471,13 @@ class Trainer:
             scores = {alpha: {k: _number(v) for k, v in val.items()} for alpha, val in self.wise_ft_scores.items()}
             summary["wise_ft"] = {"alpha": self.wise_ft_alpha, "val": scores}
         return summary
+
+
+def _values(field: str | None, *frames: pd.DataFrame) -> list[str]:
+    """Every value `field` takes in the frames, sorted: the classes of the validation zero-shot score."""
+    if field is None:
+        return []
+    return sorted({str(v) for frame in frames if field in frame.columns for v in frame[field].dropna()})
 
 
 def _format(scores: dict[str, float]) -> str:
