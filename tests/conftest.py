@@ -35,7 +35,7 @@ def pytest_configure(config: pytest.Config) -> None:
         torch.set_num_threads(1)
 
 
-LONGEST_FILES = ["test_retrain.py", "test_pipeline.py"]  # about 4.5 and 2 minutes of one core
+LONGEST_FILES = ["test_retrain.py", "test_pipeline.py", "test_pipeline_fields.py"]  # about 4.5, 2 and 1.5 min
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
