@@ -13,7 +13,7 @@ from modaclip.model.clip_model import create_base_model
 from modaclip.train.distributed import DistContext
 from modaclip.train.trainer import Trainer
 
-LOSSES = ["clip", "multipos"]
+LOSSES = ["clip", "multipos", "fields"]
 STEPS = 2
 
 
