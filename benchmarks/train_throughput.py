@@ -115,8 +115,8 @@ def reference_loop(train, params: TrainParams, steps: int) -> tuple[float, float
     optimizer = torch.optim.AdamW(model.parameters(), lr=params.lr)
     loss_fn = ClipLoss()
     marks = []
-    for step, (images, tokens, _) in enumerate(loader):
-        image_features, text_features, logit_scale = model(images, tokens)[:3]
+    for step, batch in enumerate(loader):
+        image_features, text_features, logit_scale = model(batch.images, batch.tokens)[:3]
         loss = loss_fn(image_features, text_features, logit_scale)
         optimizer.zero_grad()
         loss.backward()
@@ -136,7 +136,8 @@ def main() -> None:
     parser.add_argument("--num-workers", type=int, default=0)
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
-    params = TrainParams(batch_size=args.batch_size, num_workers=args.num_workers, warmup_steps=1)
+    # the plain loss in both loops, so they differ only in the loop (the field-aware loss encodes more texts)
+    params = TrainParams(batch_size=args.batch_size, num_workers=args.num_workers, warmup_steps=1, loss="clip")
     with tempfile.TemporaryDirectory() as tmp:
         train, _ = catalog(Path(tmp), args.items)
         if len(train) < args.batch_size * (args.steps + 1):

@@ -49,4 +49,5 @@ def test_pipeline_runs_on_a_catalog_without_type_colour_or_title_with_only_the_s
     assert train["val_zero_shot_f1"] is not None, "validation zero-shot classifies subCategory"
     report = json.loads((project / "metrics/eval.json").read_text())
     assert set(report["finetuned"]["zero_shot"]) == {"subCategory"}
+    assert [key.split("_", 1)[1] for key in report["finetuned"]["image_to_image"]] == ["subCategory"]
     assert report["grid"]["queries_judged"] == 0, "the grid's answers name articleType and baseColour"

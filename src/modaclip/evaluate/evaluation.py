@@ -77,20 +77,20 @@ def text_to_image(test: TestSet, params: EvaluateParams) -> tuple[dict[str, floa
     return metrics, curve
 
 
-def image_to_image(test: TestSet) -> dict[str, float]:
-    """Precision@10 of visually similar products: same articleType, and same articleType and colour."""
+def image_to_image(test: TestSet, catalog: CatalogFields) -> dict[str, float]:
+    """Precision@10 of visually similar products: same type, and same type and colour (the catalog's
+    columns for those roles: articleType and baseColour in the Kaggle layout)."""
     n = len(test.items)
-    if n < 2:
+    kind, colour = catalog.column("type"), catalog.column("colour")
+    if n < 2 or kind is None:
         return {}
     k = min(10, n - 1)
     ranked = top_k(test.image_vectors @ test.image_vectors.T, k, exclude_self=True)
     result = {}
-    for name, columns in {
-        "articleType": ["articleType"],
-        "articleType_baseColour": ["articleType", "baseColour"],
-    }.items():
-        keys = attribute_keys(test.items, columns)
-        result[f"precision@{k}_{name}"] = precision_at_k(relevance(ranked, keys, keys), k)
+    for columns in ([kind], [kind, colour] if colour else None):
+        if columns:
+            keys = attribute_keys(test.items, columns)
+            result[f"precision@{k}_{'_'.join(columns)}"] = precision_at_k(relevance(ranked, keys, keys), k)
     return result
 
 
@@ -129,12 +129,13 @@ def evaluate_model(
     test: TestSet,
     labels_by_field: dict[str, list[str]],
     params: EvaluateParams,
+    catalog: CatalogFields,
     labelled_sets: Sequence[LabelledImages] = (),
 ) -> tuple[dict[str, Any], list[float]]:
     t2i, curve = text_to_image(test, params)
     metrics = {
         "text_to_image": t2i,
-        "image_to_image": image_to_image(test),
+        "image_to_image": image_to_image(test, catalog),
         "zero_shot": zero_shot(bundle, test, labels_by_field, params.zero_shot_templates),
         "kagl": evaluate_kagl(bundle, test.items, test.image_vectors, params),
         "zero_shot_sets": {s.name: classify_labelled_set(bundle, s, params.zero_shot_templates) for s in labelled_sets},
@@ -191,7 +192,8 @@ def compare_base_and_finetuned(
     items = read_catalog(catalog_dir, columns=["id", *ATTRIBUTE_COLUMNS, *titles, "captions", "image"], split="test")
     if len(items) == 0:
         raise ModaclipError(f"{catalog_dir}: the test split is empty; raise caption.test_fraction")
-    evaluate = resolve_fields(params.evaluate, read_catalog_fields(catalog_dir))
+    catalog = read_catalog_fields(catalog_dir)
+    evaluate = resolve_fields(params.evaluate, catalog)
     labels = zero_shot_labels(catalog_dir, evaluate.zero_shot_fields)
     queries = [captions[0] for captions in items["captions"]]
 
@@ -203,8 +205,8 @@ def compare_base_and_finetuned(
     base = create_base_model(params.model.arch, params.model.pretrained, params.train.seed)
     base_test = TestSet(items, encode_images(base, items["image"].tolist()), encode_texts(base, queries))
 
-    base_metrics, base_curve = evaluate_model(base, base_test, labels, evaluate, labelled_sets)
-    tuned_metrics, tuned_curve = evaluate_model(tuned, tuned_test, labels, evaluate, labelled_sets)
+    base_metrics, base_curve = evaluate_model(base, base_test, labels, evaluate, catalog, labelled_sets)
+    tuned_metrics, tuned_curve = evaluate_model(tuned, tuned_test, labels, evaluate, catalog, labelled_sets)
     report = {
         "test_items": len(items),
         "kagl": kagl_counts(items, params.evaluate.kagl_label_fields),
