@@ -16,10 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from modaclip.core.catalog_io import read_catalog
+from modaclip.core.catalog_io import read_catalog, read_catalog_fields
 from modaclip.core.config import load_params
 from modaclip.core.metrics import precision_at_k, relevance
 from modaclip.core.schema import ATTRIBUTE_COLUMNS
+from modaclip.curate.captions import caption_templates
 from modaclip.model.clip_model import ClipBundle, create_base_model, encode_images, load_model
 from modaclip.search.engine import CatalogSearch
 
@@ -55,12 +56,13 @@ def main() -> None:
         "finetuned": load_model(args.model),
         "base": create_base_model(params.model.arch, params.model.pretrained, params.train.seed),
     }
+    templates = caption_templates(params.caption.templates, read_catalog_fields(args.catalog))
     print(f"# attribute Precision@{K} on the test split of {args.catalog}, {date.today()}")
     print("| model | query = caption template | items | vector | hybrid (RRF) | hybrid - vector |")
     print("|---|---|---:|---:|---:|---:|")
     for name, bundle in models.items():
         engine, captions = test_split_engine(bundle, Path(args.catalog))
-        for template, caption_template in enumerate(params.caption.templates):
+        for template, caption_template in enumerate(templates):
             queries = [item[template] for item in captions]
             vector = attribute_precision(engine, queries, hybrid=False)
             hybrid = attribute_precision(engine, queries, hybrid=True)
