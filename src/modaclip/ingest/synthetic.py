@@ -580,9 +580,15 @@ def _background(rng: np.random.Generator, size: int) -> Image.Image:
 
 
 def _place(rng: np.random.Generator, size: int) -> _Pen:
-    """A pen for a randomly scaled (55-90% of the canvas), stretched, shifted and mirrored item."""
-    span = size * rng.uniform(0.55, 0.9) * rng.uniform(0.93, 1.07, 2)
-    origin = (size - span) * rng.uniform(0.1, 0.9, 2)
+    """A pen for an item that fills most of the canvas (78-95%), a little stretched, off-centre and mirrored.
+
+    Catalog photos centre the product and fill the frame with it. Items drawn at 55-90% anywhere on
+    the canvas left a shirt 35 px wide at the tiny model's 64 px, and the model did not learn article
+    type from them: modaclip-micro reached 0.09 zero-shot type accuracy (22 types) after 352 steps
+    on 1,000 such products, 0.58 on the same products drawn like this.
+    """
+    span = size * rng.uniform(0.78, 0.95) * rng.uniform(0.95, 1.05, 2)
+    origin = (size - span) * rng.uniform(0.3, 0.7, 2)
     return _Pen(size, tuple(origin), tuple(span), flip=bool(rng.random() < 0.5))
 
 
