@@ -26,7 +26,7 @@ def report(recall_ks: tuple[int, ...] = (1, 10)) -> dict:
         "image_to_image": {"precision@10_articleType": 0.5},
         "zero_shot": {"articleType": {"accuracy": 0.25}, "baseColour": {"accuracy": 0.75}},
     }
-    return {"base": model, "finetuned": model}
+    return {"base": model, "finetuned": model, "grid": {"mean_precision@8": 0.75}}
 
 
 def test_headline_picks_and_rounds_the_figures() -> None:

@@ -15,7 +15,7 @@ from modaclip.core.errors import ModaclipError
 from modaclip.curate.clean_and_caption import clean_and_caption
 from modaclip.ingest.synthetic import generate_catalog
 from modaclip.model.clip_model import create_base_model, encode_images
-from modaclip.model.zero_shot import DEFAULT_TEMPLATES, class_embeddings
+from modaclip.model.zero_shot import predict_labels
 from modaclip.train.batches import EpochBatches
 from modaclip.train.precision import resolve_precision
 from modaclip.train.schedules import create_schedule
@@ -224,12 +224,8 @@ def colour_accuracy(loss: str, clean: Path, checkpoints: Path) -> float:
         trainer.run_epoch(epoch)
     items = pd.concat([train, val])
     labels = sorted(items["baseColour"].unique())
-    similarity = (
-        encode_images(trainer.bundle, items["image"].tolist())
-        @ class_embeddings(trainer.bundle, labels, DEFAULT_TEMPLATES).T
-    )
-    predicted = np.asarray(labels)[similarity.argmax(axis=1)]
-    return float((predicted == items["baseColour"].to_numpy()).mean())
+    predicted = predict_labels(trainer.bundle, encode_images(trainer.bundle, items["image"].tolist()), labels)
+    return float((np.asarray(predicted) == items["baseColour"].to_numpy()).mean())
 
 
 @pytest.mark.slow
