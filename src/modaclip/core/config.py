@@ -62,8 +62,8 @@ class ModelParams(Section):
 
 
 class TrainParams(Section):
-    epochs: int = Field(10, ge=1)
-    batch_size: int = Field(128, ge=2)
+    epochs: int = Field(12, ge=1)
+    batch_size: int = Field(64, ge=2)
     lr: float = Field(1e-3, gt=0.0)
     weight_decay: float = Field(0.1, ge=0.0)
     warmup_steps: int = Field(100, ge=0)
@@ -75,7 +75,7 @@ class TrainParams(Section):
     fields: dict[str, float] = Field(
         default_factory=lambda: {
             "{captions}": 1.0,
-            "a photo of a {type}": 1.0,
+            "a photo of a {type}": 2.0,
             "a photo of a {colour}": 1.0,
             "{type} for {gender}": 0.5,
         }
