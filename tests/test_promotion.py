@@ -45,9 +45,11 @@ def test_gain_below_min_gain_keeps_production() -> None:
 def test_guarded_regression_beyond_bound_keeps_production_even_with_a_big_gain() -> None:
     decision = decide(report(0.90, 0.20), report(0.60, 0.30), GATE)
     assert not decision.passed
-    assert "guarded finetuned.zero_shot.articleType.weighted_f1" in decision.reason
-    assert "exceeds promote.max_regression 0.02" in decision.reason
-    assert "min_gain" not in decision.reason, "the chosen metric passed, only the guard failed"
+    assert decision.reason == (
+        "finetuned.text_to_image.recall@10 0.9000 vs production 0.6000 (gain +0.3000 >= 0.01), but guarded "
+        "finetuned.zero_shot.articleType.weighted_f1 0.2000 vs production 0.3000: regression 0.1000 exceeds "
+        "promote.max_regression 0.02"
+    )
 
 
 def test_regression_exactly_at_the_bound_is_allowed() -> None:
@@ -118,14 +120,18 @@ def test_a_small_gain_on_few_products_is_noise_and_keeps_production() -> None:
     assert not decision.passed and decision.checks[0].passed, "the gain alone would have promoted it"
     assert decision.confidence is not None and decision.confidence.products == 40
     assert decision.confidence.confidence < 0.9
-    assert "is below promote.min_confidence 0.9" in decision.reason and "gain +0.0250" in decision.reason
+    assert "gain +0.0250 >= 0.01, confidence" in decision.reason
+    assert "over 40 test products is below promote.min_confidence 0.9" in decision.reason
 
 
 def test_a_clear_gain_is_promoted_naming_gain_and_confidence() -> None:
     production, candidate = hits(0.3, 400, seed=1), hits(0.6, 400, seed=2)
     decision = decide(report(0.6, 0.30), report(0.3, 0.30), WITH_CONFIDENCE, (candidate, production))
     assert decision.passed
-    assert "gain +0.3000 >= 0.01, confidence 1.000 >= 0.9 over 400 test products" in decision.reason
+    assert decision.reason == (
+        "finetuned.text_to_image.recall@10 0.6000 vs production 0.3000 "
+        "(gain +0.3000 >= 0.01, confidence 1.000 over 400 test products >= 0.9)"
+    )
     assert decision.to_dict()["confidence"]["products"] == 400
 
 

@@ -169,38 +169,34 @@ def decide(
                 f"{params.metric!r}; set it to 0 to gate on the difference alone"
             )
         confidence = paired_bootstrap(params.metric, *per_product)
-    failures = [_failure(check, baseline) for check in checks if not check.passed]
-    if confidence is not None and confidence.confidence < params.min_confidence:
-        failures.insert(int(not checks[0].passed), _doubt(confidence, baseline, params.min_confidence))
-    if failures:
-        return Decision(False, baseline, "; ".join(failures), checks, confidence)
-    head = checks[0]
-    reason = (
-        f"{head.metric} {head.candidate:.4f} vs {baseline} {head.production:.4f} "
-        f"(gain {head.change:+.4f} >= {params.min_gain}"
+    gated, guards = checks[0], checks[1:]
+    metric_passed = gated.passed and (confidence is None or confidence.confidence >= params.min_confidence)
+    reason = _verdict(gated, metric_passed, baseline, confidence, params)
+    failed_guards = [_guard_failure(check, baseline) for check in guards if not check.passed]
+    if failed_guards:
+        reason += (", but " if metric_passed else "; ") + "; ".join(failed_guards)
+    return Decision(metric_passed and not failed_guards, baseline, reason, checks, confidence)
+
+
+def _verdict(
+    gated: Check, metric_passed: bool, baseline: str, confidence: Confidence | None, params: PromoteParams
+) -> str:
+    """The gated metric, its gain and (when computed) its confidence, each with the bound it met or missed."""
+    gain = f"gain {gated.change:+.4f} " + (
+        f">= {params.min_gain}" if gated.passed else f"is below promote.min_gain {params.min_gain}"
     )
+    parts = [gain]
     if confidence is not None:
-        reason += (
-            f", confidence {confidence.confidence:.3f} >= {params.min_confidence} "
-            f"over {confidence.products} test products"
+        met = confidence.confidence >= params.min_confidence
+        parts.append(
+            f"confidence {confidence.confidence:.3f} over {confidence.products} test products "
+            + (f">= {params.min_confidence}" if met else f"is below promote.min_confidence {params.min_confidence}")
         )
-    return Decision(True, baseline, reason + ")", checks, confidence)
+    head = f"{gated.metric} {gated.candidate:.4f} vs {baseline} {gated.production:.4f}"
+    return f"{head} ({', '.join(parts)})" if metric_passed else f"{head}: {', '.join(parts)}"
 
 
-def _doubt(confidence: Confidence, baseline: str, required: float) -> str:
-    return (
-        f"{confidence.metric}: confidence {confidence.confidence:.3f} that the candidate beats {baseline} "
-        f"(gain {confidence.gain:+.4f}, paired bootstrap over {confidence.products} test products) "
-        f"is below promote.min_confidence {required}"
-    )
-
-
-def _failure(check: Check, baseline: str) -> str:
-    if check.role == "metric":
-        return (
-            f"{check.metric} {check.candidate:.4f} vs {baseline} {check.production:.4f}: "
-            f"gain {check.change:+.4f} is below promote.min_gain {check.bound}"
-        )
+def _guard_failure(check: Check, baseline: str) -> str:
     return (
         f"guarded {check.metric} {check.candidate:.4f} vs {baseline} {check.production:.4f}: "
         f"regression {-check.change:.4f} exceeds promote.max_regression {-check.bound}"
