@@ -1,8 +1,9 @@
 """`modaclip retrain` for real, on the tiny pipeline in a temporary git repo: a first round, the grown
 catalog re-embedded by the same model in review mode (the gate compares like with like; promote, a
 killed promote, rollback), a retrain on the grown catalog, a killed run, two runs at once, the production
-model in search, then queued experiments and a DVC remote on the same project (so the whole module
-costs six pipeline runs, three of them without training and two partial)."""
+model in search, then queued experiments and a DVC remote on the same project (the re-embedding round
+trains nothing; the other runs are the module's earlier ones: three retrains, one of them killed, and
+two queued experiments)."""
 
 from __future__ import annotations
 
