@@ -19,10 +19,11 @@ from __future__ import annotations
 import json
 import logging
 import subprocess
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -130,6 +131,22 @@ def production_since(root: Path) -> datetime | None:
     return max((event["timestamp"] for event in moves), default=None)
 
 
+def after_last_move(root: Path) -> None:
+    """Wait until the clock is past the second of the registry's newest stage tag.
+
+    GTO orders a stage's assignments and unassignments by their tags' times, which git keeps to the
+    second; two moves in one second would be read in either order (a promote right after a rollback
+    could read as still rolled back). Waiting at most a second keeps every move after the one before.
+    """
+    moves = [event for event in _history(root) if event["event"] in ("assignment", "unassignment")]
+    newest = max((event["timestamp"] for event in moves), default=None)
+    if newest is None:
+        return
+    newest = newest if newest.tzinfo else newest.replace(tzinfo=timezone.utc)
+    while datetime.now(timezone.utc).replace(microsecond=0) <= newest:
+        time.sleep(0.05)
+
+
 def _history(root: Path) -> list[dict[str, Any]]:
     """GTO's events of the artifact (registrations, assignments, unassignments), newest first."""
     try:
@@ -190,6 +207,7 @@ def register(root: Path, commit: str, version: str, stage: str, reason: str) -> 
         else:
             gto.api.register(str(root), ARTIFACT, ref=commit, version=version, message=f"retrain candidate: {reason}")
         if version not in {v.version for v in stage_holders(root, stage)}:
+            after_last_move(root)
             verb = "promoted" if stage == PROD_STAGE else "staged for review"
             gto.api.assign(str(root), ARTIFACT, stage, version=version, message=f"{verb}: {reason}")
     except GTOException as err:
@@ -213,6 +231,7 @@ def promote(root: Path, name: str) -> tuple[ModelVersion | None, ModelVersion]:
                 "`modaclip promote --rollback` (it hands production back to the version before the current one)"
             )
         materialise(root, target)
+        after_last_move(root)
         try:
             gto.api.assign(str(root), ARTIFACT, PROD_STAGE, version=target.version, message="promoted after review")
         except GTOException as err:
@@ -232,6 +251,7 @@ def rollback(root: Path) -> tuple[ModelVersion, ModelVersion]:
             raise ModaclipError(f"no previous version to roll back to: {which}")
         current, previous = holders[0], holders[1]
         materialise(root, previous)
+        after_last_move(root)
         try:
             message = f"rolled back to {previous.version}"
             gto.api.unassign(str(root), ARTIFACT, version=current.version, stage=PROD_STAGE, message=message)
