@@ -36,7 +36,7 @@ def main() -> None:
     bundle = load_model(args.model)
     test = TestSet(items, encode_images(bundle, items["image"].tolist()), query_vectors=np.empty((0, 0)))
     prompts = {f"`{t}`": [t] for t in (STANDARD, *OTHERS)} | {"all four, averaged": [STANDARD, *OTHERS]}
-    results = {name: zero_shot(bundle, test, labels, templates) for name, templates in prompts.items()}
+    results = {name: zero_shot(bundle, test, labels, templates)[0] for name, templates in prompts.items()}
     print(f"# zero-shot on the test split of {args.catalog} ({len(items)} products), {args.model}, {date.today()}")
     print("| field | prompt | accuracy | weighted F1 |")
     print("|---|---|---:|---:|")

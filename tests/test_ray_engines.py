@@ -52,7 +52,7 @@ def raw_parts_with_duplicates_across_them(directory: Path) -> None:
     catalog = generate_catalog(80, seed=2, image_size=48, defect_rate=0.05)
     catalog.loc[45, "image"] = catalog.loc[3, "image"]  # a kept image again, two parts later
     catalog.loc[70, "image"] = catalog.loc[30, "image"]
-    catalog.loc[75, "image"] = catalog.loc[41, "image"]
+    catalog.loc[75, "image"] = catalog.loc[42, "image"]  # row 41 is a tiny-image defect row
     parts = [catalog.iloc[:20], catalog.iloc[20:40], catalog.iloc[:0], catalog.iloc[40:60], catalog.iloc[60:]]
     write_parts(parts, directory)
 
