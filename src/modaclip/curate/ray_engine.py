@@ -29,10 +29,10 @@ def clean_and_caption_on_ray(
     raw_dir: str | Path, out_dir: str | Path, params: CaptionParams, cluster: RayParams
 ) -> dict[str, Any]:
     """Write the clean catalog to `out_dir` as the local engine would, assessing the raw parts on Ray."""
-    params = for_catalog(params, raw_dir)
-    curator = Curator(params)
     parts = [path.resolve() for path in part_files(raw_dir)]
-    with ray_session(cluster) as ray:
+    with ray_session(cluster) as ray:  # an unreachable cluster stops the stage before any work or log line
+        params = for_catalog(params, raw_dir)
+        curator = Curator(params)
         dataset = ray.data.from_items(
             [{"number": number, "path": str(path)} for number, path in enumerate(parts)],
             override_num_blocks=len(parts),
