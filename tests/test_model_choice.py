@@ -9,7 +9,8 @@ from modaclip.cli import main
 from modaclip.core.catalog_io import read_catalog, write_parts
 from modaclip.embed import embedding
 from modaclip.embed.embedding import read_embeddings
-from modaclip.model.clip_model import create_base_model, save_model, weights_fingerprint
+from modaclip.model.clip_model import create_base_model, save_model
+from modaclip.model.saved_model import weights_fingerprint
 from modaclip.registry.model_choice import search_source_for
 
 PARAMS = "model:\n  arch: modaclip-tiny\n  pretrained: none\ntrain:\n  seed: {seed}\nembed:\n  batch_size: 32\n"

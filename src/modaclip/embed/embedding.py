@@ -29,7 +29,8 @@ from modaclip.core.catalog_io import part_files
 from modaclip.core.config import EmbedParams, IndexParams
 from modaclip.core.errors import ModaclipError
 from modaclip.embed.index import INDEX_FILE, build_index, index_kind, save_index
-from modaclip.model.clip_model import ClipBundle, EncodedImages, load_model, resolve_device, weights_fingerprint
+from modaclip.model.clip_model import ClipBundle, EncodedImages, load_model, resolve_device
+from modaclip.model.saved_model import weights_fingerprint
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from scmrepo.exceptions import SCMError
 from modaclip.core.atomic import atomic_directory
 from modaclip.core.errors import ModaclipError
 from modaclip.embed import embedding
-from modaclip.model.clip_model import WEIGHTS_FILE, weights_fingerprint
+from modaclip.model.saved_model import WEIGHTS_FILE, weights_fingerprint
 
 ARTIFACT = "modaclip-model"
 PROD_STAGE = "prod"

@@ -1,0 +1,36 @@
+"""A saved model folder's files, and the digest of its weights, without torch (search reads them before any model).
+
+The folder is open_clip's own `local-dir:` layout (open_clip_config.json and
+open_clip_model.safetensors), so `open_clip.create_model_and_transforms("local-dir:models/finetuned")`
+loads it without modaclip; `modaclip.json` beside them records where it came from.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+OPEN_CLIP_CONFIG = "open_clip_config.json"
+WEIGHTS_FILE = "open_clip_model.safetensors"
+META_FILE = "modaclip.json"
+
+
+def is_saved_model(directory: str | Path) -> bool:
+    return Path(directory, OPEN_CLIP_CONFIG).is_file()
+
+
+def weights_fingerprint(directory: str | Path) -> str:
+    """sha256 of a saved model's weights: embeddings record it so a mismatch with the loaded model is caught."""
+    digest = hashlib.sha256()
+    with open(Path(directory) / WEIGHTS_FILE, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_meta(directory: str | Path) -> dict[str, Any]:
+    """What `modaclip.json` records (base model, seed, training run); empty for a folder written without it."""
+    path = Path(directory) / META_FILE
+    return json.loads(path.read_text()) if path.is_file() else {}
