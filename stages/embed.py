@@ -1,7 +1,9 @@
-"""embed: embed every clean catalog image with the fine-tuned model into data/embeddings, with its faiss index.
+"""embed: embed every clean catalog image with the fine-tuned model into data/embeddings, with its faiss index
+and the model's towers as ONNX (data/embeddings/onnx), with which search embeds queries without torch.
 
-`--shard i/n` embeds only part i of n (no index); `--merge DIR...` joins such parts into --out and
-builds the index. A plain run reuses the previous --out's vectors of unchanged products.
+`--shard i/n` embeds only part i of n (no index, no towers); `--merge DIR...` joins such parts into
+--out and builds the index and the towers of --model. A plain run reuses the previous --out's vectors
+of unchanged products.
 """
 
 import argparse
@@ -24,9 +26,9 @@ def main() -> None:
     params = load_params(args.params).embed
     log = logging.getLogger("modaclip.embed")
     if args.merge:
-        meta = merge_shards(args.merge, args.out, params.index)
+        meta = merge_shards(args.merge, args.out, params.index, args.model)
     else:
-        meta = embed_catalog(args.model, args.data, args.out, params, Shard.parse(args.shard))
+        meta = embed_catalog(args.model, args.data, args.out, params, Shard.parse(args.shard), towers=True)
     log.info(
         "%d products (dim %d) in %s, index %s",
         meta["count"],

@@ -8,7 +8,9 @@ from conftest import TEST_ARCH
 from modaclip.core.catalog_io import read_catalog, write_parts
 from modaclip.core.config import EmbedParams, IndexParams
 from modaclip.core.errors import ModaclipError
-from modaclip.embed.embedding import INDEX_FILE, Shard, embed_catalog, merge_shards, read_embeddings
+from modaclip.embed.embedding import Shard, embed_catalog, merge_shards
+from modaclip.embed.index import INDEX_FILE
+from modaclip.embed.stored import read_embeddings
 from modaclip.model.clip_model import create_base_model, save_model
 
 PARAMS = EmbedParams(batch_size=32)

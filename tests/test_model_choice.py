@@ -8,7 +8,7 @@ import pytest
 from modaclip.cli import main
 from modaclip.core.catalog_io import read_catalog, write_parts
 from modaclip.embed import embedding
-from modaclip.embed.embedding import read_embeddings
+from modaclip.embed.stored import read_embeddings
 from modaclip.model.clip_model import create_base_model, save_model
 from modaclip.model.saved_model import weights_fingerprint
 from modaclip.registry.model_choice import search_source_for

@@ -9,7 +9,8 @@ import pytest
 from modaclip.cli import main
 from modaclip.core.config import EmbedParams, IndexParams
 from modaclip.core.errors import ModaclipError
-from modaclip.embed.embedding import embed_catalog, load_embeddings
+from modaclip.embed.embedding import embed_catalog
+from modaclip.embed.stored import load_embeddings
 from modaclip.model.clip_model import create_base_model, decode_image, save_model
 from modaclip.model.zero_shot import classify_image
 from modaclip.search.engine import CatalogSearch, json_value, read_image_file

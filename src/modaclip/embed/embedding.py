@@ -1,17 +1,16 @@
 """Embed a clean catalog with a saved model, streaming vectors to disk so memory stays bounded.
 
-An embeddings folder holds ids.npy, vectors.npy (L2-normalised float32, row i belongs to ids[i]),
-image_keys.npy (a digest of each row's image bytes), meta.json and, unless it is one shard of
-several, index.faiss. A run reuses the vectors of a previous folder made with the same model
-weights for every product whose id and image are unchanged, so adding products embeds only them.
+The folder it writes is described in embed/stored.py. A run reuses the vectors of a previous
+folder made with the same model weights for every product whose id and image are unchanged, so
+adding products embeds only them.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
+import shutil
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,15 +28,23 @@ from modaclip.core.catalog_io import part_files
 from modaclip.core.config import EmbedParams, IndexParams
 from modaclip.core.errors import ModaclipError
 from modaclip.embed.index import INDEX_FILE, build_index, index_kind, save_index
+from modaclip.embed.stored import (
+    IDS_FILE,
+    KEYS_FILE,
+    META_FILE,
+    TOWERS_DIR,
+    VECTORS_FILE,
+    Embeddings,
+    image_key,
+    read_embeddings,
+)
 from modaclip.model.clip_model import ClipBundle, EncodedImages, load_model, resolve_device
+from modaclip.model.onnx_export import export_towers
+from modaclip.model.onnx_runtime import TOWERS_CONFIG, read_towers_config
 from modaclip.model.saved_model import weights_fingerprint
 
 log = logging.getLogger(__name__)
 
-VECTORS_FILE = "vectors.npy"
-IDS_FILE = "ids.npy"
-KEYS_FILE = "image_keys.npy"
-META_FILE = "meta.json"
 READ_ROWS = 4096  # catalog rows read at a time: bounds memory whatever the size of a parquet part
 
 
@@ -67,21 +74,6 @@ class Shard:
         return self.count == 1
 
 
-@dataclass
-class Embeddings:
-    """An embeddings folder, read: vectors memory-mapped, the rest in RAM."""
-
-    ids: np.ndarray
-    vectors: np.ndarray
-    image_keys: np.ndarray
-    meta: dict[str, Any]
-
-
-def image_key(data: bytes) -> int:
-    """A 64-bit digest of an image's bytes: a product whose photo changed is embedded again."""
-    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little", signed=True)
-
-
 def embed_catalog(
     model_dir: str | Path,
     clean_dir: str | Path,
@@ -89,11 +81,17 @@ def embed_catalog(
     params: EmbedParams,
     shard: Shard = Shard(),
     previous_dir: str | Path | None = None,
+    towers: bool = False,
 ) -> dict[str, Any]:
-    """Embed the shard's rows of the catalog into out_dir, reusing vectors of previous_dir (default: out_dir)."""
+    """Embed the shard's rows of the catalog into out_dir, reusing vectors of previous_dir (default: out_dir).
+
+    With `towers`, a whole catalog's folder also gets the model's towers as ONNX (`onnx/`), so
+    search can embed queries without torch; previous_dir's are reused when the model is the same.
+    """
     bundle = load_model(model_dir, device=str(resolve_device("auto")))
     fingerprint = weights_fingerprint(model_dir)
-    previous = _reusable(Path(previous_dir or out_dir), fingerprint)
+    previous_dir = Path(previous_dir or out_dir)
+    previous = _reusable(previous_dir, fingerprint)
     rows = shard.rows(sum(pq.read_metadata(path).num_rows for path in part_files(clean_dir)))
     dim = int(bundle.model_cfg["embed_dim"])
     with atomic_directory(out_dir) as tmp:
@@ -123,16 +121,27 @@ def embed_catalog(
         }
         if shard.whole:
             meta["index"] = _write_index(vectors, tmp, params.index)
+            if towers:
+                meta["onnx"] = _write_towers(bundle, fingerprint, tmp / TOWERS_DIR, previous_dir / TOWERS_DIR)
         del vectors
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2))
     log.info("embedded %d products, reused %d unchanged ones", meta["count"] - reused, reused)
     return meta
 
 
-def merge_shards(shard_dirs: Sequence[str | Path], out_dir: str | Path, index_params: IndexParams) -> dict[str, Any]:
-    """Join shard folders (in shard order) into one embeddings folder with its index."""
+def merge_shards(
+    shard_dirs: Sequence[str | Path],
+    out_dir: str | Path,
+    index_params: IndexParams,
+    model_dir: str | Path | None = None,
+) -> dict[str, Any]:
+    """Join shard folders (in shard order) into one embeddings folder with its index, and the towers of
+    `model_dir` as ONNX when it is the model the shards were embedded with."""
     parts = [read_embeddings(directory) for directory in shard_dirs]
     _check_mergeable(parts, shard_dirs)
+    fingerprint = parts[0].meta["model_sha256"]
+    if model_dir is not None and weights_fingerprint(model_dir) != fingerprint:
+        raise ModaclipError(f"merge: the shards were not embedded with {model_dir}")
     total, dim = sum(len(part.ids) for part in parts), parts[0].meta["dim"]
     with atomic_directory(out_dir) as tmp:
         vectors = np.lib.format.open_memmap(tmp / VECTORS_FILE, mode="w+", dtype=np.float32, shape=(total, dim))
@@ -145,8 +154,11 @@ def merge_shards(shard_dirs: Sequence[str | Path], out_dir: str | Path, index_pa
         vectors.flush()
         np.save(tmp / IDS_FILE, np.concatenate([part.ids for part in parts]))
         np.save(tmp / KEYS_FILE, np.concatenate([part.image_keys for part in parts]))
-        meta = {"count": total, "dim": dim, "model_sha256": parts[0].meta["model_sha256"], "reused": 0, "shard": "0/1"}
+        meta = {"count": total, "dim": dim, "model_sha256": fingerprint, "reused": 0, "shard": "0/1"}
         meta["index"] = _write_index(vectors, tmp, index_params)
+        if model_dir is not None:
+            previous_towers = Path(out_dir, TOWERS_DIR)
+            meta["onnx"] = _write_towers(load_model(model_dir), fingerprint, tmp / TOWERS_DIR, previous_towers)
         del vectors
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2))
     return meta
@@ -167,6 +179,27 @@ def _write_index(vectors: np.ndarray, directory: Path, params: IndexParams) -> d
     with tqdm(total=len(vectors), desc=f"building {kind} index", unit="vec") as bar:
         save_index(build_index(vectors, params, progress=bar.update), directory / INDEX_FILE)
     return {**params.model_dump(), "type": kind}
+
+
+def _write_towers(bundle: ClipBundle, fingerprint: str, directory: Path, previous: Path) -> str:
+    """The model's towers as ONNX in `directory`: copied from `previous` when made from these weights, else exported.
+
+    A model the export does not cover (another tokenizer, preprocessing or graph) gets none: search
+    then embeds queries with torch and says so; the vectors and index are complete either way.
+    """
+    if (previous / TOWERS_CONFIG).is_file() and read_towers_config(previous).get("model_sha256") == fingerprint:
+        shutil.copytree(previous, directory)
+        return "reused"
+    directory.mkdir()
+    try:
+        with tqdm(total=1, desc="exporting ONNX towers", unit="model") as bar:
+            export_towers(bundle, directory, fingerprint)
+            bar.update()
+    except (ModaclipError, RuntimeError) as err:  # torch.onnx's export errors are RuntimeErrors
+        shutil.rmtree(directory)
+        log.warning("no ONNX towers (search will embed queries with torch): %s", err)
+        return f"not exported: {err}"
+    return "exported"
 
 
 def _row_chunks(clean_dir: str | Path, rows: range) -> Iterator[tuple[int, pd.DataFrame]]:
@@ -223,42 +256,3 @@ def _encode(bundle: ClipBundle, images: list[bytes], params: EmbedParams) -> np.
             features = bundle.model.encode_image(batch.to(bundle.device, non_blocking=True), normalize=True)
             chunks.append(features.float().cpu().numpy())
     return np.concatenate(chunks)
-
-
-def read_embeddings(directory: str | Path) -> Embeddings:
-    """An embeddings folder with vectors memory-mapped (not read into RAM)."""
-    directory = Path(directory)
-    try:
-        meta = json.loads((directory / META_FILE).read_text())
-        ids = np.load(directory / IDS_FILE)
-        vectors = np.load(directory / VECTORS_FILE, mmap_mode="r")
-        keys = np.load(directory / KEYS_FILE) if (directory / KEYS_FILE).is_file() else np.zeros(len(ids), np.int64)
-    except FileNotFoundError as err:
-        raise ModaclipError(
-            f"{directory}: no embeddings ({Path(err.filename).name} missing); run `dvc repro embed`"
-        ) from None
-    if vectors.shape != (len(ids), meta.get("dim")):
-        raise ModaclipError(
-            f"{directory}: {VECTORS_FILE} has shape {vectors.shape}, expected ({len(ids)}, {meta.get('dim')})"
-        )
-    return Embeddings(ids, vectors, keys, meta)
-
-
-def load_embeddings(directory: str | Path, model_dir: str | Path) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-    """(ids, vectors, meta) of an embeddings folder made with the model in `model_dir`.
-
-    Vectors are memory-mapped, not read into RAM. Vectors of another model would give silently
-    wrong results, so a mismatch is an error.
-    """
-    embeddings = read_embeddings(directory)
-    check_embedded_with(embeddings, directory, model_dir)
-    return embeddings.ids, embeddings.vectors, embeddings.meta
-
-
-def check_embedded_with(embeddings: Embeddings, directory: str | Path, model_dir: str | Path) -> None:
-    """Refuse embeddings made with other weights than `model_dir`'s: they would give silently wrong results."""
-    if embeddings.meta.get("model_sha256") != weights_fingerprint(model_dir):
-        raise ModaclipError(
-            f"{directory} was embedded with another model than {model_dir}; "
-            f"run `python stages/embed.py --model {model_dir} --out DIR` and pass --embeddings DIR"
-        )

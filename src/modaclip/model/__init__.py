@@ -6,8 +6,7 @@ tokenizer `modaclip.model.clip_tokenizer`, imports without importing torch throu
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from modaclip.core.lazy_face import lazy_names
 
 _HOMES = {
     "ClipBundle": "clip_model",
@@ -20,9 +19,4 @@ _HOMES = {
     "save_model": "clip_model",
 }
 __all__ = sorted(_HOMES)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _HOMES:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)
+__getattr__ = lazy_names(__name__, _HOMES)

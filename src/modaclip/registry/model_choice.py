@@ -17,7 +17,8 @@ from pathlib import Path
 
 from modaclip.core.catalog_io import part_files
 from modaclip.core.config import DEFAULT_PARAMS_PATH, EmbedParams, Params, load_params
-from modaclip.embed.embedding import META_FILE, embed_catalog
+from modaclip.embed.embedding import embed_catalog
+from modaclip.embed.stored import META_FILE
 from modaclip.model.clip_model import create_base_model, save_model, weights_digest
 from modaclip.model.saved_model import weights_fingerprint
 from modaclip.registry.versions import SEARCH_PATHS, SearchSource, search_inputs, search_source

@@ -21,7 +21,7 @@ from scmrepo.exceptions import SCMError
 
 from modaclip.core.atomic import atomic_directory
 from modaclip.core.errors import ModaclipError
-from modaclip.embed import embedding
+from modaclip.embed.stored import META_FILE as EMBEDDINGS_META
 from modaclip.model.saved_model import WEIGHTS_FILE, weights_fingerprint
 
 ARTIFACT = "modaclip-model"
@@ -203,7 +203,7 @@ def check_intact(version: ModelVersion, paths: dict[str, Path]) -> None:
     """The version's weights must be the ones its embeddings were made with; anything else is damage."""
     folder = paths["model"].parents[1]
     try:
-        recorded = json.loads((paths["embeddings"] / embedding.META_FILE).read_text())["model_sha256"]
+        recorded = json.loads((paths["embeddings"] / EMBEDDINGS_META).read_text())["model_sha256"]
         intact = recorded == weights_fingerprint(paths["model"])
     except (OSError, ValueError, KeyError):
         intact = False

@@ -22,8 +22,8 @@ from modaclip.core.config import IndexParams
 from modaclip.core.errors import ModaclipError
 from modaclip.core.metrics import top_k
 from modaclip.core.schema import ATTRIBUTE_COLUMNS
-from modaclip.embed.embedding import check_embedded_with, image_key, read_embeddings
 from modaclip.embed.index import INDEX_FILE, load_index, search_index
+from modaclip.embed.stored import check_embedded_with, image_key, read_embeddings
 from modaclip.model.clip_model import ClipBundle, decode_image, encode_images, encode_texts, load_model
 from modaclip.search.filters import FILTERABLE_COLUMNS, AttributeFilter, filter_mask
 from modaclip.search.grid import GridCell, retrieval_grid
