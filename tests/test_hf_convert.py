@@ -141,6 +141,7 @@ def test_a_checkpoint_without_projections_is_refused_naming_them(tmp_path: Path)
         (lambda c: c["vision_config"].update(hidden_act="gelu"), "one activation for both towers"),
         (lambda c: c["text_config"].update(hidden_act="relu"), "hidden_act 'relu'"),
         (lambda c: c["text_config"].update(layer_norm_eps=1e-6), "text_config.layer_norm_eps"),
+        (lambda c: c["text_config"].update(vocab_size=32000), "not CLIP's 49408-token BPE"),
     ],
 )
 def test_configs_open_clip_cannot_match_are_refused_naming_the_key(tmp_path: Path, edit, message: str) -> None:

@@ -20,6 +20,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from modaclip.core.errors import ModaclipError
+from modaclip.model.clip_tokenizer import VOCAB_SIZE, clip_vocabulary
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +126,7 @@ def read_checkpoint(folder: Path) -> OpenClipParts:
             "converts (for SigLIP models use open_clip's hf-hub: names in model.arch)"
         )
     model_cfg = open_clip_config(config, folder)
+    _check_vocabulary(folder, model_cfg["text_cfg"]["vocab_size"])
     preprocessor = _read_json(folder / HF_PREPROCESSOR) if (folder / HF_PREPROCESSOR).is_file() else {}
     preprocess_cfg = open_clip_preprocess(preprocessor, model_cfg["vision_cfg"]["image_size"], folder)
     state_dict = open_clip_weights(_read_weights(folder), model_cfg, folder)
@@ -381,6 +383,17 @@ def transformers_weights(state: dict[str, torch.Tensor], model_cfg: dict[str, An
 
 def _oriented(open_clip_name: str, tensor: torch.Tensor) -> torch.Tensor:
     return tensor.T if open_clip_name in TRANSPOSED else tensor
+
+
+def _check_vocabulary(folder: Path, vocab_size: int) -> None:
+    """The converted model tokenizes with CLIP's BPE (open_clip's), so the checkpoint must use that vocabulary."""
+    vocab, _ = clip_vocabulary()
+    theirs = _read_json(folder / "vocab.json") if (folder / "vocab.json").is_file() else None
+    if vocab_size != VOCAB_SIZE or (theirs is not None and theirs != vocab):
+        raise ModaclipError(
+            f"{folder}: its tokenizer is not CLIP's {VOCAB_SIZE}-token BPE (text vocab_size {vocab_size}"
+            f"{'' if theirs is None else ', vocab.json differs'}); only CLIP's vocabulary converts"
+        )
 
 
 def _read_weights(folder: Path) -> dict[str, torch.Tensor]:

@@ -60,6 +60,7 @@ def export_towers(bundle: ClipBundle, directory: Path, model_sha256: str) -> Non
         "text_cuts_padding": text_tower.unpadded,
         "text_clean": "ftfy.fix_text, html.unescape twice, whitespace collapsed, lower case (open_clip's 'lower')",
         "image": image_cfg,
+        "logit_scale": float(model.logit_scale.detach().exp()),  # zero-shot probabilities: softmax(scale * cosine)
         "model_sha256": model_sha256,
     }
     (directory / TOWERS_CONFIG).write_text(json.dumps(settings, indent=2))

@@ -6,8 +6,8 @@ folder, `modaclip export --format onnx` one in OUT):
     text_tower.onnx   tokens int64 [batch, length] -> embeddings float32 [batch, dim], L2-normalised
     image_tower.onnx  pixels float32 [batch, 3, size, size] -> embeddings float32 [batch, dim], L2-normalised
     tokenizer.json    CLIP's BPE for the `tokenizers` library, truncating and padding to the context length
-    towers.json       the settings below: context length, whether the text tower takes tokens cut after
-                      the last end-of-text, image preprocessing, and the sha256 of the weights they came from
+    towers.json       the settings: context length, whether the text tower takes tokens cut after the
+                      last end-of-text, image preprocessing, the logit scale, the weights' sha256
 """
 
 from __future__ import annotations
@@ -53,6 +53,11 @@ class OnnxEmbedder:
     @property
     def model_sha256(self) -> str:
         return self.config["model_sha256"]
+
+    @property
+    def logit_scale(self) -> float:
+        """exp of the model's learned temperature: CLIP's zero-shot probabilities are softmax(scale * cosine)."""
+        return float(self.config["logit_scale"])
 
     def embed_texts(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
         """L2-normalised text embeddings, float32 [N, D]."""
