@@ -56,6 +56,18 @@ class ClipBundle:
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
+    @property
+    def logit_scale(self) -> float:
+        """exp of the learned temperature: CLIP's zero-shot probabilities are softmax(scale * cosine)."""
+        return float(self.model.logit_scale.detach().exp())
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """`encode_texts`, so a loaded model is a query `Embedder` (model/embedders.py) as its ONNX towers are."""
+        return encode_texts(self, texts)
+
+    def embed_images(self, images: Sequence[bytes]) -> np.ndarray:
+        return encode_images(self, images)
+
 
 def resolve_device(name: str) -> torch.device:
     if name == "auto":

@@ -26,7 +26,11 @@ log = logging.getLogger(__name__)
 
 
 class Embedder(Protocol):
-    """L2-normalised float32 [N, D] embeddings of texts, and of encoded images (JPEG, PNG, ...)."""
+    """L2-normalised float32 [N, D] embeddings of texts, and of encoded images (JPEG, PNG, ...).
+
+    A loaded `ClipBundle` is one, as are `TorchEmbedder` (a saved model, loaded on first use) and
+    `OnnxEmbedder` (its exported towers).
+    """
 
     @property
     def logit_scale(self) -> float: ...
@@ -53,17 +57,13 @@ class TorchEmbedder:
 
     @property
     def logit_scale(self) -> float:
-        return float(self.bundle.model.logit_scale.detach().exp())
+        return self.bundle.logit_scale
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
-        from modaclip.model.clip_model import encode_texts
-
-        return encode_texts(self.bundle, texts)
+        return self.bundle.embed_texts(texts)
 
     def embed_images(self, images: Sequence[bytes]) -> np.ndarray:
-        from modaclip.model.clip_model import encode_images
-
-        return encode_images(self.bundle, images)
+        return self.bundle.embed_images(images)
 
 
 def open_embedder(model_dir: str | Path, towers_dir: str | Path, model_sha256: str) -> Embedder:
