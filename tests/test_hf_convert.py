@@ -186,3 +186,13 @@ def test_a_vit_b_32_shaped_checkpoint_converts_exactly(tmp_path: Path) -> None:
         "mlp_ratio": 4.0,
     }
     assert_same_embeddings(bundle, CLIPModel.from_pretrained(folder))
+
+
+def test_sharded_weights_convert_and_other_weight_files_are_left_alone(tmp_path: Path) -> None:
+    folder = tmp_path / "hf"
+    torch.manual_seed(0)
+    model = CLIPModel(small_clip_config("gelu"))
+    model.save_pretrained(folder, max_shard_size="1MB")
+    assert (folder / "model.safetensors.index.json").is_file()
+    save_file({"unrelated": torch.zeros(1)}, str(folder / "open_clip_model.safetensors"))  # as some Hub repos have
+    assert_same_embeddings(create_base_model("none", str(folder), seed=0), model)

@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 
 HF_CONFIG = "config.json"
 HF_WEIGHTS = "model.safetensors"
+HF_WEIGHTS_INDEX = "model.safetensors.index.json"
+HF_PICKLE = "pytorch_model.bin"
 HF_PREPROCESSOR = "preprocessor_config.json"
 HUB_PREFIX = "hf:"
 OPENAI_MEAN = [0.48145466, 0.4578275, 0.40821073]
@@ -102,11 +104,11 @@ def checkpoint_folder(spec: str) -> Path:
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
-    patterns = ["*.json", "*.txt", "*.safetensors"]
+    patterns = ["*.json", "*.txt", HF_WEIGHTS, "model-*.safetensors"]
     try:
         folder = Path(snapshot_download(repo, revision=revision or None, allow_patterns=patterns))
-        if not any(folder.glob("*.safetensors")):  # older checkpoints hold only torch's pickle
-            folder = Path(snapshot_download(repo, revision=revision or None, allow_patterns=["pytorch_model.bin"]))
+        if not any(folder.glob("model*.safetensors")):  # older checkpoints hold only torch's pickle
+            folder = Path(snapshot_download(repo, revision=revision or None, allow_patterns=[HF_PICKLE]))
     except (LocalEntryNotFoundError, HfHubHTTPError, OSError) as err:
         log.debug("downloading %s failed: %s", repo, err)
         raise ModaclipError(
@@ -397,13 +399,20 @@ def _check_vocabulary(folder: Path, vocab_size: int) -> None:
 
 
 def _read_weights(folder: Path) -> dict[str, torch.Tensor]:
-    """model.safetensors, its shards, or (older checkpoints) pytorch_model.bin."""
-    files = sorted(folder.glob("*.safetensors"))
-    if files:
-        return {name: tensor for file in files for name, tensor in load_file(str(file)).items()}
-    if (folder / "pytorch_model.bin").is_file():
-        return torch.load(folder / "pytorch_model.bin", map_location="cpu", weights_only=True)
-    raise ModaclipError(f"{folder}: no weights (model.safetensors or pytorch_model.bin)")
+    """model.safetensors, the shards its index lists, or (older checkpoints) pytorch_model.bin.
+
+    Other files are not read: some Hub repos also hold open_clip's own weights beside transformers'.
+    """
+    index = folder / HF_WEIGHTS_INDEX
+    if index.is_file():
+        files = sorted({folder / name for name in _read_json(index)["weight_map"].values()})
+    elif (folder / HF_WEIGHTS).is_file():
+        files = [folder / HF_WEIGHTS]
+    elif (folder / HF_PICKLE).is_file():
+        return torch.load(folder / HF_PICKLE, map_location="cpu", weights_only=True)
+    else:
+        raise ModaclipError(f"{folder}: no weights ({HF_WEIGHTS}, {HF_WEIGHTS_INDEX} or {HF_PICKLE})")
+    return {name: tensor for file in files for name, tensor in load_file(str(file)).items()}
 
 
 def _read_json(path: Path) -> dict[str, Any]:
