@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -41,14 +42,17 @@ def read_towers_config(directory: str | Path) -> dict[str, Any]:
 
 
 class OnnxEmbedder:
-    """Text and image embeddings from a towers folder; each graph loads on its first use."""
+    """Text and image embeddings from a towers folder; each graph, and the tokenizer, loads on its first use."""
 
     def __init__(self, directory: str | Path, threads: int = 0) -> None:
         self.directory = Path(directory)
         self.config = read_towers_config(self.directory)
-        self.tokenizer = ClipTokenizer.from_file(self.directory / TOKENIZER_FILE, self.config["context_length"])
         self.threads = threads  # 0: onnxruntime's default, a thread per core
         self._sessions: dict[str, Any] = {}
+
+    @cached_property
+    def tokenizer(self) -> ClipTokenizer:
+        return ClipTokenizer.from_file(self.directory / TOKENIZER_FILE, self.config["context_length"])
 
     @property
     def model_sha256(self) -> str:
