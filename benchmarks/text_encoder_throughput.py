@@ -24,7 +24,7 @@ import torch
 
 from modaclip.model.clip_model import load_model
 from modaclip.model.onnx_runtime import OnnxEmbedder
-from modaclip.serve.query_encoder import unpadded_text_encoder
+from modaclip.model.towers import unpadded_text_encoder
 
 QUERIES = [
     f"{gender} {colour} {kind}"

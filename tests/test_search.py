@@ -220,7 +220,7 @@ def test_not_an_image_is_one_clear_error(tmp_path: Path) -> None:
 
 def test_classify_ranks_every_label_with_probabilities(engine: CatalogSearch) -> None:
     image = next(iter(engine.images([int(engine.ids[0])]).values()))
-    ranked = classify_image(engine.bundle, image, ["dress", "shoe", "watch"])
+    ranked = classify_image(engine.embedder, image, ["dress", "shoe", "watch"])
     assert sorted(label for label, _, _ in ranked) == ["dress", "shoe", "watch"]
     assert sum(p for _, _, p in ranked) == pytest.approx(1.0)
     assert [s for _, s, _ in ranked] == sorted((s for _, s, _ in ranked), reverse=True)

@@ -9,8 +9,8 @@ reason is logged once per process.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from functools import cache
+from collections.abc import Callable, Sequence
+from functools import cache, cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -43,36 +43,45 @@ class Embedder(Protocol):
 class TorchEmbedder:
     """The saved model in torch, loaded on first use: a search by product id needs no model at all."""
 
-    def __init__(self, model_dir: str | Path) -> None:
+    def __init__(self, model_dir: str | Path, threads: int = 0) -> None:
         self.model_dir = Path(model_dir)
-        self._bundle: ClipBundle | None = None
+        self.threads = threads  # 0: torch's default
 
-    @property
+    @cached_property
     def bundle(self) -> ClipBundle:
-        if self._bundle is None:
-            from modaclip.model.clip_model import load_model  # torch and open_clip: seconds, only when needed
+        import torch  # with open_clip: seconds to import, so only when a query needs the model
 
-            self._bundle = load_model(self.model_dir)
-        return self._bundle
+        from modaclip.model.clip_model import load_model
+
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        return load_model(self.model_dir)
+
+    @cached_property
+    def _texts(self) -> Callable[[Sequence[str]], np.ndarray]:
+        from modaclip.model.towers import unpadded_text_encoder
+
+        return unpadded_text_encoder(self.bundle)
 
     @property
     def logit_scale(self) -> float:
         return self.bundle.logit_scale
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
-        return self.bundle.embed_texts(texts)
+        """The text tower on each batch's tokens up to its last end-of-text (`towers.unpadded_text_encoder`)."""
+        return self._texts(texts)
 
     def embed_images(self, images: Sequence[bytes]) -> np.ndarray:
         return self.bundle.embed_images(images)
 
 
-def open_embedder(model_dir: str | Path, towers_dir: str | Path, model_sha256: str) -> Embedder:
+def open_embedder(model_dir: str | Path, towers_dir: str | Path, model_sha256: str, threads: int = 0) -> Embedder:
     """onnxruntime over `towers_dir` if it holds towers of these weights, else torch over `model_dir`."""
     problem = towers_problem(Path(towers_dir), model_sha256)
     if problem is None:
-        return OnnxEmbedder(towers_dir)
+        return OnnxEmbedder(towers_dir, threads)
     say_once(f"{problem}; embedding queries with torch, which takes seconds to load")
-    return TorchEmbedder(model_dir)
+    return TorchEmbedder(model_dir, threads)
 
 
 def towers_problem(towers_dir: Path, model_sha256: str) -> str | None:

@@ -11,10 +11,16 @@ length is no use; the export and the server check the result against open_clip's
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
+import numpy as np
 import open_clip
 import torch
 import torch.nn.functional as F
 from open_clip.transformer import ResidualAttentionBlock, text_global_pool
+
+from modaclip.model.clip_model import ClipBundle
+from modaclip.model.clip_tokenizer import cut_padding
 
 
 def cuts_padding(model: torch.nn.Module) -> bool:
@@ -71,3 +77,23 @@ class ImageTower(torch.nn.Module):
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         return self.model.encode_image(pixels, normalize=True)
+
+
+def unpadded_text_encoder(bundle: ClipBundle) -> Callable[[Sequence[str]], np.ndarray]:
+    """`encode_texts` on the tokens up to each batch's last end-of-text (`TextTower`), for a model that `cuts_padding`.
+
+    Any other model, or one whose output differs from open_clip's own `encode_text` on probe texts
+    (a library change this code does not know about), gets plain `encode_texts`.
+    """
+    plain = bundle.embed_texts
+    tower = TextTower(bundle.model)
+    if not tower.unpadded:
+        return plain
+
+    @torch.inference_mode()
+    def encode(texts: Sequence[str]) -> np.ndarray:
+        tokens = torch.from_numpy(cut_padding(np.asarray(bundle.tokenizer(list(texts)))))
+        return tower(tokens.to(bundle.device)).float().cpu().numpy()
+
+    probes = ["a photo of a red summer dress", "shoes", "women blue casual slim fit jeans for the summer season"]
+    return encode if np.allclose(encode(probes), plain(probes), atol=1e-5) else plain

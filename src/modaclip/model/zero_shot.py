@@ -1,4 +1,6 @@
-"""Zero-shot classification of one image among free-text labels (needs a model, not a catalog)."""
+"""Zero-shot classification of one image among free-text labels (needs a model, not a catalog).
+
+Any query `Embedder` does: a loaded model, or the ONNX towers (no torch)."""
 
 from __future__ import annotations
 
@@ -7,13 +9,13 @@ from collections.abc import Sequence
 import numpy as np
 
 from modaclip.core.errors import ModaclipError
-from modaclip.model.clip_model import ClipBundle, encode_images, encode_texts
+from modaclip.model.embedders import Embedder
 
 DEFAULT_TEMPLATES: tuple[str, ...] = ("a photo of a {label}",)
 
 
 def classify_image(
-    bundle: ClipBundle, image: bytes, labels: Sequence[str], templates: Sequence[str] = DEFAULT_TEMPLATES
+    embedder: Embedder, image: bytes, labels: Sequence[str], templates: Sequence[str] = DEFAULT_TEMPLATES
 ) -> list[tuple[str, float, float]]:
     """(label, cosine similarity, probability) for every label, most likely first.
 
@@ -28,16 +30,16 @@ def classify_image(
     for template in templates:
         if "{label}" not in template:
             raise ModaclipError(f"--template {template!r}: must contain {{label}}")
-    similarity = (encode_images(bundle, [image]) @ class_embeddings(bundle, labels, templates).T)[0]
-    logits = similarity * float(bundle.model.logit_scale.detach().exp())
+    similarity = (embedder.embed_images([image]) @ class_embeddings(embedder, labels, templates).T)[0]
+    logits = similarity * embedder.logit_scale
     probabilities = np.exp(logits - logits.max())
     probabilities /= probabilities.sum()
     order = np.argsort(-similarity, kind="stable")
     return [(labels[i], float(similarity[i]), float(probabilities[i])) for i in order]
 
 
-def class_embeddings(bundle: ClipBundle, labels: Sequence[str], templates: Sequence[str]) -> np.ndarray:
+def class_embeddings(embedder: Embedder, labels: Sequence[str], templates: Sequence[str]) -> np.ndarray:
     """One unit vector per label: the mean of its prompts' embeddings (CLIP's prompt ensembling)."""
     prompts = [template.format(label=label.lower()) for label in labels for template in templates]
-    vectors = encode_texts(bundle, prompts).reshape(len(labels), len(templates), -1).mean(axis=1)
+    vectors = embedder.embed_texts(prompts).reshape(len(labels), len(templates), -1).mean(axis=1)
     return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
