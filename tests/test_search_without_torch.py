@@ -24,6 +24,7 @@ from modaclip.model.embedders import TorchEmbedder
 from modaclip.model.onnx_runtime import OnnxEmbedder
 from modaclip.model.zero_shot import classify_image
 from modaclip.search.engine import CatalogSearch
+from modaclip.serve.text_encoder_process import TextEncoderProcess
 
 HEAVY = re.compile(r"\|\s+(torch|torchvision|open_clip)(\.\w+)*\s*$")
 
@@ -97,3 +98,12 @@ def test_search_json_into_a_reader_that_goes_away_ends_quietly(paths: dict[str, 
     queries = ["red dress", "blue jeans", "black shoes", "white shirt", "brown belt"]
     done = read_three_lines_and_close(cli(paths, "search", *queries, "-k", "150", "--json"))
     assert done.stdout.startswith("[\n") and done.stderr == "" and done.returncode == 141
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").is_file(), reason="reads the child's loaded libraries from /proc")
+def test_the_servers_text_encoder_process_runs_the_onnx_tower_without_torch(paths: dict[str, Path]) -> None:
+    texts = ["red summer dress", "a", "women blue casual slim fit jeans for the summer season and more words"]
+    with TextEncoderProcess(paths["model"], paths["embeddings"] / TOWERS_DIR) as encoder:
+        np.testing.assert_allclose(encoder(texts), TorchEmbedder(paths["model"]).embed_texts(texts), atol=1e-4)
+        libraries = Path(f"/proc/{encoder._process.pid}/maps").read_text()
+    assert "libtorch" not in libraries and "onnxruntime" in libraries
