@@ -101,14 +101,21 @@ def checkpoint_folder(spec: str) -> Path:
     if not spec.startswith(HUB_PREFIX):
         return Path(spec)
     repo, _, revision = spec.removeprefix(HUB_PREFIX).partition("@")
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+    from huggingface_hub import snapshot_download  # only for a Hub id
+    from huggingface_hub.errors import (
+        HfHubHTTPError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
 
     patterns = ["*.json", "*.txt", HF_WEIGHTS, "model-*.safetensors"]
     try:
         folder = Path(snapshot_download(repo, revision=revision or None, allow_patterns=patterns))
         if not any(folder.glob("model*.safetensors")):  # older checkpoints hold only torch's pickle
             folder = Path(snapshot_download(repo, revision=revision or None, allow_patterns=[HF_PICKLE]))
+    except (RepositoryNotFoundError, RevisionNotFoundError):
+        raise ModaclipError(f"model.pretrained {spec}: no such repository or revision on the Hub") from None
     except (LocalEntryNotFoundError, HfHubHTTPError, OSError) as err:
         log.debug("downloading %s failed: %s", repo, err)
         raise ModaclipError(
