@@ -34,7 +34,7 @@ def count_embed_runs(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
         runs.append(Path(out_dir))
         return real(model_dir, clean_dir, out_dir, *args, **kwargs)
 
-    monkeypatch.setattr("modaclip.registry.model_choice.embed_catalog", recording)
+    monkeypatch.setattr("modaclip.embed.embedding.embed_catalog", recording)  # model_choice imports it on use
     return runs
 
 

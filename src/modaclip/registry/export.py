@@ -17,12 +17,15 @@ from open_clip.model import get_model_preprocess_cfg
 
 from modaclip.core.atomic import atomic_directory
 from modaclip.core.errors import ModaclipError
+from modaclip.evaluate.markdown_report import read_eval_json
 from modaclip.model.clip_model import ClipBundle, load_model
 from modaclip.model.clip_tokenizer import save_tokenizer_files
 from modaclip.model.hf_convert import OpenClipParts, write_checkpoint
 from modaclip.model.onnx_export import export_towers
 from modaclip.model.saved_model import weights_fingerprint
 from modaclip.registry.model_card import CARD_START, TAG, model_card
+from modaclip.registry.model_choice import BASE, model_folder
+from modaclip.registry.versions import EVAL_PATH, eval_report, find_version, search_source
 
 CARD = "README.md"
 
@@ -38,6 +41,27 @@ def export_onnx(model_dir: Path, out: Path, report: dict[str, Any] | None = None
 
 
 FORMATS = {"hf": export_transformers, "onnx": export_onnx}
+
+
+def export_model(spec: str, fmt: str, out: Path, metrics: str | None = None, root: Path = Path(".")) -> None:
+    """`modaclip export`: the model `--model spec` names, in format `fmt`, with the figures of its evaluation."""
+    if fmt not in FORMATS:
+        raise ModaclipError(f"--format {fmt!r}: unknown (known: {', '.join(FORMATS)})")
+    report = read_eval_json(metrics) if metrics else evaluation_of(spec, root)
+    FORMATS[fmt](model_folder(spec), out, report)
+
+
+def evaluation_of(spec: str, root: Path) -> dict[str, Any] | None:
+    """metrics/eval.json of `--model spec`: a version's as committed with it, the workspace's for the
+    pipeline's model; None for the base model and for other folders, whose figures nothing records."""
+    if spec == BASE:
+        return None
+    source = search_source(spec, root)
+    if source.version:
+        return eval_report(root, find_version(root, source.version))
+    if source.kind == "pipeline" and (root / EVAL_PATH).is_file():
+        return read_eval_json(root / EVAL_PATH)
+    return None
 
 
 def _write_transformers(bundle: ClipBundle, folder: Path) -> None:

@@ -17,9 +17,8 @@ from pathlib import Path
 
 from modaclip.core.catalog_io import part_files
 from modaclip.core.config import DEFAULT_PARAMS_PATH, EmbedParams, Params, load_params
-from modaclip.embed.embedding import embed_catalog
-from modaclip.embed.stored import META_FILE
-from modaclip.model.clip_model import create_base_model, save_model, weights_digest
+from modaclip.embed.stored import META_FILE, TOWERS_DIR
+from modaclip.model.embedders import Embedder, TorchEmbedder, open_embedder
 from modaclip.model.saved_model import weights_fingerprint
 from modaclip.registry.versions import SEARCH_PATHS, SearchSource, search_inputs, search_source
 
@@ -42,6 +41,15 @@ def model_folder(spec: str, params_path: Path = DEFAULT_PARAMS_PATH) -> Path:
     if spec == BASE:
         return base_model_dir(load_params(params_path), cache_dir())
     return search_inputs(spec)["model"]
+
+
+def query_embedder(spec: str, params_path: Path = DEFAULT_PARAMS_PATH) -> Embedder:
+    """What embeds queries for `--model` when no catalog is needed (classify): the ONNX towers beside
+    the model's embeddings when they were exported from it, else the model in torch."""
+    if spec == BASE:
+        return TorchEmbedder(model_folder(spec, params_path))
+    source = search_source(spec)
+    return open_embedder(source.model, source.embeddings / TOWERS_DIR, weights_fingerprint(source.model))
 
 
 def search_source_for(
@@ -68,6 +76,8 @@ def search_source_for(
 
 def base_model_dir(params: Params, cache: Path) -> Path:
     """The base model saved under cache/models/<weights sha256>, written the first time these weights are seen."""
+    from modaclip.model.clip_model import create_base_model, save_model, weights_digest  # torch: only for `base`
+
     bundle = create_base_model(params.model.arch, params.model.pretrained, params.train.seed)
     directory = cache / "models" / weights_digest(bundle)[:KEY_CHARS]
     if not directory.is_dir():
@@ -86,8 +96,11 @@ def base_embeddings_dir(model_dir: Path, catalog_dir: Path, params: EmbedParams,
     if (directory / META_FILE).is_file():
         return directory
     earlier = sorted(directory.parent.glob(f"{model_key}-*/{META_FILE}"), key=lambda meta: meta.stat().st_mtime)
+    from modaclip.embed.embedding import embed_catalog  # torch: only for `base`
+
     log.info("embedding %s with the base model once; cached in %s", catalog_dir, directory)
-    embed_catalog(model_dir, catalog_dir, directory, params, previous_dir=earlier[-1].parent if earlier else directory)
+    previous = earlier[-1].parent if earlier else directory
+    embed_catalog(model_dir, catalog_dir, directory, params, previous_dir=previous, towers=True)
     return directory
 
 
