@@ -1,9 +1,11 @@
-"""`--model base`: the untuned model of params.yaml, its catalog embeddings computed once into a keyed cache."""
+"""`--model base` (the untuned model of params.yaml) and `--model CHECKPOINT` (a transformers checkpoint):
+their catalog embeddings computed once into a keyed cache."""
 
 import json
 from pathlib import Path
 
 import pytest
+from test_hf_convert import save_random_clip, small_clip_config
 
 from modaclip.cli import main
 from modaclip.core.catalog_io import read_catalog, write_parts
@@ -103,3 +105,21 @@ def test_base_with_a_bad_params_file_is_one_line_naming_the_key(
         and "params.yaml: model.colour: unknown parameter" in err
         and len(err.splitlines()) == 1
     )
+
+
+def test_a_transformers_checkpoint_as_model_is_converted_and_its_catalog_embedded_once(
+    project: Path, clean_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    checkpoint = str(save_random_clip(project / "checkpoint", small_clip_config("gelu")))
+    runs = count_embed_runs(monkeypatch)
+    argv = ["search", "red dress", "-k", "5", "--json", "--model", checkpoint, "--catalog", str(clean_dir)]
+    main(argv)
+    first = json.loads(capsys.readouterr().out)[0]["results"]
+    main(argv)
+    assert json.loads(capsys.readouterr().out)[0]["results"] == first and len(runs) == 1
+    source = search_source_for(checkpoint, catalog=str(clean_dir))
+    assert source.kind == "transformers" and (source.embeddings / "onnx" / "towers.json").is_file()
+    photo = read_catalog(clean_dir, columns=["image"])["image"].iloc[0]
+    (project / "photo.jpg").write_bytes(photo)
+    main(["classify", str(project / "photo.jpg"), "--labels", "dress", "shoe", "--json", "--model", checkpoint])
+    assert {row["label"] for row in json.loads(capsys.readouterr().out)["labels"]} == {"dress", "shoe"}

@@ -29,9 +29,16 @@ from tqdm import tqdm
 
 from modaclip.core.atomic import atomic_directory
 from modaclip.core.errors import ModaclipError
-from modaclip.model.hf_convert import OpenClipParts, checkpoint_folder, is_transformers_checkpoint, read_checkpoint
+from modaclip.model.hf_convert import OpenClipParts, checkpoint_folder, read_checkpoint
 from modaclip.model.image_input import decode_image
-from modaclip.model.saved_model import META_FILE, OPEN_CLIP_CONFIG, WEIGHTS_FILE, is_saved_model, read_meta
+from modaclip.model.saved_model import (
+    META_FILE,
+    OPEN_CLIP_CONFIG,
+    WEIGHTS_FILE,
+    is_saved_model,
+    is_transformers_checkpoint,
+    read_meta,
+)
 
 log = logging.getLogger(__name__)
 

@@ -21,15 +21,14 @@ from safetensors.torch import load_file, save_file
 
 from modaclip.core.errors import ModaclipError
 from modaclip.model.clip_tokenizer import VOCAB_SIZE, clip_vocabulary
+from modaclip.model.saved_model import HF_CONFIG, HUB_PREFIX
 
 log = logging.getLogger(__name__)
 
-HF_CONFIG = "config.json"
 HF_WEIGHTS = "model.safetensors"
 HF_WEIGHTS_INDEX = "model.safetensors.index.json"
 HF_PICKLE = "pytorch_model.bin"
 HF_PREPROCESSOR = "preprocessor_config.json"
-HUB_PREFIX = "hf:"
 OPENAI_MEAN = [0.48145466, 0.4578275, 0.40821073]
 OPENAI_STD = [0.26862954, 0.26130258, 0.27577711]
 # transformers' CLIPTextConfig / CLIPVisionConfig defaults: what a config.json that leaves a key out means
@@ -89,11 +88,6 @@ class OpenClipParts:
     model_cfg: dict[str, Any]
     preprocess_cfg: dict[str, Any]
     state_dict: dict[str, torch.Tensor]
-
-
-def is_transformers_checkpoint(spec: str) -> bool:
-    """`hf:org/name[@revision]` or a folder written by transformers' `save_pretrained`."""
-    return spec.startswith(HUB_PREFIX) or Path(spec, HF_CONFIG).is_file()
 
 
 def checkpoint_folder(spec: str) -> Path:

@@ -1,8 +1,10 @@
-"""A saved model folder's files, and the digest of its weights, without torch (search reads them before any model).
+"""Which kind of model a folder or name is, a saved model's files, and the digest of its weights, without torch
+(search and `--model` read them before any model loads).
 
-The folder is open_clip's own `local-dir:` layout (open_clip_config.json and
+A saved folder is open_clip's own `local-dir:` layout (open_clip_config.json and
 open_clip_model.safetensors), so `open_clip.create_model_and_transforms("local-dir:models/finetuned")`
-loads it without modaclip; `modaclip.json` beside them records where it came from.
+loads it without modaclip; `modaclip.json` beside them records where it came from. A transformers
+checkpoint (converted by model/hf_convert.py) is a `save_pretrained` folder or `hf:org/name`.
 """
 
 from __future__ import annotations
@@ -15,10 +17,17 @@ from typing import Any
 OPEN_CLIP_CONFIG = "open_clip_config.json"
 WEIGHTS_FILE = "open_clip_model.safetensors"
 META_FILE = "modaclip.json"
+HF_CONFIG = "config.json"  # transformers' save_pretrained
+HUB_PREFIX = "hf:"
 
 
 def is_saved_model(directory: str | Path) -> bool:
     return Path(directory, OPEN_CLIP_CONFIG).is_file()
+
+
+def is_transformers_checkpoint(spec: str) -> bool:
+    """`hf:org/name[@revision]`, or a folder written by transformers' `save_pretrained` (and not by modaclip)."""
+    return spec.startswith(HUB_PREFIX) or (Path(spec, HF_CONFIG).is_file() and not is_saved_model(spec))
 
 
 def weights_fingerprint(directory: str | Path) -> str:

@@ -22,7 +22,7 @@ from modaclip.model.clip_model import ClipBundle, load_model
 from modaclip.model.clip_tokenizer import save_tokenizer_files
 from modaclip.model.hf_convert import OpenClipParts, write_checkpoint
 from modaclip.model.onnx_export import export_towers
-from modaclip.model.saved_model import weights_fingerprint
+from modaclip.model.saved_model import is_transformers_checkpoint, weights_fingerprint
 from modaclip.registry.model_card import CARD_START, TAG, model_card
 from modaclip.registry.model_choice import BASE, model_folder
 from modaclip.registry.versions import EVAL_PATH, eval_report, find_version, search_source
@@ -53,8 +53,8 @@ def export_model(spec: str, fmt: str, out: Path, metrics: str | None = None, roo
 
 def evaluation_of(spec: str, root: Path) -> dict[str, Any] | None:
     """metrics/eval.json of `--model spec`: a version's as committed with it, the workspace's for the
-    pipeline's model; None for the base model and for other folders, whose figures nothing records."""
-    if spec == BASE:
+    pipeline's model; None for the base model, checkpoints and other folders, whose figures nothing records."""
+    if spec == BASE or is_transformers_checkpoint(spec):
         return None
     source = search_source(spec, root)
     if source.version:

@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 from modaclip.evaluate.markdown_report import markdown_report
-from modaclip.model.hf_convert import HUB_PREFIX
+from modaclip.model.saved_model import HUB_PREFIX
 
 CARD_START = "---\nlibrary_name: "
 TAG = "\n- modaclip\n"
