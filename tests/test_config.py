@@ -45,3 +45,25 @@ def test_yaml_1_2_scientific_notation_is_a_number(tmp_path: Path) -> None:
 def test_missing_params_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(ModaclipError, match=r"nope\.yaml"):
         load_params(tmp_path / "nope.yaml")
+
+
+def dotted(section: dict, prefix: str = "") -> dict[str, object]:
+    """{'train.lr': 0.001, ...}: every leaf key of a params mapping (lists are leaves)."""
+    leaves: dict[str, object] = {}
+    for key, value in section.items():
+        if isinstance(value, dict) and value:
+            leaves.update(dotted(value, f"{prefix}{key}."))
+        else:
+            leaves[f"{prefix}{key}"] = value
+    return leaves
+
+
+def test_typed_defaults_equal_params_yaml_for_every_key() -> None:
+    """params.yaml is the one source of defaults: the config's own defaults may not drift from it."""
+    from ruamel.yaml import YAML
+
+    in_yaml = dotted(YAML(typ="safe", pure=True).load(REPO / "params.yaml"))
+    in_code = dotted(Params().model_dump())
+    assert in_yaml.keys() == in_code.keys(), f"keys only in one: {sorted(in_yaml.keys() ^ in_code.keys())}"
+    differing = {key: (in_code[key], in_yaml[key]) for key in in_yaml if in_code[key] != in_yaml[key]}
+    assert not differing, f"config.py default vs params.yaml: {differing}"

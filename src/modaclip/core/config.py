@@ -42,6 +42,7 @@ class CaptionParams(Section):
         default_factory=lambda: [
             "a photo of a {gender} {baseColour} {articleType}",
             "{productDisplayName}",
+            "{baseColour} {articleType} for {gender}",
         ],
         min_length=1,
     )
@@ -63,7 +64,7 @@ class ModelParams(Section):
 
 
 class TrainParams(Section):
-    epochs: int = Field(30, ge=1)
+    epochs: int = Field(10, ge=1)
     batch_size: int = Field(128, ge=2)
     lr: float = Field(1e-3, gt=0.0)
     weight_decay: float = Field(0.1, ge=0.0)
@@ -72,8 +73,8 @@ class TrainParams(Section):
     seed: int = 0
     num_workers: int = Field(0, ge=0)
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    loss: Literal["clip", "multipos", "siglip"] = "clip"
-    schedule: Literal["warmup_cosine", "constant"] = "warmup_cosine"
+    loss: str = "clip"  # a key of train.losses.LOSSES, checked by create_loss when the finetune stage starts
+    schedule: str = "warmup_cosine"  # a key of train.schedules.SCHEDULES, checked likewise by create_schedule
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     accum_steps: int = Field(1, ge=1)
     grad_checkpointing: bool = False
@@ -94,7 +95,7 @@ class TrainParams(Section):
 
 
 class IndexParams(Section):
-    type: Literal["auto", "flat", "hnsw", "ivfflat", "ivfpq"] = "auto"
+    type: str = "auto"  # auto or a key of embed.index.INDEX_BUILDERS, checked by check_index_type before embedding
     exact_below: int = Field(50000, ge=0)
     hnsw_m: int = Field(32, ge=2)
     hnsw_ef_construction: int = Field(80, ge=1)
@@ -118,7 +119,14 @@ class EvaluateParams(Section):
     zero_shot_fields: list[str] = ["articleType", "baseColour"]
     zero_shot_templates: list[str] = Field(default_factory=lambda: ["a photo of a {label}"], min_length=1)
     grid_queries: list[str] = Field(
-        default_factory=lambda: ["red striped dress", "black casual shoes", "blue jeans"], min_length=1
+        default_factory=lambda: [
+            "red striped dress",
+            "black casual shoes",
+            "blue jeans",
+            "white sneakers",
+            "brown leather belt",
+        ],
+        min_length=1,
     )
     grid_k: int = Field(8, ge=1)
     zero_shot_sets: list[str] = []

@@ -27,7 +27,7 @@ from modaclip.core.atomic import atomic_directory
 from modaclip.core.catalog_io import part_files
 from modaclip.core.config import EmbedParams, IndexParams
 from modaclip.core.errors import ModaclipError
-from modaclip.embed.index import INDEX_FILE, build_index, index_kind, save_index
+from modaclip.embed.index import INDEX_FILE, build_index, check_index_type, index_kind, save_index
 from modaclip.embed.stored import (
     IDS_FILE,
     KEYS_FILE,
@@ -88,6 +88,7 @@ def embed_catalog(
     With `towers`, a whole catalog's folder also gets the model's towers as ONNX (`onnx/`), so
     search can embed queries without torch; previous_dir's are reused when the model is the same.
     """
+    check_index_type(params.index)
     bundle = load_model(model_dir, device=str(resolve_device("auto")))
     fingerprint = weights_fingerprint(model_dir)
     previous_dir = Path(previous_dir or out_dir)

@@ -16,6 +16,7 @@ _HOMES = {
     "encode_images": "clip_model",
     "encode_texts": "clip_model",
     "load_model": "clip_model",
+    "predict_labels": "zero_shot",
     "save_model": "clip_model",
 }
 __all__ = sorted(_HOMES)

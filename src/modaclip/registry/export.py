@@ -17,6 +17,7 @@ from open_clip.model import get_model_preprocess_cfg
 
 from modaclip.core.atomic import atomic_directory
 from modaclip.core.errors import ModaclipError
+from modaclip.core.paths import EVAL_METRICS
 from modaclip.evaluate.markdown_report import read_eval_json
 from modaclip.model.clip_model import ClipBundle, load_model
 from modaclip.model.clip_tokenizer import save_tokenizer_files
@@ -24,8 +25,8 @@ from modaclip.model.hf_convert import OpenClipParts, write_checkpoint
 from modaclip.model.onnx_export import export_towers
 from modaclip.model.saved_model import is_transformers_checkpoint, weights_fingerprint
 from modaclip.registry.model_card import CARD_START, TAG, model_card
-from modaclip.registry.model_choice import BASE, model_folder
-from modaclip.registry.versions import EVAL_PATH, eval_report, find_version, search_source
+from modaclip.registry.model_choice import BASE, model_folder, registered_source
+from modaclip.registry.versions import eval_report, find_version
 
 CARD = "README.md"
 
@@ -56,11 +57,11 @@ def evaluation_of(spec: str, root: Path) -> dict[str, Any] | None:
     pipeline's model; None for the base model, checkpoints and other folders, whose figures nothing records."""
     if spec == BASE or is_transformers_checkpoint(spec):
         return None
-    source = search_source(spec, root)
+    source = registered_source(spec, root)
     if source.version:
         return eval_report(root, find_version(root, source.version))
-    if source.kind == "pipeline" and (root / EVAL_PATH).is_file():
-        return read_eval_json(root / EVAL_PATH)
+    if source.kind == "pipeline" and (root / EVAL_METRICS).is_file():
+        return read_eval_json(root / EVAL_METRICS)
     return None
 
 

@@ -1,4 +1,10 @@
-"""`--model production|vN|base|CHECKPOINT|PATH`: which model a search or classify command uses, and its embeddings.
+"""`--model production|vN|base|CHECKPOINT|PATH`: the one place that says which model a command uses, with
+its embeddings and catalog.
+
+`production` is the registry's prod version (GTO tags, see versions.py), restored from DVC once;
+before any promotion (or outside git) it is the workspace's pipeline output, so a plain `dvc repro`
+followed by `modaclip search` works without a registry. `vN` is a registered version, anything
+else a saved model folder searched over the workspace's embeddings and catalog.
 
 `base` is the model fine-tuning starts from (params.yaml `model` section and `train.seed`, as the
 evaluate stage builds it), so a user can compare it with the fine-tuned one on a query; a
@@ -14,21 +20,36 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from dataclasses import replace
+import re
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from modaclip.core.catalog_io import part_files
 from modaclip.core.config import DEFAULT_PARAMS_PATH, EmbedParams, Params, load_params
+from modaclip.core.paths import CATALOG_DIR, EMBEDDINGS_DIR, MODEL_DIR, SEARCH_PATHS
 from modaclip.embed.stored import META_FILE, TOWERS_DIR
 from modaclip.model.embedders import Embedder, TorchEmbedder, open_embedder
 from modaclip.model.saved_model import is_transformers_checkpoint, weights_fingerprint
-from modaclip.registry.versions import SEARCH_PATHS, SearchSource, search_inputs, search_source
+from modaclip.registry import versions as registry
 
 log = logging.getLogger(__name__)
 
 BASE = "base"
+PRODUCTION = "production"
 CACHE_ENV = "MODACLIP_CACHE"
 KEY_CHARS = 16  # hex digits of each digest in a cache folder name
+
+
+@dataclass(frozen=True)
+class SearchSource:
+    """Model, embeddings and catalog folders for a `--model` spec, and what they are (for `serve`'s /health)."""
+
+    model: Path
+    embeddings: Path
+    catalog: Path
+    kind: str  # "production", "version", "pipeline" (no production yet), "folder" or "base"
+    description: str
+    version: str | None = None
 
 
 def cache_dir() -> Path:
@@ -38,38 +59,43 @@ def cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "modaclip"
 
 
-def model_folder(spec: str, params_path: Path = DEFAULT_PARAMS_PATH) -> Path:
+def model_folder(spec: str, params_path: Path = DEFAULT_PARAMS_PATH, root: Path = Path(".")) -> Path:
     """The saved model folder `--model` names (classify needs no embeddings)."""
     if spec == BASE:
         return base_model_dir(load_params(params_path), cache_dir())
     if is_transformers_checkpoint(spec):
         return converted_model_dir(spec, cache_dir())
-    return search_inputs(spec)["model"]
+    return registered_source(spec, root).model
 
 
-def query_embedder(spec: str, params_path: Path = DEFAULT_PARAMS_PATH) -> Embedder:
+def query_embedder(spec: str, params_path: Path = DEFAULT_PARAMS_PATH, root: Path = Path(".")) -> Embedder:
     """What embeds queries for `--model` when no catalog is needed (classify): the ONNX towers beside
     the model's embeddings when they were exported from it, else the model in torch."""
     if spec == BASE or is_transformers_checkpoint(spec):
         return TorchEmbedder(model_folder(spec, params_path))
-    source = search_source(spec)
+    source = registered_source(spec, root)
     return open_embedder(source.model, source.embeddings / TOWERS_DIR, weights_fingerprint(source.model))
 
 
 def search_source_for(
-    spec: str, embeddings: str | None = None, catalog: str | None = None, params_path: Path = DEFAULT_PARAMS_PATH
+    spec: str,
+    embeddings: str | None = None,
+    catalog: str | None = None,
+    params_path: Path = DEFAULT_PARAMS_PATH,
+    root: Path = Path("."),
 ) -> SearchSource:
-    """`registry.search_source`, plus `base` and transformers checkpoints; explicit --embeddings / --catalog win.
+    """Model, embeddings and catalog for `--model`; explicit --embeddings / --catalog win.
 
-    The catalog embeddings of those two are made on first use, and only when no --embeddings is given.
+    The catalog embeddings of `base` and of a transformers checkpoint are made on first use, and only
+    when no --embeddings is given.
     """
     if spec != BASE and not is_transformers_checkpoint(spec):
-        source = search_source(spec)
+        source = registered_source(spec, root)
         return replace(
             source, embeddings=Path(embeddings or source.embeddings), catalog=Path(catalog or source.catalog)
         )
     params = load_params(params_path)
-    catalog_dir = Path(catalog or SEARCH_PATHS["catalog"])
+    catalog_dir = Path(catalog or CATALOG_DIR)
     if spec == BASE:
         model_dir, kind = base_model_dir(params, cache_dir()), BASE
         description = f"base model of {params_path} ({params.model.arch}, pretrained {params.model.pretrained})"
@@ -79,6 +105,29 @@ def search_source_for(
         Path(embeddings) if embeddings else cached_embeddings_dir(model_dir, catalog_dir, params.embed, cache_dir())
     )
     return SearchSource(model_dir, embeddings_dir, catalog_dir, kind, description)
+
+
+def registered_source(spec: str, root: Path = Path(".")) -> SearchSource:
+    """`--model production|vN|PATH`: a registry version (restored once), the workspace's outputs, or a folder."""
+    if spec == PRODUCTION:
+        version = registry.production(root)
+        kind = PRODUCTION
+    elif re.fullmatch(r"v\d+(\.\d+\.\d+)?", spec):
+        version = registry.find_version(root, spec)
+        kind = "version"
+    else:
+        return SearchSource(Path(spec), EMBEDDINGS_DIR, CATALOG_DIR, "folder", f"model folder {spec}")
+    if version is None:
+        description = f"pipeline fine-tuned model ({MODEL_DIR}; no production version yet)"
+        return SearchSource(**SEARCH_PATHS, kind="pipeline", description=description)
+    paths = registry.materialise(root, version)
+    label = "production " if kind == PRODUCTION else ""
+    return SearchSource(
+        **paths,
+        kind=kind,
+        description=f"{label}{version.version} ({version.tag}, commit {version.commit[:8]})",
+        version=version.version,
+    )
 
 
 def base_model_dir(params: Params, cache: Path) -> Path:
