@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from modaclip.core.config import Params, load_params, parse_params
+from modaclip.core.config import CaptionParams, EmbedParams, Params, RayParams, load_params, parse_params
 from modaclip.core.errors import ModaclipError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -67,3 +67,32 @@ def test_typed_defaults_equal_params_yaml_for_every_key() -> None:
     assert in_yaml.keys() == in_code.keys(), f"keys only in one: {sorted(in_yaml.keys() ^ in_code.keys())}"
     differing = {key: (in_code[key], in_yaml[key]) for key in in_yaml if in_code[key] != in_yaml[key]}
     assert not differing, f"config.py default vs params.yaml: {differing}"
+
+
+@pytest.mark.parametrize("address", ["local", "auto", "ray://head.example.com:10001", "10.0.0.1:6379"])
+def test_ray_address_forms(address: str) -> None:
+    assert parse_params({"ray": {"address": address}}).ray.address == address
+
+
+@pytest.mark.parametrize(
+    ("raw", "named"),
+    [
+        ({"ray": {"address": "head.example.com"}}, "ray.address"),
+        ({"ray": {"address": "http://head:8265"}}, "ray.address"),
+        ({"embed": {"gpus_per_actor": 0}}, "embed.gpus_per_actor"),
+        ({"ray": {"num_cpus": -1}}, "ray.num_cpus"),
+    ],
+)
+def test_bad_engine_params_name_the_key(raw: dict, named: str) -> None:
+    with pytest.raises(ModaclipError, match=named):
+        parse_params(raw)
+
+
+def test_an_unknown_engine_is_named_before_any_work(tmp_path: Path) -> None:
+    from modaclip.curate.engines import run_caption  # here: the embed engines load torch
+    from modaclip.embed.engines import run_embed
+
+    with pytest.raises(ModaclipError, match=r"caption.engine: unknown engine 'spark' \(known: local, ray\)"):
+        run_caption(tmp_path / "raw", tmp_path / "clean", CaptionParams(engine="spark"), RayParams())
+    with pytest.raises(ModaclipError, match=r"embed.engine: unknown engine 'spark' \(known: local, ray\)"):
+        run_embed(tmp_path / "model", tmp_path / "clean", tmp_path / "out", EmbedParams(engine="spark"), RayParams())

@@ -6,15 +6,17 @@ stops the stage at once with a message that names the key, instead of a KeyError
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from ruamel.yaml import YAML, YAMLError
 
 from modaclip.core.errors import ModaclipError
 
 DEFAULT_PARAMS_PATH = Path("params.yaml")
+_HOST_PORT = re.compile(r"[\w.-]+:\d{1,5}")
 
 
 class Section(BaseModel):
@@ -33,9 +35,11 @@ class DataParams(Section):
     columns: dict[str, str] = {}
     chunk_rows: int = Field(500, ge=1)
     fetch_timeout_s: float = Field(10.0, gt=0.0)
+    max_bad_rows: float = Field(0.01, ge=0.0, le=1.0)
 
 
 class CaptionParams(Section):
+    engine: str = "local"  # a key of curate.engines.CAPTION_ENGINES, checked by run_caption before any work
     required_attributes: list[str] = ["gender", "articleType", "baseColour"]
     min_image_side: int = Field(32, ge=1)
     templates: list[str] = Field(
@@ -108,9 +112,28 @@ class IndexParams(Section):
 
 
 class EmbedParams(Section):
+    engine: str = "local"  # a key of embed.engines.EMBED_ENGINES, checked by run_embed before any work
     batch_size: int = Field(256, ge=1)
     num_workers: int = Field(0, ge=0)
+    actors: int = Field(0, ge=0)
+    gpus_per_actor: float = Field(1.0, gt=0.0)
     index: IndexParams = IndexParams()
+
+
+class RayParams(Section):
+    """Where the `ray` engines run: `local` starts a Ray instance on this machine, `auto` joins the cluster
+    this machine is part of, `ray://host:port` (Ray Client) or `host:port` (a head node's GCS) a remote one."""
+
+    address: str = "local"
+    num_cpus: int = Field(0, ge=0)
+    object_store_mb: int = Field(0, ge=0)
+
+    @field_validator("address")
+    @classmethod
+    def _known_address_form(cls, address: str) -> str:
+        if address in ("local", "auto") or _HOST_PORT.fullmatch(address.removeprefix("ray://")):
+            return address
+        raise ValueError(f"expected local, auto, ray://host:port or host:port, got {address!r}")
 
 
 class EvaluateParams(Section):
@@ -157,6 +180,7 @@ class Params(Section):
     embed: EmbedParams = EmbedParams()
     evaluate: EvaluateParams = EvaluateParams()
     promote: PromoteParams = PromoteParams()
+    ray: RayParams = RayParams()
 
 
 def parse_params(raw: object, source: str = "params.yaml") -> Params:

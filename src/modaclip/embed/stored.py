@@ -1,9 +1,8 @@
 """An embeddings folder as stored: its files, reading it, and checking which model made it. numpy only, no torch.
 
 An embeddings folder holds ids.npy, vectors.npy (L2-normalised float32, row i belongs to ids[i]),
-image_keys.npy (a digest of each row's image bytes), meta.json, unless it is one shard of several
-index.faiss, and the embed stage's `onnx/` towers (model/onnx_runtime.py), which embed queries
-without torch. Search reads all of it before it needs any model.
+image_keys.npy (a digest of each row's image bytes), meta.json, index.faiss, and the embed stage's
+`onnx/` towers (model/onnx_runtime.py), which embed queries without torch. Search reads all of it before it needs any model.
 """
 
 from __future__ import annotations
@@ -34,6 +33,7 @@ class Embeddings:
     vectors: np.ndarray
     image_keys: np.ndarray
     meta: dict[str, Any]
+    directory: Path
 
 
 def image_key(data: bytes) -> int:
@@ -57,7 +57,7 @@ def read_embeddings(directory: str | Path) -> Embeddings:
         raise ModaclipError(
             f"{directory}: {VECTORS_FILE} has shape {vectors.shape}, expected ({len(ids)}, {meta.get('dim')})"
         )
-    return Embeddings(ids, vectors, keys, meta)
+    return Embeddings(ids, vectors, keys, meta, directory)
 
 
 def load_embeddings(directory: str | Path, model_dir: str | Path) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:

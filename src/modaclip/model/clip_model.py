@@ -38,6 +38,7 @@ from modaclip.model.saved_model import (
     is_saved_model,
     is_transformers_checkpoint,
     read_meta,
+    saved_model_config,
 )
 
 log = logging.getLogger(__name__)
@@ -191,10 +192,7 @@ def weights_digest(bundle: ClipBundle) -> str:
 def load_model(directory: str | Path, device: str = "cpu") -> ClipBundle:
     """Load a folder written by `save_model`."""
     directory = Path(directory)
-    config_path = directory / OPEN_CLIP_CONFIG
-    if not config_path.is_file() or not (directory / WEIGHTS_FILE).is_file():
-        raise ModaclipError(f"{directory}: not a saved model (needs {OPEN_CLIP_CONFIG} and {WEIGHTS_FILE})")
-    model_cfg = json.loads(config_path.read_text())["model_cfg"]
+    model_cfg = saved_model_config(directory)
     try:
         model, preprocess_train, preprocess = open_clip.create_model_and_transforms(
             f"local-dir:{directory}", device=device

@@ -14,6 +14,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from modaclip.core.errors import ModaclipError
+
 OPEN_CLIP_CONFIG = "open_clip_config.json"
 WEIGHTS_FILE = "open_clip_model.safetensors"
 META_FILE = "modaclip.json"
@@ -28,6 +30,15 @@ def is_saved_model(directory: str | Path) -> bool:
 def is_transformers_checkpoint(spec: str) -> bool:
     """`hf:org/name[@revision]`, or a folder written by transformers' `save_pretrained` (and not by modaclip)."""
     return spec.startswith(HUB_PREFIX) or (Path(spec, HF_CONFIG).is_file() and not is_saved_model(spec))
+
+
+def saved_model_config(directory: str | Path) -> dict[str, Any]:
+    """The open_clip model config of a folder written by `save_model` (its `embed_dim`, say), without loading it."""
+    directory = Path(directory)
+    config_path = directory / OPEN_CLIP_CONFIG
+    if not config_path.is_file() or not (directory / WEIGHTS_FILE).is_file():
+        raise ModaclipError(f"{directory}: not a saved model (needs {OPEN_CLIP_CONFIG} and {WEIGHTS_FILE})")
+    return json.loads(config_path.read_text())["model_cfg"]
 
 
 def weights_fingerprint(directory: str | Path) -> str:
