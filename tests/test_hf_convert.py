@@ -113,7 +113,7 @@ def test_a_converted_model_saves_and_loads_back_identically(tmp_path: Path) -> N
         np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.parametrize("source", ["modaclip-micro", "transformers"])
+@pytest.mark.parametrize("source", ["modaclip-tiny", "transformers"])
 def test_export_hf_loads_in_transformers_with_the_same_embeddings(tmp_path: Path, source: str) -> None:
     if source == "transformers":
         bundle = create_base_model("none", str(save_random_clip(tmp_path / "hf", small_clip_config("gelu"))), 0)

@@ -183,11 +183,9 @@ def _write_towers(model_dir: str | Path, fingerprint: str, directory: Path, prev
     A model the export does not cover (another tokenizer, preprocessing or graph) gets none: search
     then embeds queries with torch and says so; the vectors and index are complete either way.
     """
-    previous_towers = previous.directory / TOWERS_DIR if previous else None
-    if previous_towers and (previous_towers / TOWERS_CONFIG).is_file():
-        if read_towers_config(previous_towers).get("model_sha256") == fingerprint:
-            shutil.copytree(previous_towers, directory)
-            return "reused"
+    if previous and _towers_of(previous.directory / TOWERS_DIR) == fingerprint:
+        shutil.copytree(previous.directory / TOWERS_DIR, directory)
+        return "reused"
     directory.mkdir()
     try:
         with tqdm(total=1, desc="exporting ONNX towers", unit="model") as bar:
@@ -198,6 +196,11 @@ def _write_towers(model_dir: str | Path, fingerprint: str, directory: Path, prev
         log.warning("no ONNX towers (search will embed queries with torch): %s", err)
         return f"not exported: {err}"
     return "exported"
+
+
+def _towers_of(directory: Path) -> str | None:
+    """The weights fingerprint that a towers folder was exported from; None when there is none."""
+    return read_towers_config(directory).get("model_sha256") if (directory / TOWERS_CONFIG).is_file() else None
 
 
 def part_chunks(path: str | Path) -> Iterator[pd.DataFrame]:

@@ -2,7 +2,8 @@
 
 An embeddings folder holds ids.npy, vectors.npy (L2-normalised float32, row i belongs to ids[i]),
 image_keys.npy (a digest of each row's image bytes), meta.json, index.faiss, and the embed stage's
-`onnx/` towers (model/onnx_runtime.py), which embed queries without torch. Search reads all of it before it needs any model.
+`onnx/` towers (model/onnx_runtime.py), which embed queries without torch. Search reads all of it
+before it needs any model.
 """
 
 from __future__ import annotations
