@@ -22,6 +22,7 @@ import logging
 import os
 import re
 from dataclasses import dataclass, replace
+from datetime import datetime
 from pathlib import Path
 
 from modaclip.core.catalog_io import part_files
@@ -50,6 +51,7 @@ class SearchSource:
     kind: str  # "production", "version", "pipeline" (no production yet), "folder" or "base"
     description: str
     version: str | None = None
+    since: datetime | None = None  # production: when it became production (its newest prod tag)
 
 
 def cache_dir() -> Path:
@@ -102,7 +104,9 @@ def search_source_for(
     else:
         model_dir, kind, description = converted_model_dir(spec, cache_dir()), "transformers", f"checkpoint {spec}"
     embeddings_dir = (
-        Path(embeddings) if embeddings else cached_embeddings_dir(model_dir, catalog_dir, params.embed, cache_dir())
+        Path(embeddings)
+        if embeddings
+        else cached_embeddings_dir(model_dir, catalog_dir, params.embed, cache_dir(), towers=True)
     )
     return SearchSource(model_dir, embeddings_dir, catalog_dir, kind, description)
 
@@ -127,6 +131,7 @@ def registered_source(spec: str, root: Path = Path(".")) -> SearchSource:
         kind=kind,
         description=f"{label}{version.version} ({version.tag}, commit {version.commit[:8]})",
         version=version.version,
+        since=registry.production_since(root) if kind == PRODUCTION else None,
     )
 
 
@@ -152,23 +157,32 @@ def converted_model_dir(spec: str, cache: Path) -> Path:
     return directory
 
 
-def cached_embeddings_dir(model_dir: Path, catalog_dir: Path, params: EmbedParams, cache: Path) -> Path:
-    """Embeddings of the catalog with a model the pipeline did not embed with (`base`, a converted
-    checkpoint), and its ONNX towers: computed once per (weights, catalog content).
+def cached_embeddings_dir(
+    model_dir: Path,
+    catalog_dir: Path,
+    params: EmbedParams,
+    cache: Path,
+    reuse_from: Path | None = None,
+    towers: bool = False,
+) -> Path:
+    """Embeddings of the catalog with a model the pipeline did not embed with (the base model, a converted
+    checkpoint, or production's for the promotion gate), with its ONNX towers for search (`towers`):
+    computed once per (weights, catalog content).
 
-    An earlier folder of the same model (a smaller catalog) is handed to the embed step, so when
-    products were only added, only they are embedded.
+    An earlier folder of the same model (a smaller catalog), else `reuse_from` (that model's own
+    embeddings of another catalog), is handed to the embed step, so when products were only added,
+    only they are embedded.
     """
     model_key = weights_fingerprint(model_dir)[:KEY_CHARS]
     directory = cache / "embeddings" / f"{model_key}-{catalog_digest(catalog_dir)[:KEY_CHARS]}"
     if (directory / META_FILE).is_file():
         return directory
     earlier = sorted(directory.parent.glob(f"{model_key}-*/{META_FILE}"), key=lambda meta: meta.stat().st_mtime)
+    previous = earlier[-1].parent if earlier else reuse_from or directory
     from modaclip.embed.embedding import embed_catalog  # torch: only for models outside the pipeline
 
     log.info("embedding %s with %s once; cached in %s", catalog_dir, model_dir, directory)
-    previous = earlier[-1].parent if earlier else directory
-    embed_catalog(model_dir, catalog_dir, directory, params, previous_dir=previous, towers=True)
+    embed_catalog(model_dir, catalog_dir, directory, params, previous_dir=previous, towers=towers)
     return directory
 
 
