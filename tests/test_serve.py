@@ -363,6 +363,28 @@ def test_serve_command_binds_localhost_without_cors_by_default(
     assert len(started["engine"]) > 100
 
 
+def test_serve_command_hands_every_flag_to_the_server(
+    served_paths: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started: dict[str, Any] = {}
+    monkeypatch.setattr(
+        service,
+        "serve",
+        lambda served_engine, settings, host, port, text_threads: started.update(
+            settings=settings, host=host, port=port, text_threads=text_threads
+        ),
+    )
+    paths = [arg for role in ("model", "embeddings", "catalog") for arg in (f"--{role}", str(served_paths[role]))]
+    flags = ["--host", "0.0.0.0", "--port", "9001", "--cors-origin", "http://a.example", "--cors-origin", "http://b"]
+    flags += ["--max-upload-mb", "2.5", "--threads", "3", "--text-threads", "2", "--query-cache", "0"]
+    main(["serve", *flags, *paths])
+    settings = started["settings"]
+    assert (started["host"], started["port"], started["text_threads"]) == ("0.0.0.0", 9001, 2)
+    assert settings.cors_origins == ("http://a.example", "http://b")
+    assert settings.max_upload_bytes == int(2.5 * 2**20)
+    assert (settings.threads, settings.query_cache) == (3, 0)
+
+
 def test_a_server_bug_is_a_one_line_500(
     served_engine: CatalogSearch,
     served_images: CatalogImages,
