@@ -202,7 +202,7 @@ def test_a_failed_stage_exits_2_and_leaves_production_and_the_record_alone(
     finally:
         set_params(project, {"evaluate": {"zero_shot_sets": []}})
     assert code == 2, out + err
-    assert "pipeline failed" in err and "production is unchanged" in err
+    assert "pipeline failed: failed to reproduce 'evaluate'" in err and "production is unchanged" in err, err
     assert tags(project) == round3["tags_before"]
     assert registry.production(project) == production
     assert promotion(project) == record
