@@ -1,4 +1,7 @@
-"""caption: clean the raw catalog, caption it from attribute templates and split it by product id hash."""
+"""caption: clean the raw catalog, caption it from attribute templates and split it by product id hash.
+
+`caption.engine: ray` spreads the per-image work over a Ray cluster (params `ray`); the output is the same.
+"""
 
 import argparse
 import logging
@@ -6,7 +9,7 @@ import logging
 from modaclip.core.atomic import write_json
 from modaclip.core.config import load_params
 from modaclip.core.stage_runner import run
-from modaclip.curate.clean_and_caption import clean_and_caption
+from modaclip.curate.engines import run_caption
 
 
 def main() -> None:
@@ -16,7 +19,8 @@ def main() -> None:
     parser.add_argument("--out", default="data/clean")
     parser.add_argument("--metrics", default="metrics/clean.json")
     args = parser.parse_args()
-    summary = clean_and_caption(args.raw, args.out, load_params(args.params).caption)
+    params = load_params(args.params)
+    summary = run_caption(args.raw, args.out, params.caption, params.ray)
     write_json(args.metrics, summary)
     logging.getLogger("modaclip.caption").info(
         "kept %d of %d rows (dropped: %s); splits: %s",

@@ -1,11 +1,16 @@
-"""download: write the raw catalog named by `data.source` to data/raw (parquet parts with image bytes)."""
+"""download: write the raw catalog named by `data.source` to data/raw (parquet parts with image bytes).
+
+Source rows too malformed to read are skipped and counted in --metrics, up to data.max_bad_rows.
+"""
 
 import argparse
 import logging
 
+from modaclip.core.atomic import write_json
 from modaclip.core.catalog_io import write_parts
 from modaclip.core.config import load_params
 from modaclip.core.stage_runner import run
+from modaclip.ingest.bad_rows import BadRows
 from modaclip.ingest.sources import read_source
 
 
@@ -13,9 +18,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--out", default="data/raw")
+    parser.add_argument("--metrics", default="metrics/download.json")
     args = parser.parse_args()
     params = load_params(args.params).data
-    rows = write_parts(read_source(params), args.out)
+    skipped = BadRows(params.max_bad_rows)
+    rows = write_parts(read_source(params, skipped), args.out)
+    write_json(args.metrics, {"rows": rows, **skipped.summary()})
     logging.getLogger("modaclip.download").info("wrote %d raw rows from %r to %s", rows, params.source, args.out)
 
 

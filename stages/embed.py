@@ -1,7 +1,7 @@
 """embed: embed every clean catalog image with the fine-tuned model into data/embeddings, with its faiss index.
 
-`--shard i/n` embeds only part i of n (no index); `--merge DIR...` joins such parts into --out and
-builds the index. A plain run reuses the previous --out's vectors of unchanged products.
+A run reuses the previous --out's vectors of unchanged products. `embed.engine: ray` spreads the
+work over a Ray cluster (params `ray`); the output is the same.
 """
 
 import argparse
@@ -9,7 +9,7 @@ import logging
 
 from modaclip.core.config import load_params
 from modaclip.core.stage_runner import run
-from modaclip.embed.embedding import Shard, embed_catalog, merge_shards
+from modaclip.embed.engines import run_embed
 
 
 def main() -> None:
@@ -18,21 +18,11 @@ def main() -> None:
     parser.add_argument("--model", default="models/finetuned")
     parser.add_argument("--data", default="data/clean")
     parser.add_argument("--out", default="data/embeddings")
-    parser.add_argument("--shard", default="0/1", help="embed only part i of n of the catalog, e.g. 0/4")
-    parser.add_argument("--merge", nargs="+", metavar="DIR", help="join these shard folders (in order) into --out")
     args = parser.parse_args()
-    params = load_params(args.params).embed
-    log = logging.getLogger("modaclip.embed")
-    if args.merge:
-        meta = merge_shards(args.merge, args.out, params.index)
-    else:
-        meta = embed_catalog(args.model, args.data, args.out, params, Shard.parse(args.shard))
-    log.info(
-        "%d products (dim %d) in %s, index %s",
-        meta["count"],
-        meta["dim"],
-        args.out,
-        meta.get("index", {}).get("type", "none"),
+    params = load_params(args.params)
+    meta = run_embed(args.model, args.data, args.out, params.embed, params.ray)
+    logging.getLogger("modaclip.embed").info(
+        "%d products (dim %d) in %s, index %s", meta["count"], meta["dim"], args.out, meta["index"]["type"]
     )
 
 

@@ -1,5 +1,5 @@
 """evaluate: base vs fine-tuned model on the test split (and any zero-shot sets in params);
-metrics, a Recall@k curve and an example grid."""
+metrics, the headline figures `dvc exp show` lists, a Recall@k curve and an example grid."""
 
 import argparse
 import logging
@@ -8,6 +8,7 @@ from modaclip.core.atomic import write_json
 from modaclip.core.config import load_params
 from modaclip.core.stage_runner import run
 from modaclip.evaluate.evaluation import compare_base_and_finetuned
+from modaclip.evaluate.headline import headline_metrics, read_report
 from modaclip.search.engine import CatalogSearch
 from modaclip.search.grid import save_png_atomic
 
@@ -18,7 +19,9 @@ def main() -> None:
     parser.add_argument("--model", default="models/finetuned")
     parser.add_argument("--embeddings", default="data/embeddings")
     parser.add_argument("--data", default="data/clean")
+    parser.add_argument("--train", default="metrics/train.json", help="finetune's metrics, for the headline")
     parser.add_argument("--metrics", default="metrics/eval.json")
+    parser.add_argument("--headline", default="metrics/headline.json")
     parser.add_argument("--curve", default="metrics/recall_at_k.json")
     parser.add_argument("--examples", default="metrics/examples.png")
     args = parser.parse_args()
@@ -30,6 +33,7 @@ def main() -> None:
     save_png_atomic(search.grid(queries, search.search_text(queries, k)), args.examples)
     write_json(args.curve, curve)
     write_json(args.metrics, report)
+    write_json(args.headline, headline_metrics({"train": read_report(args.train), "eval": report}))
     t2i = report["finetuned"]["text_to_image"]
     log = logging.getLogger("modaclip.evaluate")
     log.info("fine-tuned text->image: %s (base: %s)", t2i, report["base"]["text_to_image"])

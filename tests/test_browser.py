@@ -18,7 +18,7 @@ import pytest
 import uvicorn
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from modaclip.registry.versions import SearchSource
+from modaclip.registry.model_choice import SearchSource
 from modaclip.search.engine import CatalogSearch
 from modaclip.serve.app import ServiceSettings, create_app
 from modaclip.serve.catalog_images import CatalogImages

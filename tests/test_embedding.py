@@ -6,9 +6,8 @@ import pytest
 from conftest import TEST_ARCH
 
 from modaclip.core.catalog_io import read_catalog, write_parts
-from modaclip.core.config import EmbedParams, IndexParams
-from modaclip.core.errors import ModaclipError
-from modaclip.embed.embedding import INDEX_FILE, Shard, embed_catalog, merge_shards, read_embeddings
+from modaclip.core.config import EmbedParams
+from modaclip.embed.embedding import INDEX_FILE, PreviousRows, embed_catalog, read_embeddings
 from modaclip.model.clip_model import create_base_model, save_model
 
 PARAMS = EmbedParams(batch_size=32)
@@ -32,24 +31,6 @@ def test_single_run_writes_an_index_over_every_product(full_run: Path, clean_dir
     embeddings = read_embeddings(full_run)
     assert embeddings.ids.tolist() == read_catalog(clean_dir, columns=["id"])["id"].tolist()
     assert (full_run / INDEX_FILE).is_file() and embeddings.meta["index"]["type"] == "flat"
-
-
-def test_two_shards_merged_equal_a_single_run(model_dir: Path, clean_dir: Path, full_run: Path, tmp_path: Path) -> None:
-    parts = [tmp_path / f"part{i}" for i in range(2)]
-    for i, part in enumerate(parts):
-        meta = embed_catalog(model_dir, clean_dir, part, PARAMS, Shard(i, 2))
-        assert "index" not in meta and not (part / INDEX_FILE).exists()
-    merge_shards(parts, tmp_path / "merged", IndexParams())
-    merged, single = read_embeddings(tmp_path / "merged"), read_embeddings(full_run)
-    np.testing.assert_array_equal(merged.ids, single.ids)
-    np.testing.assert_allclose(merged.vectors, single.vectors, atol=1e-5)
-    assert (tmp_path / "merged" / INDEX_FILE).is_file()
-
-
-def test_merge_refuses_missing_or_reordered_shards(model_dir: Path, clean_dir: Path, tmp_path: Path) -> None:
-    embed_catalog(model_dir, clean_dir, tmp_path / "p1", PARAMS, Shard(1, 2))
-    with pytest.raises(ModaclipError, match=r"expected shards \['0/1'\]"):
-        merge_shards([tmp_path / "p1"], tmp_path / "merged", IndexParams())
 
 
 def test_only_new_or_changed_products_are_embedded(
@@ -78,12 +59,9 @@ def test_embeddings_of_another_model_are_not_reused(clean_dir: Path, full_run: P
     )
 
 
-@pytest.mark.parametrize("text", ["2/2", "a/b", "1", "-1/2"])
-def test_bad_shard_spec(text: str) -> None:
-    with pytest.raises(ModaclipError, match="--shard"):
-        Shard.parse(text)
-
-
-def test_shards_cover_every_row_once() -> None:
-    rows = [list(Shard(i, 3).rows(10)) for i in range(3)]
-    assert [row for shard in rows for row in shard] == list(range(10))
+def test_previous_rows_are_found_by_id_and_image_together() -> None:
+    previous = PreviousRows(np.array([7, 3, 5]), np.array([70, 30, 50]))
+    found = previous.find(np.array([3, 5, 9, 7]), np.array([30, 51, 90, 70]))
+    assert found.tolist() == [1, -1, -1, 0]  # 5's image changed, 9 is new
+    empty = PreviousRows(np.array([], np.int64), np.array([], np.int64))
+    assert empty.find(np.array([1]), np.array([1])).tolist() == [-1]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -131,20 +134,33 @@ def test_search_command_prints_ranked_products(project: Path, first_run: str) ->
     assert (project / "grid.png").is_file()
 
 
-def test_exp_run_lists_metrics(project: Path, first_run: str) -> None:
+def test_exp_run_lists_headline_metrics_and_keeps_details_diffable(project: Path, first_run: str) -> None:
     sh(project, "git", "add", "-A")
     sh(project, "git", "commit", "-qm", "baseline")
-    sh(project, "dvc", "exp", "run", "-S", "train.epochs=2")
-    shown = json.loads(
-        subprocess.run(["dvc", "exp", "show", "--json"], cwd=project, capture_output=True, text=True, check=True).stdout
-    )
+    sh(project, "dvc", "exp", "run", "-n", "two-epochs", "-S", "train.epochs=2")
+    shown = json.loads(sh(project, "dvc", "exp", "show", "--json"))
     experiments = [exp for commit in shown for exp in (commit.get("experiments") or [])]
     assert experiments, "dvc exp show lists no experiment"
     revs = [rev for exp in experiments for rev in exp["revs"]]
-    params = [rev["data"]["params"]["params.yaml"]["data"]["train"]["epochs"] for rev in revs]
-    metrics = [rev["data"]["metrics"]["metrics/train.json"]["data"] for rev in revs]
-    assert 2 in params
-    assert any(m["epochs"] == 2 for m in metrics)
+    assert [rev["data"]["params"]["params.yaml"]["data"]["train"]["epochs"] for rev in revs] == [2]
+    assert [set(rev["data"]["metrics"]) for rev in revs] == [{"metrics/headline.json"}]
+    changed = next(csv.reader(io.StringIO(sh(project, "dvc", "exp", "show", "--only-changed", "--csv"))))
+    figures = [c for c in changed if c not in {"Experiment", "rev", "typ", "Created", "parent"} and "/" not in c]
+    assert "train.epochs" in figures and "recall@10" in figures
+    table = subprocess.run(  # the data-hash columns (names with a '/') dropped, as docs/experiments.md shows
+        ["dvc", "exp", "show", "--only-changed", "--drop", ".*/", "--no-pager"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "COLUMNS": "160"},
+    ).stdout
+    header = table.splitlines()[1].split()
+    assert set(figures) <= set(header) and "…" not in table and max(map(len, table.splitlines())) <= 160, table
+    diff = json.loads(
+        sh(project, "dvc", "metrics", "diff", "HEAD", "two-epochs", "--targets", "metrics/train.json", "--json")
+    )
+    assert diff["metrics/train.json"]["epochs"] == {"old": 1, "new": 2, "diff": 1}
 
 
 def test_bad_param_stops_the_stage_naming_the_key(project: Path, first_run: str) -> None:

@@ -12,6 +12,7 @@ import pytest
 
 from modaclip.core.errors import ModaclipError
 from modaclip.registry import versions as registry
+from modaclip.registry.model_choice import search_source_for
 from modaclip.registry.retrain import check_only_run_records_changed
 
 
@@ -40,19 +41,20 @@ def repo(tmp_path: Path) -> Path:
 def test_empty_registry_has_no_production_and_search_uses_the_workspace(repo: Path) -> None:
     assert registry.production(repo) is None and registry.versions(repo) == []
     assert registry.next_version(repo) == "v1.0.0"
-    assert registry.search_inputs("production", repo) == {
-        "model": Path("models/finetuned"),
-        "embeddings": Path("data/embeddings"),
-        "catalog": Path("data/clean"),
-    }
-    assert registry.search_inputs("elsewhere/model", repo)["model"] == Path("elsewhere/model")
+    workspace = search_source_for("production", root=repo)
+    assert (workspace.model, workspace.embeddings, workspace.catalog) == (
+        Path("models/finetuned"),
+        Path("data/embeddings"),
+        Path("data/clean"),
+    )
+    assert search_source_for("elsewhere/model", root=repo).model == Path("elsewhere/model")
 
 
 def test_search_source_says_what_is_served(repo: Path) -> None:
-    pipeline = registry.search_source("production", repo)
+    pipeline = search_source_for("production", root=repo)
     assert (pipeline.kind, pipeline.version, pipeline.model) == ("pipeline", None, Path("models/finetuned"))
     assert "no production version yet" in pipeline.description
-    folder = registry.search_source("elsewhere/model", repo)
+    folder = search_source_for("elsewhere/model", root=repo)
     assert (folder.kind, folder.description, folder.embeddings) == (
         "folder",
         "model folder elsewhere/model",
@@ -68,10 +70,10 @@ def test_search_source_names_the_production_version(repo: Path, monkeypatch: pyt
         "materialise",
         lambda root, version: {role: Path("restored") / role for role in ("model", "embeddings", "catalog")},
     )
-    source = registry.search_source("production", repo)
+    source = search_source_for("production", root=repo)
     assert (source.kind, source.version, source.model) == ("production", "v1.0.0", Path("restored/model"))
     assert source.description == f"production v1.0.0 (modaclip-model@v1.0.0, commit {head[:8]})"
-    assert registry.search_source("v1", repo).description.startswith("v1.0.0 (")
+    assert search_source_for("v1", root=repo).description.startswith("v1.0.0 (")
 
 
 def test_promotions_move_prod_and_versions_count_up(repo: Path) -> None:

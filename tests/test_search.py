@@ -71,7 +71,9 @@ def test_cli_search_json(engine_paths: dict[str, Path], capsys: pytest.CaptureFi
     payload = json.loads(capsys.readouterr().out)
     assert [entry["query"] for entry in payload] == ["blue jeans", "white shoes"]
     assert all(
-        len(entry["results"]) == 2 and {"id", "score", "name", "articleType"} <= set(entry["results"][0])
+        len(entry["results"]) == 2
+        and {"id", "score", "name", "attributes"} == set(entry["results"][0])
+        and entry["results"][0]["attributes"]["articleType"]
         for entry in payload
     )
 
@@ -245,7 +247,9 @@ def test_cli_batch_queries_from_a_file_with_filter(
     )
     payload = json.loads(capsys.readouterr().out)
     assert [entry["query"] for entry in payload] == ["blue jeans", "red dress", "black shoes"]
-    assert all(len(e["results"]) == 3 and all(r["gender"] == "Women" for r in e["results"]) for e in payload)
+    assert all(
+        len(e["results"]) == 3 and all(r["attributes"]["gender"] == "Women" for r in e["results"]) for e in payload
+    )
 
 
 def test_cli_similar_json_and_grid(

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from modaclip.cli import main
-from modaclip.registry.versions import SearchSource
+from modaclip.registry.model_choice import SearchSource
 from modaclip.search.engine import CatalogSearch
 from modaclip.serve import app as service
 from modaclip.serve.app import MAX_DEPTH, ServiceSettings, catalog_facets, create_app

@@ -16,6 +16,7 @@ from modaclip.core.config import CaptionParams, DataParams, parse_params
 from modaclip.core.errors import ModaclipError
 from modaclip.core.schema import IMAGE_ERROR_COLUMN
 from modaclip.curate.clean_and_caption import clean_and_caption
+from modaclip.ingest.bad_rows import BadRows
 from modaclip.ingest.kaggle import read_styles
 from modaclip.ingest.rows import RAW_COLUMNS
 from modaclip.ingest.sources import read_source
@@ -97,7 +98,7 @@ def test_read_styles_pads_short_rows(tmp_path: Path) -> None:
     path = tmp_path / "styles.csv"
     path.write_text("id,gender,articleType,productDisplayName\n1,Men\n2,Women,Tops,A, B, C\n")
 
-    styles = read_styles(path)
+    styles = read_styles(path, BadRows(0.0))
 
     assert styles.to_dict("records") == [
         {"id": "1", "gender": "Men", "articleType": None, "productDisplayName": None},
@@ -105,11 +106,44 @@ def test_read_styles_pads_short_rows(tmp_path: Path) -> None:
     ]
 
 
-def test_overflowing_row_without_a_free_text_last_column_is_named(tmp_path: Path) -> None:
-    (tmp_path / "styles.csv").write_text("id,articleType,usage\n1,Tops,Casual\n2,Tops,Casual,extra\n")
+def styles_without_display_names(directory: Path, count: int, malformed: dict[int, str]) -> Path:
+    """A 9-column styles.csv (no free-text last column) of `count` products, some lines replaced; 3 images."""
+    rows = synthetic_rows(count)
+    columns = STYLES_HEADER.split(",")[:-1]
+    lines = [",".join(columns)] + [",".join(str(row[c]) for c in columns) for row in rows.to_dict("records")]
+    for position, line in malformed.items():
+        lines[position + 1] = line
+    (directory / "styles.csv").write_text("\n".join(lines) + "\n")
+    (directory / "images").mkdir()
+    for row in rows.iloc[:3].to_dict("records"):
+        (directory / "images" / f"{row['id']}.jpg").write_bytes(row["image"])
+    return directory
 
-    with pytest.raises(ModaclipError, match=r"styles.csv: line 3 has 4 fields"):
-        read_styles(tmp_path / "styles.csv")
+
+TWELVE_FIELDS = "9001,Men,Apparel,Topwear,Tshirts,Navy Blue,Summer,2012,Casual,extra,fields,here"
+
+
+def test_a_few_malformed_styles_lines_are_skipped_and_counted(tmp_path: Path) -> None:
+    styles_without_display_names(tmp_path, 200, {10: TWELVE_FIELDS, 50: "n/a,Men,Apparel,Topwear,Tshirts"})
+    skipped = BadRows(max_share=0.01)
+
+    raw = pd.concat(list(read_source(DataParams(source=f"dir:{tmp_path}"), skipped)))
+
+    assert len(raw) == 198 and 9001 not in set(raw["id"])
+    assert skipped.summary() == {"rows_skipped": 2, "skipped": {"bad_id": 1, "too_many_fields": 1}}
+
+
+def test_malformed_lines_past_max_bad_rows_stop_download_naming_the_first(tmp_path: Path) -> None:
+    (tmp_path / "catalog").mkdir()
+    styles_without_display_names(tmp_path / "catalog", 20, {3: TWELVE_FIELDS, 7: TWELVE_FIELDS})
+    named = (
+        r"styles.csv: 2 of 20 rows are malformed \(10.00%, more than data.max_bad_rows 1.00%\): "
+        r"line 5: 12 fields under 9 columns \(too_many_fields\), line 9"
+    )
+
+    with pytest.raises(ModaclipError, match=named):
+        write_parts(read_source(DataParams(source=f"dir:{tmp_path / 'catalog'}")), tmp_path / "raw")
+    assert not (tmp_path / "raw").exists()
 
 
 def test_styles_without_needed_columns_is_named(tmp_path: Path) -> None:
@@ -320,6 +354,15 @@ def test_synthetic_limit_is_reproducible() -> None:
     assert first["id"].tolist() == again["id"].tolist()
 
 
+def test_synthetic_catalog_comes_in_chunks_of_chunk_rows() -> None:
+    """Parts of data.chunk_rows rows, like every other source's, so the Ray engines have parts to spread."""
+    chunks = list(read_source(DataParams(num_items=25, chunk_rows=10, image_size=32)))
+
+    assert [len(chunk) for chunk in chunks] == [10, 10, 5]
+    whole = generate_catalog(25, seed=0, image_size=32, defect_rate=DataParams().defect_rate)
+    assert pd.concat(chunks)["id"].tolist() == whole["id"].tolist()
+
+
 # ---------------------------------------------------------------- Hugging Face layout
 def write_hf_layout(root: Path, rows: pd.DataFrame, ceyda_style: bool) -> Path:
     """A dataset as the Hub serves it: data/train-*.parquet with the Image feature in its schema.
@@ -411,6 +454,7 @@ def test_real_kaggle_copy_reads_fifty_rows() -> None:
         ({"data": {"columns": ["id"]}}, "data.columns"),
         ({"data": {"chunk_rows": 0}}, "data.chunk_rows"),
         ({"data": {"fetch_timeout_s": 0}}, "data.fetch_timeout_s"),
+        ({"data": {"max_bad_rows": 1.5}}, "data.max_bad_rows"),
         ({"caption": {"image_size": 16}}, "caption.image_size"),
     ],
 )

@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from modaclip.core.errors import ModaclipError
-from modaclip.curate.splits import SPLITS, assign_splits, split_of
+from modaclip.curate.splits import SPLITS, assign_splits
 
 
 def test_split_follows_the_documented_hash() -> None:
@@ -12,7 +12,7 @@ def test_split_follows_the_documented_hash() -> None:
     unit = int.from_bytes(digest[:8], "big") / 2**64
     expected = "test" if unit < 0.1 else "val" if unit < 0.2 else "train"
 
-    assert split_of(15970, val_fraction=0.1, test_fraction=0.1) == expected
+    assert assign_splits(pd.Series([15970]), val_fraction=0.1, test_fraction=0.1)[0] == expected
 
 
 def test_old_ids_keep_their_split_when_more_are_added() -> None:
@@ -54,13 +54,6 @@ def test_int_and_str_ids_agree() -> None:
     as_str = assign_splits(pd.Series([str(i) for i in range(2000)]), 0.2, 0.2)
 
     assert as_int.tolist() == as_str.tolist()
-    assert split_of(123, 0.2, 0.2) == split_of("123", 0.2, 0.2)
-
-
-def test_scalar_and_vectorised_agree() -> None:
-    ids = pd.Series(range(3000))
-
-    assert assign_splits(ids, 0.15, 0.05).tolist() == [split_of(i, 0.15, 0.05) for i in ids]
 
 
 def test_result_is_indexed_like_ids() -> None:
@@ -93,5 +86,3 @@ def test_missing_id_is_rejected() -> None:
 def test_bad_fractions_are_rejected(val_fraction: float, test_fraction: float, named: str) -> None:
     with pytest.raises(ModaclipError, match=named):
         assign_splits(pd.Series([1, 2]), val_fraction, test_fraction)
-    with pytest.raises(ModaclipError, match=named):
-        split_of(1, val_fraction, test_fraction)

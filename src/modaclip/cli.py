@@ -11,20 +11,14 @@ from pathlib import Path
 
 from modaclip.core.atomic import atomic_file
 from modaclip.core.errors import ModaclipError
+from modaclip.core.paths import CATALOG_DIR, EMBEDDINGS_DIR, EVAL_METRICS, MODEL_DIR
 from modaclip.core.stage_runner import run
 from modaclip.evaluate.markdown_report import markdown_report, read_eval_json
 from modaclip.model.clip_model import load_model
-from modaclip.model.zero_shot import DEFAULT_TEMPLATES, classify_image
+from modaclip.model.zero_shot import DEFAULT_TEMPLATES, classification_json, classify_image
 from modaclip.registry.model_choice import model_folder, search_source_for
 from modaclip.registry.retrain import EXIT_KEPT, retrain
-from modaclip.search.engine import (
-    DEFAULT_CATALOG_DIR,
-    DEFAULT_EMBEDDINGS_DIR,
-    DEFAULT_MODEL_DIR,
-    CatalogSearch,
-    SearchHit,
-    read_image_file,
-)
+from modaclip.search.engine import CatalogSearch, SearchHit, read_image_file
 from modaclip.search.filters import parse_filters
 from modaclip.search.grid import GridCell, retrieval_grid, save_png_atomic
 
@@ -37,6 +31,19 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add_command in (
+        add_search_command,
+        add_eval_report_command,
+        add_retrain_command,
+        add_similar_command,
+        add_classify_command,
+        add_serve_command,
+    ):
+        add_command(commands)
+    return parser
+
+
+def add_search_command(commands: argparse._SubParsersAction) -> None:
     search = commands.add_parser(
         "search",
         help="text-to-image search: rank catalog products for one or more text queries",
@@ -52,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_output_arguments(search)
     add_engine_arguments(search)
     search.set_defaults(handler=search_command)
+
+
+def add_eval_report_command(commands: argparse._SubParsersAction) -> None:
     report = commands.add_parser(
         "eval-report",
         help="metrics/eval.json as a Markdown table beside published FashionCLIP 2.0 and Marqo-FashionCLIP figures",
@@ -60,10 +70,13 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     report.add_argument(
-        "--metrics", default="metrics/eval.json", help="eval.json written by `evaluate` (default %(default)s)"
+        "--metrics", default=str(EVAL_METRICS), help="eval.json written by `evaluate` (default %(default)s)"
     )
     report.add_argument("--out", metavar="MD", help="write the Markdown to this file instead of printing it")
     report.set_defaults(handler=eval_report_command)
+
+
+def add_retrain_command(commands: argparse._SubParsersAction) -> None:
     retrain_parser = commands.add_parser(
         "retrain",
         help="rerun the pipeline and promote the new model only if it beats production (for cron / CI)",
@@ -76,10 +89,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     retrain_parser.add_argument("--repo", default=".", help="project root (default: current directory)")
     retrain_parser.set_defaults(handler=retrain_command)
-    add_similar_command(commands)
-    add_classify_command(commands)
-    add_serve_command(commands)
-    return parser
 
 
 def add_model_argument(parser: argparse.ArgumentParser) -> None:
@@ -87,7 +96,7 @@ def add_model_argument(parser: argparse.ArgumentParser) -> None:
         "--model",
         default="production",
         help=(
-            f"production (the registry's prod version, {DEFAULT_MODEL_DIR} until one is promoted), "
+            f"production (the registry's prod version, {MODEL_DIR} until one is promoted), "
             "a version such as v2, "
             "base (the untuned model of params.yaml; its catalog embeddings are computed once and cached), "
             "or a saved model folder"
@@ -99,9 +108,9 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_argument(parser)
     parser.add_argument(
         "--embeddings",
-        help=f"catalog embeddings made with that model (default: the version's, else {DEFAULT_EMBEDDINGS_DIR})",
+        help=f"catalog embeddings made with that model (default: the version's, else {EMBEDDINGS_DIR})",
     )
-    parser.add_argument("--catalog", help=f"clean catalog folder (default: the version's, else {DEFAULT_CATALOG_DIR})")
+    parser.add_argument("--catalog", help=f"clean catalog folder (default: the version's, else {CATALOG_DIR})")
 
 
 def open_engine(args: argparse.Namespace) -> CatalogSearch:
@@ -306,11 +315,7 @@ def classify_command(args: argparse.Namespace) -> None:
         load_model(model_folder(args.model)), image, args.labels, args.template or DEFAULT_TEMPLATES
     )[: args.k]
     if args.json:
-        payload = {
-            "image": args.image,
-            "labels": [{"label": label, "score": round(s, 6), "probability": round(p, 6)} for label, s, p in ranked],
-        }
-        json.dump(payload, sys.stdout, indent=2)
+        json.dump({"image": args.image, **classification_json(ranked)}, sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
         print(f"{'rank':>4}  {'prob':>6}  {'score':>6}  label")

@@ -32,6 +32,11 @@ def part_files(directory: str | Path) -> list[Path]:
     return files
 
 
+def count_rows(directory: str | Path) -> int:
+    """Rows in a catalog folder, from the parts' footers (no data read)."""
+    return sum(pq.read_metadata(path).num_rows for path in part_files(directory))
+
+
 def iter_chunks(directory: str | Path, columns: Sequence[str] | None = None) -> Iterator[pd.DataFrame]:
     """Yield the catalog one part at a time, so memory holds one part, not the whole catalog."""
     for path in part_files(directory):

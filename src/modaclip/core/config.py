@@ -6,15 +6,17 @@ stops the stage at once with a message that names the key, instead of a KeyError
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from ruamel.yaml import YAML, YAMLError
 
 from modaclip.core.errors import ModaclipError
 
 DEFAULT_PARAMS_PATH = Path("params.yaml")
+_HOST_PORT = re.compile(r"[\w.-]+:\d{1,5}")
 
 
 class Section(BaseModel):
@@ -33,15 +35,18 @@ class DataParams(Section):
     columns: dict[str, str] = {}
     chunk_rows: int = Field(500, ge=1)
     fetch_timeout_s: float = Field(10.0, gt=0.0)
+    max_bad_rows: float = Field(0.01, ge=0.0, le=1.0)
 
 
 class CaptionParams(Section):
+    engine: str = "local"  # a key of curate.engines.CAPTION_ENGINES, checked by run_caption before any work
     required_attributes: list[str] = ["gender", "articleType", "baseColour"]
     min_image_side: int = Field(32, ge=1)
     templates: list[str] = Field(
         default_factory=lambda: [
             "a photo of a {gender} {baseColour} {articleType}",
             "{productDisplayName}",
+            "{baseColour} {articleType} for {gender}",
         ],
         min_length=1,
     )
@@ -63,7 +68,7 @@ class ModelParams(Section):
 
 
 class TrainParams(Section):
-    epochs: int = Field(30, ge=1)
+    epochs: int = Field(10, ge=1)
     batch_size: int = Field(128, ge=2)
     lr: float = Field(1e-3, gt=0.0)
     weight_decay: float = Field(0.1, ge=0.0)
@@ -72,8 +77,8 @@ class TrainParams(Section):
     seed: int = 0
     num_workers: int = Field(0, ge=0)
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    loss: Literal["clip", "multipos", "siglip"] = "clip"
-    schedule: Literal["warmup_cosine", "constant"] = "warmup_cosine"
+    loss: str = "clip"  # a key of train.losses.LOSSES, checked by create_loss when the finetune stage starts
+    schedule: str = "warmup_cosine"  # a key of train.schedules.SCHEDULES, checked likewise by create_schedule
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     accum_steps: int = Field(1, ge=1)
     grad_checkpointing: bool = False
@@ -94,7 +99,7 @@ class TrainParams(Section):
 
 
 class IndexParams(Section):
-    type: Literal["auto", "flat", "hnsw", "ivfflat", "ivfpq"] = "auto"
+    type: str = "auto"  # auto or a key of embed.index.INDEX_BUILDERS, checked by check_index_type before embedding
     exact_below: int = Field(50000, ge=0)
     hnsw_m: int = Field(32, ge=2)
     hnsw_ef_construction: int = Field(80, ge=1)
@@ -107,9 +112,28 @@ class IndexParams(Section):
 
 
 class EmbedParams(Section):
+    engine: str = "local"  # a key of embed.engines.EMBED_ENGINES, checked by run_embed before any work
     batch_size: int = Field(256, ge=1)
     num_workers: int = Field(0, ge=0)
+    actors: int = Field(0, ge=0)
+    gpus_per_actor: float = Field(1.0, gt=0.0)
     index: IndexParams = IndexParams()
+
+
+class RayParams(Section):
+    """Where the `ray` engines run: `local` starts a Ray instance on this machine, `auto` joins the cluster
+    this machine is part of, `ray://host:port` (Ray Client) or `host:port` (a head node's GCS) a remote one."""
+
+    address: str = "local"
+    num_cpus: int = Field(0, ge=0)
+    object_store_mb: int = Field(0, ge=0)
+
+    @field_validator("address")
+    @classmethod
+    def _known_address_form(cls, address: str) -> str:
+        if address in ("local", "auto") or _HOST_PORT.fullmatch(address.removeprefix("ray://")):
+            return address
+        raise ValueError(f"expected local, auto, ray://host:port or host:port, got {address!r}")
 
 
 class EvaluateParams(Section):
@@ -118,7 +142,14 @@ class EvaluateParams(Section):
     zero_shot_fields: list[str] = ["articleType", "baseColour"]
     zero_shot_templates: list[str] = Field(default_factory=lambda: ["a photo of a {label}"], min_length=1)
     grid_queries: list[str] = Field(
-        default_factory=lambda: ["red striped dress", "black casual shoes", "blue jeans"], min_length=1
+        default_factory=lambda: [
+            "red striped dress",
+            "black casual shoes",
+            "blue jeans",
+            "white sneakers",
+            "brown leather belt",
+        ],
+        min_length=1,
     )
     grid_k: int = Field(8, ge=1)
     zero_shot_sets: list[str] = []
@@ -149,6 +180,7 @@ class Params(Section):
     embed: EmbedParams = EmbedParams()
     evaluate: EvaluateParams = EvaluateParams()
     promote: PromoteParams = PromoteParams()
+    ray: RayParams = RayParams()
 
 
 def parse_params(raw: object, source: str = "params.yaml") -> Params:

@@ -1,4 +1,11 @@
-"""The clean-and-caption step: raw catalog parts in, clean captioned and split parts out."""
+"""The clean-and-caption step: raw catalog parts in, clean captioned and split parts out.
+
+Per raw part, `assess_part` does the per-image work (decode, check, convert, resize), Arrow table in
+and out, with no state; a `Curator` then takes the assessed parts in catalog order to drop
+duplicates, caption and split. This module's `clean_and_caption` (the `local` engine) runs both in
+this process, part after part; the `ray` engine (curate/ray_engine.py) runs `assess_part` as Ray
+tasks and the Curator on the driver, and so writes the same parts.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from modaclip.core.catalog_io import iter_chunks, write_parts
+from modaclip.core.catalog_io import count_rows, part_files, write_parts
 from modaclip.core.config import CaptionParams
 from modaclip.core.errors import ModaclipError
 from modaclip.core.schema import CATALOG_COLUMNS
@@ -18,18 +27,27 @@ from modaclip.curate.cleaning import CatalogCleaner
 from modaclip.curate.splits import SPLITS, assign_splits
 
 
+def catalog_cleaner(params: CaptionParams) -> CatalogCleaner:
+    return CatalogCleaner(params.required_attributes, params.min_image_side, params.image_size)
+
+
+def assess_part(raw: pa.Table, params: CaptionParams) -> pa.Table:
+    """Every row of a raw part (or any block of raw rows), judged on its own: the work engines spread."""
+    return pa.Table.from_pandas(catalog_cleaner(params).assess(raw.to_pandas()), preserve_index=False)
+
+
 class Curator:
-    """Cleans, captions and splits chunk by chunk, and counts what it did for metrics/clean.json."""
+    """Cleans, captions and splits assessed parts in catalog order, and counts what it did for metrics/clean.json."""
 
     def __init__(self, params: CaptionParams) -> None:
         validate_templates(params.templates, CATALOG_COLUMNS)
         self.params = params
-        self.cleaner = CatalogCleaner(params.required_attributes, params.min_image_side, params.image_size)
+        self.cleaner = catalog_cleaner(params)
         self.no_caption = 0
         self.split_counts = dict.fromkeys(SPLITS, 0)
 
-    def process(self, chunk: pd.DataFrame) -> pd.DataFrame:
-        kept = self.cleaner.clean(chunk)
+    def process(self, assessed: pa.Table) -> pd.DataFrame:
+        kept = self.cleaner.admit(assessed.to_pandas())
         kept["captions"] = caption_column(kept, self.params.templates)
         has_caption = kept["captions"].map(len) > 0
         self.no_caption += int((~has_caption).sum())
@@ -40,12 +58,12 @@ class Curator:
             self.split_counts[split] += int(count)
         return kept
 
-    def process_all(self, chunks: Iterable[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        """Yield processed chunks; raising after the last one keeps an empty catalog from being written."""
-        with tqdm(desc="caption", unit="rows") as progress:
-            for chunk in chunks:
-                yield self.process(chunk)
-                progress.update(len(chunk))
+    def process_all(self, assessed_parts: Iterable[pa.Table], total_rows: int) -> Iterator[pd.DataFrame]:
+        """Yield processed parts; raising after the last one keeps an empty catalog from being written."""
+        with tqdm(total=total_rows, desc="caption", unit="rows") as progress:
+            for assessed in assessed_parts:
+                yield self.process(assessed)
+                progress.update(len(assessed))
         summary = self.summary()
         if summary["rows_kept"] == 0:
             reasons = ", ".join(f"{reason}: {n}" for reason, n in summary["dropped"].items() if n)
@@ -75,7 +93,8 @@ class Curator:
 
 
 def clean_and_caption(raw_dir: str | Path, out_dir: str | Path, params: CaptionParams) -> dict[str, Any]:
-    """Write the clean catalog to `out_dir` and return the counts for metrics/clean.json."""
+    """Write the clean catalog to `out_dir`, one part per raw part, and return the counts for metrics/clean.json."""
     curator = Curator(params)
-    write_parts(curator.process_all(iter_chunks(raw_dir)), out_dir)
+    assessed = (assess_part(pq.read_table(path), params) for path in part_files(raw_dir))
+    write_parts(curator.process_all(assessed, count_rows(raw_dir)), out_dir)
     return curator.summary()

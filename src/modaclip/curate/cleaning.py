@@ -1,8 +1,12 @@
 """Drop catalog rows that cannot train a model, and normalise the text and images of the rest.
 
-Catalogs may be larger than memory, so `CatalogCleaner` is fed one chunk at a time and keeps
-what must outlive a chunk: the counts for the summary and the hashes of kept images, so an
-image repeated in a later chunk is still caught as a duplicate.
+Catalogs may be larger than memory, so `CatalogCleaner` is fed one chunk at a time, in two steps.
+`assess` judges each row on its own (attributes, then decode, check and resize its image): the
+costly per-image work, with no state, so chunks can be assessed in parallel (the Ray engine does).
+`admit` then takes assessed chunks in catalog order and keeps what must outlive a chunk: the counts
+for the summary and the hashes of kept images, so an image repeated in a later chunk is still
+caught as a duplicate. Identical bytes always get the same verdict, so a row is a duplicate exactly
+when an earlier row kept the same image, however the chunks were assessed.
 """
 
 import hashlib
@@ -30,12 +34,19 @@ DROP_REASONS: tuple[str, ...] = (
 DISPLAY_NAME_COLUMN = "productDisplayName"
 
 
-class ImageFacts(NamedTuple):
-    """What the cleaner learns about a kept image and adds to its row."""
+VERDICT_COLUMN = "image_verdict"  # in assessed chunks: "" for a row whose image passed, else why it is dropped
+MODE_COLUMN = "image_mode"  # in assessed chunks: the mode a passing image came in (e.g. "CMYK")
 
-    width: int
-    height: int
-    sha1: str
+
+class Judgement(NamedTuple):
+    """What `CatalogCleaner.assess` found about one row; the image fields stay empty unless it passed."""
+
+    verdict: str  # "" when the row passed, else its drop reason
+    width: int = 0
+    height: int = 0
+    sha1: str = ""
+    mode: str = ""
+    stored: bytes | None = None  # the image bytes to keep
 
 
 def clean_text(value: object) -> str | None:
@@ -101,37 +112,63 @@ class CatalogCleaner:
 
     @property
     def rows_kept(self) -> int:
-        """Rows returned by `clean` so far, over all chunks."""
+        """Rows returned by `clean` or `admit` so far, over all chunks."""
         return self.rows_in - sum(self.dropped.values())
 
     def clean(self, chunk: pd.DataFrame) -> pd.DataFrame:
         """The chunk's kept rows, normalised, with image_width, image_height and image_sha1 added.
 
-        Call once per chunk: duplicates are judged against every row kept so far.
+        Call once per chunk, in catalog order: duplicates are judged against every row kept so far.
+        """
+        return self.admit(self.assess(chunk))
+
+    def assess(self, chunk: pd.DataFrame) -> pd.DataFrame:
+        """Every row of the chunk, normalised and judged on its own; changes no state.
+
+        Each row gets VERDICT_COLUMN, the image facts (zero and empty where its image failed or was
+        never read) and MODE_COLUMN; `image` holds the bytes to store, or None. Duplicates are left
+        to `admit`; bytes repeated within the chunk are decoded once.
         """
         self._check_columns(chunk)
         frame = normalise_text_columns(chunk)
-        blank = frame[list(self.required)].map(is_blank)
+        missing = frame[list(self.required)].map(is_blank).any(axis=1)
+        seen: dict[str, Judgement] = {}
+        judgements = [
+            Judgement("missing_attribute") if row_missing else Judgement(error) if error else self._judge(data, seen)
+            for row_missing, error, data in zip(missing, _source_errors(frame), frame["image"])
+        ]
+        frame = frame.drop(columns=[IMAGE_ERROR_COLUMN], errors="ignore")
+        index = frame.index
+        frame["image"] = pd.Series([j.stored for j in judgements], index=index, dtype=object)
+        frame["image_width"] = pd.Series([j.width for j in judgements], index=index, dtype="int64")
+        frame["image_height"] = pd.Series([j.height for j in judgements], index=index, dtype="int64")
+        frame["image_sha1"] = pd.Series([j.sha1 for j in judgements], index=index, dtype=str)
+        frame[VERDICT_COLUMN] = pd.Series([j.verdict for j in judgements], index=index, dtype=str)
+        frame[MODE_COLUMN] = pd.Series([j.mode for j in judgements], index=index, dtype=str)
+        return frame
+
+    def admit(self, assessed: pd.DataFrame) -> pd.DataFrame:
+        """The kept rows of an assessed chunk, counting the others; call with chunks in catalog order.
+
+        A row that passed is a duplicate_image when an earlier row kept the same image.
+        """
+        blank = assessed[list(self.required)].map(is_blank)
         for column in self.required:
             self.filled[column] += int((~blank[column]).sum())
-        missing = blank.any(axis=1)
-        source_errors = _source_errors(frame)
         positions: list[int] = []
-        facts: list[ImageFacts] = []
-        images: list[object] = []
-        for position, (row_missing, error, data) in enumerate(zip(missing, source_errors, frame["image"])):
-            verdict = "missing_attribute" if row_missing else error or self._admit(data)
-            if isinstance(verdict, str):
+        judged = zip(assessed[VERDICT_COLUMN], assessed["image_sha1"], assessed[MODE_COLUMN])
+        for position, (verdict, sha1, mode) in enumerate(judged):
+            if not verdict and sha1 in self._kept_sha1:
+                verdict = "duplicate_image"
+            if verdict:
                 self.dropped[verdict] += 1
                 continue
-            fact, image = verdict
+            self._kept_sha1.add(sha1)
+            if mode != "RGB":
+                self.converted[mode] += 1
             positions.append(position)
-            facts.append(fact)
-            images.append(image)
-        self.rows_in += len(frame)
-        kept = _with_image_facts(frame.iloc[positions], facts)
-        kept["image"] = pd.Series(images, index=kept.index, dtype=object)
-        return kept.drop(columns=[IMAGE_ERROR_COLUMN], errors="ignore")
+        self.rows_in += len(assessed)
+        return assessed.iloc[positions].drop(columns=[VERDICT_COLUMN, MODE_COLUMN])
 
     def summary(self) -> dict[str, object]:
         """Counts for a JSON metrics file; `converted` counts kept images by the mode they came in."""
@@ -152,27 +189,24 @@ class CatalogCleaner:
         if absent:
             raise ModaclipError(f"catalog chunk lacks required columns {absent}")
 
-    def _admit(self, data: object) -> tuple[ImageFacts, object] | str:
-        """Record an image as kept and return its facts and stored bytes, or the reason to drop it.
-
-        A row with the bytes of an already-kept image is a duplicate without being decoded:
-        identical bytes would pass every image check again.
-        """
+    def _judge(self, data: object, seen: dict[str, Judgement]) -> Judgement:
+        """The verdict on a row's image; `seen` holds the chunk's verdicts by image hash, since
+        identical bytes would pass or fail every check identically."""
         if not isinstance(data, (bytes, bytearray)) or not data:
-            return "unreadable_image"
+            return Judgement("unreadable_image")
         data = bytes(data)
         sha1 = hashlib.sha1(data).hexdigest()
-        if sha1 in self._kept_sha1:
-            return "duplicate_image"
+        if sha1 not in seen:
+            seen[sha1] = self._judge_image(data, sha1)
+        return seen[sha1]
+
+    def _judge_image(self, data: bytes, sha1: str) -> Judgement:
         decoded = decode_rgb(data, draft_side=self.image_size)
         if isinstance(decoded, str):
-            return decoded
+            return Judgement(decoded)
         if min(decoded.width, decoded.height) < self.min_image_side:
-            return "tiny_image"
-        self._kept_sha1.add(sha1)
-        if decoded.mode != "RGB":
-            self.converted[decoded.mode] += 1
-        return ImageFacts(decoded.width, decoded.height, sha1), self._stored_bytes(data, decoded)
+            return Judgement("tiny_image")
+        return Judgement("", decoded.width, decoded.height, sha1, decoded.mode, self._stored_bytes(data, decoded))
 
     def _stored_bytes(self, data: bytes, decoded: DecodedImage) -> bytes:
         if self.image_size is None:
@@ -189,11 +223,3 @@ def _source_errors(frame: pd.DataFrame) -> list[str | None]:
     if unknown:
         raise ModaclipError(f"catalog column {IMAGE_ERROR_COLUMN!r} holds unknown reasons {unknown}")
     return errors
-
-
-def _with_image_facts(kept: pd.DataFrame, facts: Sequence[ImageFacts]) -> pd.DataFrame:
-    kept = kept.copy()
-    kept["image_width"] = pd.Series([f.width for f in facts], index=kept.index, dtype="int64")
-    kept["image_height"] = pd.Series([f.height for f in facts], index=kept.index, dtype="int64")
-    kept["image_sha1"] = pd.Series([f.sha1 for f in facts], index=kept.index, dtype=str)
-    return kept

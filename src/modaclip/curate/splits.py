@@ -17,12 +17,6 @@ SPLITS: tuple[str, ...] = ("train", "val", "test")
 DEFAULT_SALT = "modaclip"
 
 
-def split_of(product_id: int | str, val_fraction: float, test_fraction: float, salt: str = DEFAULT_SALT) -> str:
-    """The split of one product."""
-    check_fractions(val_fraction, test_fraction)
-    return str(_labels(unit_hashes([str(product_id)], salt), val_fraction, test_fraction)[0])
-
-
 def assign_splits(ids: pd.Series, val_fraction: float, test_fraction: float, salt: str = DEFAULT_SALT) -> pd.Series:
     """The split of every id, indexed like `ids`; ids are compared as str, so 123 == "123"."""
     check_fractions(val_fraction, test_fraction)

@@ -1,9 +1,12 @@
 """Embed a clean catalog with a saved model, streaming vectors to disk so memory stays bounded.
 
 An embeddings folder holds ids.npy, vectors.npy (L2-normalised float32, row i belongs to ids[i]),
-image_keys.npy (a digest of each row's image bytes), meta.json and, unless it is one shard of
-several, index.faiss. A run reuses the vectors of a previous folder made with the same model
-weights for every product whose id and image are unchanged, so adding products embeds only them.
+image_keys.npy (a digest of each row's image bytes), meta.json and index.faiss. A run reuses the
+vectors of a previous folder made with the same model weights for every product whose id and image
+are unchanged, so adding products embeds only them. `embed_rows` is the work on a block of rows that
+both engines run (this module's `embed_catalog`, the `local` one, in this process; the `ray` one in
+an actor pool, embed/ray_engine.py), and `write_embeddings` writes the folder from the blocks in
+catalog order, so the engines write the same files.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import contextlib
 import hashlib
 import json
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,10 +28,10 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from modaclip.core.atomic import atomic_directory
-from modaclip.core.catalog_io import part_files
+from modaclip.core.catalog_io import count_rows, part_files
 from modaclip.core.config import EmbedParams, IndexParams
 from modaclip.core.errors import ModaclipError
-from modaclip.embed.index import INDEX_FILE, build_index, index_kind, save_index
+from modaclip.embed.index import INDEX_FILE, build_index, check_index_type, index_kind, save_index
 from modaclip.model.clip_model import ClipBundle, EncodedImages, load_model, resolve_device, weights_fingerprint
 
 log = logging.getLogger(__name__)
@@ -38,32 +41,6 @@ IDS_FILE = "ids.npy"
 KEYS_FILE = "image_keys.npy"
 META_FILE = "meta.json"
 READ_ROWS = 4096  # catalog rows read at a time: bounds memory whatever the size of a parquet part
-
-
-@dataclass(frozen=True)
-class Shard:
-    """Part `index` of `count` of the catalog rows, as a contiguous row range (so parts merge by concatenation)."""
-
-    index: int = 0
-    count: int = 1
-
-    @classmethod
-    def parse(cls, text: str) -> Shard:
-        """'i/n' with 0 <= i < n."""
-        try:
-            index, count = (int(part) for part in text.split("/"))
-        except ValueError:
-            raise ModaclipError(f"--shard: expected i/n such as 0/4, got {text!r}") from None
-        if not 0 <= index < count:
-            raise ModaclipError(f"--shard: need 0 <= i < n, got {text!r}")
-        return cls(index, count)
-
-    def rows(self, total: int) -> range:
-        return range(self.index * total // self.count, (self.index + 1) * total // self.count)
-
-    @property
-    def whole(self) -> bool:
-        return self.count == 1
 
 
 @dataclass
@@ -76,9 +53,50 @@ class Embeddings:
     meta: dict[str, Any]
 
 
+class PreviousRows:
+    """Where each product of a previous embeddings folder sits, to find the rows a new run can reuse."""
+
+    def __init__(self, ids: np.ndarray, image_keys: np.ndarray) -> None:
+        self.order = np.argsort(ids, kind="stable")
+        self.sorted_ids = ids[self.order]
+        self.image_keys = image_keys
+
+    def find(self, ids: np.ndarray, keys: np.ndarray) -> np.ndarray:
+        """Per row, its row in the previous folder when id and image are unchanged, else -1 (embed it)."""
+        if len(self.sorted_ids) == 0:
+            return np.full(len(ids), -1, dtype=np.int64)
+        at = np.minimum(np.searchsorted(self.sorted_ids, ids), len(self.sorted_ids) - 1)
+        rows = self.order[at]
+        same = (self.sorted_ids[at] == ids) & (self.image_keys[rows] == keys)
+        return np.where(same, rows, -1).astype(np.int64)
+
+
+@dataclass
+class EmbeddedRows:
+    """A block of catalog rows: vectors of the rows to embed, zeros where `previous_rows` names a reusable row."""
+
+    ids: np.ndarray
+    image_keys: np.ndarray
+    vectors: np.ndarray
+    previous_rows: np.ndarray
+
+
 def image_key(data: bytes) -> int:
     """A 64-bit digest of an image's bytes: a product whose photo changed is embedded again."""
     return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little", signed=True)
+
+
+def embed_rows(
+    bundle: ClipBundle, ids: np.ndarray, images: Sequence[bytes], previous: PreviousRows | None, params: EmbedParams
+) -> EmbeddedRows:
+    """Embed the rows whose id and image `previous` does not already hold."""
+    keys = np.array([image_key(image) for image in images], dtype=np.int64)
+    previous_rows = previous.find(ids, keys) if previous else np.full(len(ids), -1, dtype=np.int64)
+    vectors = np.zeros((len(ids), int(bundle.model_cfg["embed_dim"])), dtype=np.float32)
+    fresh = np.flatnonzero(previous_rows < 0)
+    if len(fresh):
+        vectors[fresh] = _encode(bundle, [images[i] for i in fresh], params)
+    return EmbeddedRows(np.asarray(ids, dtype=np.int64), keys, vectors, previous_rows)
 
 
 def embed_catalog(
@@ -86,79 +104,64 @@ def embed_catalog(
     clean_dir: str | Path,
     out_dir: str | Path,
     params: EmbedParams,
-    shard: Shard = Shard(),
     previous_dir: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Embed the shard's rows of the catalog into out_dir, reusing vectors of previous_dir (default: out_dir)."""
+    """Embed the catalog into out_dir in this process, reusing vectors of previous_dir (default: out_dir)."""
+    check_index_type(params.index)
     bundle = load_model(model_dir, device=str(resolve_device("auto")))
     fingerprint = weights_fingerprint(model_dir)
-    previous = _reusable(Path(previous_dir or out_dir), fingerprint)
-    rows = shard.rows(sum(pq.read_metadata(path).num_rows for path in part_files(clean_dir)))
+    previous = reusable(Path(previous_dir or out_dir), fingerprint)
+    rows = previous_rows(previous)
+    blocks = (
+        embed_rows(bundle, chunk["id"].to_numpy(), chunk["image"].tolist(), rows, params)
+        for path in part_files(clean_dir)
+        for chunk in part_chunks(path)
+    )
     dim = int(bundle.model_cfg["embed_dim"])
+    return write_embeddings(blocks, out_dir, count_rows(clean_dir), dim, fingerprint, previous, params.index)
+
+
+def previous_rows(previous: Embeddings | None) -> PreviousRows | None:
+    return PreviousRows(previous.ids, previous.image_keys) if previous else None
+
+
+def write_embeddings(
+    blocks: Iterable[EmbeddedRows],
+    out_dir: str | Path,
+    count: int,
+    dim: int,
+    fingerprint: str,
+    previous: Embeddings | None,
+    index_params: IndexParams,
+) -> dict[str, Any]:
+    """The embeddings folder of `count` rows from blocks in catalog order; reused rows are copied from `previous`."""
     with atomic_directory(out_dir) as tmp:
-        vectors = np.lib.format.open_memmap(tmp / VECTORS_FILE, mode="w+", dtype=np.float32, shape=(len(rows), dim))
-        ids = np.empty(len(rows), dtype=np.int64)
-        keys = np.empty(len(rows), dtype=np.int64)
-        reused = 0
-        with tqdm(total=len(rows), desc="embedding catalog", unit="img") as bar:
-            for offset, chunk in _row_chunks(clean_dir, rows):
-                at = slice(offset, offset + len(chunk))
-                ids[at] = chunk["id"].to_numpy()
-                keys[at] = [image_key(image) for image in chunk["image"]]
-                fresh = _fill_from(previous, ids[at], keys[at], vectors[at]) if previous else np.ones(len(chunk), bool)
-                if fresh.any():
-                    vectors[at][fresh] = _encode(bundle, chunk["image"].to_numpy()[fresh].tolist(), params)
-                reused += int((~fresh).sum())
-                bar.update(len(chunk))
+        vectors = np.lib.format.open_memmap(tmp / VECTORS_FILE, mode="w+", dtype=np.float32, shape=(count, dim))
+        ids = np.empty(count, dtype=np.int64)
+        keys = np.empty(count, dtype=np.int64)
+        position = reused = 0
+        with tqdm(total=count, desc="embedding catalog", unit="img") as bar:
+            for block in blocks:
+                at = slice(position, position + len(block.ids))
+                ids[at], keys[at] = block.ids, block.image_keys
+                old = block.previous_rows >= 0
+                if old.any():
+                    block.vectors[old] = previous.vectors[block.previous_rows[old]]
+                vectors[at] = block.vectors
+                reused += int(old.sum())
+                position = at.stop
+                bar.update(len(block.ids))
+        if position != count:
+            raise ModaclipError(f"{out_dir}: embedded {position} rows, but the catalog has {count}")
         vectors.flush()
         np.save(tmp / IDS_FILE, ids)
         np.save(tmp / KEYS_FILE, keys)
-        meta = {
-            "count": len(rows),
-            "dim": dim,
-            "model_sha256": fingerprint,
-            "reused": reused,
-            "shard": f"{shard.index}/{shard.count}",
-        }
-        if shard.whole:
-            meta["index"] = _write_index(vectors, tmp, params.index)
-        del vectors
-        (tmp / META_FILE).write_text(json.dumps(meta, indent=2))
-    log.info("embedded %d products, reused %d unchanged ones", meta["count"] - reused, reused)
-    return meta
-
-
-def merge_shards(shard_dirs: Sequence[str | Path], out_dir: str | Path, index_params: IndexParams) -> dict[str, Any]:
-    """Join shard folders (in shard order) into one embeddings folder with its index."""
-    parts = [read_embeddings(directory) for directory in shard_dirs]
-    _check_mergeable(parts, shard_dirs)
-    total, dim = sum(len(part.ids) for part in parts), parts[0].meta["dim"]
-    with atomic_directory(out_dir) as tmp:
-        vectors = np.lib.format.open_memmap(tmp / VECTORS_FILE, mode="w+", dtype=np.float32, shape=(total, dim))
-        start = 0
-        for part in parts:
-            for block in range(0, len(part.ids), READ_ROWS):
-                rows = part.vectors[block : block + READ_ROWS]
-                vectors[start + block : start + block + len(rows)] = rows
-            start += len(part.ids)
-        vectors.flush()
-        np.save(tmp / IDS_FILE, np.concatenate([part.ids for part in parts]))
-        np.save(tmp / KEYS_FILE, np.concatenate([part.image_keys for part in parts]))
-        meta = {"count": total, "dim": dim, "model_sha256": parts[0].meta["model_sha256"], "reused": 0, "shard": "0/1"}
+        meta = {"count": count, "dim": dim, "model_sha256": fingerprint, "reused": reused}
         meta["index"] = _write_index(vectors, tmp, index_params)
         del vectors
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2))
+    log.info("embedded %d products, reused %d unchanged ones", count - reused, reused)
     return meta
-
-
-def _check_mergeable(parts: list[Embeddings], dirs: Sequence[str | Path]) -> None:
-    expected = [f"{i}/{len(parts)}" for i in range(len(parts))]
-    found = [part.meta.get("shard") for part in parts]
-    if found != expected:
-        raise ModaclipError(f"merge: expected shards {expected} in order, got {found} from {[str(d) for d in dirs]}")
-    models = {part.meta["model_sha256"] for part in parts}
-    if len(models) > 1:
-        raise ModaclipError(f"merge: shards were embedded with different models: {[str(d) for d in dirs]}")
 
 
 def _write_index(vectors: np.ndarray, directory: Path, params: IndexParams) -> dict[str, Any]:
@@ -168,20 +171,13 @@ def _write_index(vectors: np.ndarray, directory: Path, params: IndexParams) -> d
     return {**params.model_dump(), "type": kind}
 
 
-def _row_chunks(clean_dir: str | Path, rows: range) -> Iterator[tuple[int, pd.DataFrame]]:
-    """(position in the shard, frame of id and image) for the catalog rows in `rows`, READ_ROWS at a time."""
-    position = 0
-    for path in part_files(clean_dir):
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=READ_ROWS, columns=["id", "image"]):
-            lo, hi = max(rows.start - position, 0), min(rows.stop - position, batch.num_rows)
-            if lo < hi:
-                yield position + lo - rows.start, batch.slice(lo, hi - lo).to_pandas()
-            position += batch.num_rows
-            if position >= rows.stop:
-                return
+def part_chunks(path: str | Path) -> Iterator[pd.DataFrame]:
+    """Frames of id and image for the rows of one catalog part in order, READ_ROWS at a time."""
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=READ_ROWS, columns=["id", "image"]):
+        yield batch.to_pandas()
 
 
-def _reusable(directory: Path, fingerprint: str) -> Embeddings | None:
+def reusable(directory: Path, fingerprint: str) -> Embeddings | None:
     """A previous embeddings folder made with these weights, or None (missing, other model, unreadable)."""
     if not (directory / META_FILE).is_file():
         return None
@@ -194,18 +190,6 @@ def _reusable(directory: Path, fingerprint: str) -> Embeddings | None:
         log.info("not reusing %s: made with another model", directory)
         return None
     return previous
-
-
-def _fill_from(previous: Embeddings, ids: np.ndarray, keys: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """Copy the previous vectors of rows whose id and image are unchanged into `out`; True marks rows still to embed."""
-    order = np.argsort(previous.ids, kind="stable")
-    sorted_ids = previous.ids[order]
-    at = np.minimum(np.searchsorted(sorted_ids, ids), len(sorted_ids) - 1)
-    old_rows = order[at]
-    same = (sorted_ids[at] == ids) & (previous.image_keys[old_rows] == keys)
-    if same.any():
-        out[same] = previous.vectors[old_rows[same]]
-    return ~same
 
 
 def _encode(bundle: ClipBundle, images: list[bytes], params: EmbedParams) -> np.ndarray:

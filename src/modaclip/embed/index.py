@@ -66,8 +66,16 @@ INDEX_BUILDERS: dict[str, Callable[[int, int, IndexParams], faiss.Index]] = {
 AUTO_APPROXIMATE = "ivfflat"
 
 
+def check_index_type(params: IndexParams) -> None:
+    """embed.index.type must be `auto` or a key of INDEX_BUILDERS (checked before embedding, not after)."""
+    if params.type != "auto" and params.type not in INDEX_BUILDERS:
+        known = ", ".join(["auto", *INDEX_BUILDERS])
+        raise ModaclipError(f"embed.index.type: unknown index type {params.type!r} (known: {known})")
+
+
 def index_kind(count: int, params: IndexParams) -> str:
     """`auto` is exact below params.exact_below vectors and AUTO_APPROXIMATE from there on."""
+    check_index_type(params)
     if params.type != "auto":
         return params.type
     return "flat" if count < params.exact_below else AUTO_APPROXIMATE

@@ -34,7 +34,7 @@ from modaclip.embed.embedding import load_embeddings
 from modaclip.evaluate.kagl import evaluate_kagl, kagl_counts
 from modaclip.evaluate.labelled_sets import LabelledImages, open_labelled_sets
 from modaclip.model.clip_model import ClipBundle, create_base_model, encode_images, encode_texts, load_model
-from modaclip.model.zero_shot import class_embeddings
+from modaclip.model.zero_shot import predict_labels
 
 
 @dataclass(frozen=True)
@@ -102,12 +102,11 @@ def zero_shot(
         labelled = test.items[field].notna().to_numpy()
         if not labelled.any():
             continue
-        classifier = class_embeddings(bundle, labels, templates)
-        predicted = np.asarray(labels)[np.argmax(test.image_vectors[labelled] @ classifier.T, axis=1)]
+        predicted = predict_labels(bundle, test.image_vectors[labelled], labels, templates)
         truth = test.items.loc[labelled, field].astype(str).tolist()
         result[field] = {
-            "accuracy": accuracy(truth, predicted.tolist()),
-            "weighted_f1": weighted_f1(truth, predicted.tolist()),
+            "accuracy": accuracy(truth, predicted),
+            "weighted_f1": weighted_f1(truth, predicted),
             "classes": len(labels),
         }
     return result
@@ -116,10 +115,8 @@ def zero_shot(
 def classify_labelled_set(bundle: ClipBundle, labelled: LabelledImages, templates: Sequence[str]) -> dict[str, float]:
     """Zero-shot accuracy and weighted F1 on a set from outside the catalog, among that set's own classes."""
     images = encode_images(bundle, labelled.images, progress=len(labelled.images) > 1000)
-    classifier = class_embeddings(bundle, labelled.class_names, templates)
-    names = np.asarray(labelled.class_names)
-    truth = names[labelled.labels].tolist()
-    predicted = names[np.argmax(images @ classifier.T, axis=1)].tolist()
+    truth = np.asarray(labelled.class_names)[labelled.labels].tolist()
+    predicted = predict_labels(bundle, images, labelled.class_names, templates)
     return {"accuracy": accuracy(truth, predicted), "weighted_f1": weighted_f1(truth, predicted)}
 
 

@@ -20,6 +20,7 @@ import pandas as pd
 
 from modaclip.core.config import DataParams
 from modaclip.core.errors import ModaclipError
+from modaclip.ingest.bad_rows import BadRows
 from modaclip.ingest.rows import select_columns, to_catalog_rows
 from modaclip.ingest.subset import stream_subset
 
@@ -36,7 +37,7 @@ def parse_location(location: str) -> tuple[str, str | None]:
     return repo_id, revision or None
 
 
-def read_hf(location: str, params: DataParams) -> Iterator[pd.DataFrame]:
+def read_hf(location: str, params: DataParams, _bad_rows: BadRows) -> Iterator[pd.DataFrame]:
     path, revision = parse_location(location)
     is_local = Path(path).exists()
     if not is_local:

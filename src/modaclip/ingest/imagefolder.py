@@ -14,6 +14,7 @@ import pandas as pd
 
 from modaclip.core.config import DataParams
 from modaclip.core.errors import ModaclipError
+from modaclip.ingest.bad_rows import BadRows
 from modaclip.ingest.image_files import resolve_images
 from modaclip.ingest.rows import to_catalog_rows
 from modaclip.ingest.subset import take_subset
@@ -45,7 +46,7 @@ def list_image_folder(root: Path) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["id", "articleType", "productDisplayName", "image"])
 
 
-def read_image_folder(location: str, params: DataParams) -> Iterator[pd.DataFrame]:
+def read_image_folder(location: str, params: DataParams, _bad_rows: BadRows) -> Iterator[pd.DataFrame]:
     root = Path(location).expanduser()
     if not root.is_dir():
         raise ModaclipError(f"data.source 'imagefolder:{location}': folder {root} does not exist")

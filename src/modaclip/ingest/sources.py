@@ -2,7 +2,8 @@
 
 Each reader yields chunks of at most data.chunk_rows rows with the columns of
 `source_rows.RAW_COLUMNS` (the synthetic one: `CATALOG_COLUMNS`) and applies data.limit itself,
-since only it knows whether ids can be read before the images. Adding a format is one module and
+since only it knows whether ids can be read before the images. A reader that meets rows it cannot
+parse skips them into the `BadRows` it is given (styles.csv does). Adding a format is one module and
 one line here.
 """
 
@@ -15,6 +16,7 @@ from tqdm import tqdm
 
 from modaclip.core.config import DataParams
 from modaclip.core.errors import ModaclipError
+from modaclip.ingest.bad_rows import BadRows
 from modaclip.ingest.hf import read_hf
 from modaclip.ingest.imagefolder import read_image_folder
 from modaclip.ingest.kaggle import read_kaggle_dir
@@ -22,12 +24,14 @@ from modaclip.ingest.subset import take_subset
 from modaclip.ingest.synthetic import generate_catalog
 from modaclip.ingest.table import read_csv_export, read_parquet_export
 
-SourceReader = Callable[[str, DataParams], Iterator[pd.DataFrame]]
+SourceReader = Callable[[str, DataParams, BadRows], Iterator[pd.DataFrame]]
 
 
-def _synthetic(_location: str, params: DataParams) -> Iterator[pd.DataFrame]:
+def _synthetic(_location: str, params: DataParams, _bad_rows: BadRows) -> Iterator[pd.DataFrame]:
     catalog = generate_catalog(params.num_items, params.seed, params.image_size, params.defect_rate)
-    yield take_subset(catalog, params.limit, params.seed).reset_index(drop=True)
+    subset = take_subset(catalog, params.limit, params.seed).reset_index(drop=True)
+    for start in range(0, len(subset), params.chunk_rows):
+        yield subset.iloc[start : start + params.chunk_rows]
 
 
 SOURCES: dict[str, SourceReader] = {
@@ -40,10 +44,11 @@ SOURCES: dict[str, SourceReader] = {
 }
 
 
-def read_source(params: DataParams) -> Iterator[pd.DataFrame]:
+def read_source(params: DataParams, bad_rows: BadRows | None = None) -> Iterator[pd.DataFrame]:
     """Chunks of the raw catalog named by `data.source` ('scheme' or 'scheme:location').
 
-    Raises after the last chunk when no row had an image, so `write_parts` leaves no output.
+    Rows too malformed to read are skipped into `bad_rows` (up to data.max_bad_rows of them). Raises
+    after the last chunk when no row had an image, so `write_parts` leaves no output.
     """
     scheme, _, location = params.source.partition(":")
     reader = SOURCES.get(scheme)
@@ -52,7 +57,8 @@ def read_source(params: DataParams) -> Iterator[pd.DataFrame]:
         raise ModaclipError(f"data.source: unknown source scheme {scheme!r} in {params.source!r} (known: {known})")
     if scheme != "synthetic" and not location:
         raise ModaclipError(f"data.source {params.source!r}: name a location after '{scheme}:'")
-    return _require_usable_rows(reader(location, params), params.source)
+    skipped = BadRows(params.max_bad_rows) if bad_rows is None else bad_rows
+    return _require_usable_rows(reader(location, params, skipped), params.source)
 
 
 def _require_usable_rows(chunks: Iterable[pd.DataFrame], source: str) -> Iterator[pd.DataFrame]:

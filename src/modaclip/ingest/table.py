@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 
 from modaclip.core.config import DataParams
 from modaclip.core.errors import ModaclipError
+from modaclip.ingest.bad_rows import BadRows
 from modaclip.ingest.image_files import resolve_images
 from modaclip.ingest.rows import source_column_names, to_catalog_rows
 from modaclip.ingest.subset import take_subset
@@ -34,7 +35,7 @@ def _catalog_rows(frame: pd.DataFrame, params: DataParams, where: str) -> pd.Dat
     return rows
 
 
-def read_csv_export(location: str, params: DataParams) -> Iterator[pd.DataFrame]:
+def read_csv_export(location: str, params: DataParams, _bad_rows: BadRows) -> Iterator[pd.DataFrame]:
     path = Path(location).expanduser()
     if not path.is_file():
         raise ModaclipError(f"data.source 'csv:{location}': file {path} does not exist")
@@ -47,7 +48,7 @@ def read_csv_export(location: str, params: DataParams) -> Iterator[pd.DataFrame]
         yield resolve_images(rows.iloc[start : start + params.chunk_rows], path.parent, params.fetch_timeout_s)
 
 
-def read_parquet_export(location: str, params: DataParams) -> Iterator[pd.DataFrame]:
+def read_parquet_export(location: str, params: DataParams, _bad_rows: BadRows) -> Iterator[pd.DataFrame]:
     """Stream the files a glob matches in batches; with data.limit, ids are read first to choose rows."""
     files = sorted(Path(name) for name in glob.glob(str(Path(location).expanduser()), recursive=True))
     if not files:

@@ -142,10 +142,7 @@ def weights_digest(bundle: ClipBundle) -> str:
 def load_model(directory: str | Path, device: str = "cpu") -> ClipBundle:
     """Load a folder written by `save_model`."""
     directory = Path(directory)
-    config_path = directory / OPEN_CLIP_CONFIG
-    if not config_path.is_file() or not (directory / WEIGHTS_FILE).is_file():
-        raise ModaclipError(f"{directory}: not a saved model (needs {OPEN_CLIP_CONFIG} and {WEIGHTS_FILE})")
-    model_cfg = json.loads(config_path.read_text())["model_cfg"]
+    model_cfg = saved_model_config(directory)
     try:
         model, preprocess_train, preprocess = open_clip.create_model_and_transforms(
             f"local-dir:{directory}", device=device
@@ -157,6 +154,15 @@ def load_model(directory: str | Path, device: str = "cpu") -> ClipBundle:
     meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
     model.eval()
     return ClipBundle(model, preprocess_train, preprocess, tokenizer, model_cfg, meta)
+
+
+def saved_model_config(directory: str | Path) -> dict[str, Any]:
+    """The open_clip model config of a folder written by `save_model` (its `embed_dim`, say), without loading it."""
+    directory = Path(directory)
+    config_path = directory / OPEN_CLIP_CONFIG
+    if not config_path.is_file() or not (directory / WEIGHTS_FILE).is_file():
+        raise ModaclipError(f"{directory}: not a saved model (needs {OPEN_CLIP_CONFIG} and {WEIGHTS_FILE})")
+    return json.loads(config_path.read_text())["model_cfg"]
 
 
 def weights_fingerprint(directory: str | Path) -> str:

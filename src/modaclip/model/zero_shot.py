@@ -1,15 +1,17 @@
-"""Zero-shot classification of one image among free-text labels (needs a model, not a catalog)."""
+"""Zero-shot classification among free-text labels: the one predictor training, evaluation, the CLI and
+the server use, and the default prompt they share."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from modaclip.core.errors import ModaclipError
 from modaclip.model.clip_model import ClipBundle, encode_images, encode_texts
 
-DEFAULT_TEMPLATES: tuple[str, ...] = ("a photo of a {label}",)
+DEFAULT_TEMPLATES: tuple[str, ...] = ("a photo of a {label}",)  # CLIP's prompt; params.yaml's evaluate default too
 
 
 def classify_image(
@@ -28,7 +30,7 @@ def classify_image(
     for template in templates:
         if "{label}" not in template:
             raise ModaclipError(f"--template {template!r}: must contain {{label}}")
-    similarity = (encode_images(bundle, [image]) @ class_embeddings(bundle, labels, templates).T)[0]
+    similarity = label_similarities(bundle, encode_images(bundle, [image]), labels, templates)[0]
     logits = similarity * float(bundle.model.logit_scale.detach().exp())
     probabilities = np.exp(logits - logits.max())
     probabilities /= probabilities.sum()
@@ -36,8 +38,32 @@ def classify_image(
     return [(labels[i], float(similarity[i]), float(probabilities[i])) for i in order]
 
 
+def classification_json(ranked: Sequence[tuple[str, float, float]]) -> dict[str, Any]:
+    """`classify_image`'s ranking as the CLI's --json and the server's /api/classify print it."""
+    return {
+        "labels": [
+            {"label": label, "score": round(score, 6), "probability": round(probability, 6)}
+            for label, score, probability in ranked
+        ]
+    }
+
+
 def class_embeddings(bundle: ClipBundle, labels: Sequence[str], templates: Sequence[str]) -> np.ndarray:
     """One unit vector per label: the mean of its prompts' embeddings (CLIP's prompt ensembling)."""
     prompts = [template.format(label=label.lower()) for label in labels for template in templates]
     vectors = encode_texts(bundle, prompts).reshape(len(labels), len(templates), -1).mean(axis=1)
     return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def label_similarities(
+    bundle: ClipBundle, image_vectors: np.ndarray, labels: Sequence[str], templates: Sequence[str] = DEFAULT_TEMPLATES
+) -> np.ndarray:
+    """Cosine similarity [images, labels] of unit image vectors to each label's class embedding."""
+    return image_vectors @ class_embeddings(bundle, labels, templates).T
+
+
+def predict_labels(
+    bundle: ClipBundle, image_vectors: np.ndarray, labels: Sequence[str], templates: Sequence[str] = DEFAULT_TEMPLATES
+) -> list[str]:
+    """Each image's zero-shot label: the one whose class embedding is most similar to it."""
+    return np.asarray(labels)[np.argmax(label_similarities(bundle, image_vectors, labels, templates), axis=1)].tolist()

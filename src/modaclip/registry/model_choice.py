@@ -1,4 +1,10 @@
-"""`--model production|vN|base|PATH`: which model a search or classify command uses, and its embeddings.
+"""`--model production|vN|base|PATH`: the one place that says which model a command uses, with its
+embeddings and catalog.
+
+`production` is the registry's prod version (GTO tags, see versions.py), restored from DVC once;
+before any promotion (or outside git) it is the workspace's pipeline output, so a plain `dvc repro`
+followed by `modaclip search` works without a registry. `vN` is a registered version, anything
+else a saved model folder searched over the workspace's embeddings and catalog.
 
 `base` is the model fine-tuning starts from (params.yaml `model` section and `train.seed`, as the
 evaluate stage builds it), so a user can compare it with the fine-tuned one on a query. Its catalog
@@ -12,20 +18,35 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from dataclasses import replace
+import re
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from modaclip.core.catalog_io import part_files
 from modaclip.core.config import DEFAULT_PARAMS_PATH, EmbedParams, Params, load_params
+from modaclip.core.paths import CATALOG_DIR, EMBEDDINGS_DIR, MODEL_DIR, SEARCH_PATHS
 from modaclip.embed.embedding import META_FILE, embed_catalog
 from modaclip.model.clip_model import create_base_model, save_model, weights_digest, weights_fingerprint
-from modaclip.registry.versions import SEARCH_PATHS, SearchSource, search_inputs, search_source
+from modaclip.registry import versions as registry
 
 log = logging.getLogger(__name__)
 
 BASE = "base"
+PRODUCTION = "production"
 CACHE_ENV = "MODACLIP_CACHE"
 KEY_CHARS = 16  # hex digits of each digest in a cache folder name
+
+
+@dataclass(frozen=True)
+class SearchSource:
+    """Model, embeddings and catalog folders for a `--model` spec, and what they are (for `serve`'s /health)."""
+
+    model: Path
+    embeddings: Path
+    catalog: Path
+    kind: str  # "production", "version", "pipeline" (no production yet), "folder" or "base"
+    description: str
+    version: str | None = None
 
 
 def cache_dir() -> Path:
@@ -35,33 +56,60 @@ def cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "modaclip"
 
 
-def model_folder(spec: str, params_path: Path = DEFAULT_PARAMS_PATH) -> Path:
+def model_folder(spec: str, params_path: Path = DEFAULT_PARAMS_PATH, root: Path = Path(".")) -> Path:
     """The saved model folder `--model` names (classify needs no embeddings)."""
     if spec == BASE:
         return base_model_dir(load_params(params_path), cache_dir())
-    return search_inputs(spec)["model"]
+    return registered_source(spec, root).model
 
 
 def search_source_for(
-    spec: str, embeddings: str | None = None, catalog: str | None = None, params_path: Path = DEFAULT_PARAMS_PATH
+    spec: str,
+    embeddings: str | None = None,
+    catalog: str | None = None,
+    params_path: Path = DEFAULT_PARAMS_PATH,
+    root: Path = Path("."),
 ) -> SearchSource:
-    """`registry.search_source`, plus `base`; explicit --embeddings / --catalog win.
+    """Model, embeddings and catalog for `--model`; explicit --embeddings / --catalog win.
 
     The base model's catalog embeddings are made on first use, and only when no --embeddings is given.
     """
     if spec != BASE:
-        source = search_source(spec)
+        source = registered_source(spec, root)
         return replace(
             source, embeddings=Path(embeddings or source.embeddings), catalog=Path(catalog or source.catalog)
         )
     params = load_params(params_path)
-    catalog_dir = Path(catalog or SEARCH_PATHS["catalog"])
+    catalog_dir = Path(catalog or CATALOG_DIR)
     model_dir = base_model_dir(params, cache_dir())
     embeddings_dir = (
         Path(embeddings) if embeddings else base_embeddings_dir(model_dir, catalog_dir, params.embed, cache_dir())
     )
     description = f"base model of {params_path} ({params.model.arch}, pretrained {params.model.pretrained})"
     return SearchSource(model_dir, embeddings_dir, catalog_dir, BASE, description)
+
+
+def registered_source(spec: str, root: Path = Path(".")) -> SearchSource:
+    """`--model production|vN|PATH`: a registry version (restored once), the workspace's outputs, or a folder."""
+    if spec == PRODUCTION:
+        version = registry.production(root)
+        kind = PRODUCTION
+    elif re.fullmatch(r"v\d+(\.\d+\.\d+)?", spec):
+        version = registry.find_version(root, spec)
+        kind = "version"
+    else:
+        return SearchSource(Path(spec), EMBEDDINGS_DIR, CATALOG_DIR, "folder", f"model folder {spec}")
+    if version is None:
+        description = f"pipeline fine-tuned model ({MODEL_DIR}; no production version yet)"
+        return SearchSource(**SEARCH_PATHS, kind="pipeline", description=description)
+    paths = registry.materialise(root, version)
+    label = "production " if kind == PRODUCTION else ""
+    return SearchSource(
+        **paths,
+        kind=kind,
+        description=f"{label}{version.version} ({version.tag}, commit {version.commit[:8]})",
+        version=version.version,
+    )
 
 
 def base_model_dir(params: Params, cache: Path) -> Path:

@@ -24,6 +24,7 @@ import zc.lockfile
 from modaclip.core.atomic import write_json
 from modaclip.core.config import PromoteParams, load_params
 from modaclip.core.errors import ModaclipError
+from modaclip.core.paths import EVAL_METRICS
 from modaclip.registry import versions as registry
 from modaclip.registry.promotion import Decision, compare, decide
 
@@ -88,7 +89,7 @@ def check_only_run_records_changed(root: Path) -> None:
 
 
 def gate_and_record(root: Path, gate: PromoteParams) -> dict[str, Any]:
-    candidate = read_report(root / registry.EVAL_PATH)
+    candidate = read_report(root / EVAL_METRICS)
     current = registry.production(root)
     production_report = registry.eval_report(root, current) if current else None
     if current and current.commit == head(root) and not run_records_changed(root):
@@ -139,7 +140,7 @@ def head(root: Path) -> str:
 
 
 def run_records_changed(root: Path) -> bool:
-    return bool(registry.git(root, "status", "--porcelain", "--", "dvc.lock", registry.EVAL_PATH).strip())
+    return bool(registry.git(root, "status", "--porcelain", "--", "dvc.lock", EVAL_METRICS.as_posix()).strip())
 
 
 def commit_run(root: Path, message: str) -> str:

@@ -9,7 +9,6 @@ files are restored from the DVC cache (or remote) at that commit.
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,14 +20,12 @@ from scmrepo.exceptions import SCMError
 
 from modaclip.core.atomic import atomic_directory
 from modaclip.core.errors import ModaclipError
+from modaclip.core.paths import EVAL_METRICS, SEARCH_PATHS
 from modaclip.embed import embedding
 from modaclip.model.clip_model import WEIGHTS_FILE, weights_fingerprint
 
 ARTIFACT = "modaclip-model"
 PROD_STAGE = "prod"
-MODEL_PATH = "models/finetuned"
-EVAL_PATH = "metrics/eval.json"
-SEARCH_PATHS = {"model": MODEL_PATH, "embeddings": "data/embeddings", "catalog": "data/clean"}
 CACHE_DIR = Path("models/registry")
 
 
@@ -97,8 +94,10 @@ def _major(version: str) -> int:
 
 def eval_report(root: Path, version: ModelVersion) -> dict[str, Any]:
     """The production figures: metrics/eval.json as committed with that version."""
-    where = f"{version.tag} ({version.commit[:8]}):{EVAL_PATH}"
-    done = subprocess.run(["git", "show", f"{version.commit}:{EVAL_PATH}"], cwd=root, capture_output=True, text=True)
+    where = f"{version.tag} ({version.commit[:8]}):{EVAL_METRICS.as_posix()}"
+    done = subprocess.run(
+        ["git", "show", f"{version.commit}:{EVAL_METRICS.as_posix()}"], cwd=root, capture_output=True, text=True
+    )
     if done.returncode != 0:
         raise ModaclipError(f"production model {where} is missing from git; cannot compare against it")
     try:
@@ -124,54 +123,6 @@ def register_production(root: Path, commit: str, version: str, reason: str) -> M
     return ModelVersion(version, commit)
 
 
-@dataclass(frozen=True)
-class SearchSource:
-    """Model, embeddings and catalog folders for a `--model` spec, and what they are (for `serve`'s /health)."""
-
-    model: Path
-    embeddings: Path
-    catalog: Path
-    kind: str  # "production", "version", "pipeline" (no production yet), "folder" or "base" (see model_choice)
-    description: str
-    version: str | None = None
-
-
-def search_source(spec: str, root: Path = Path(".")) -> SearchSource:
-    """Resolve `--model production|vN|PATH`.
-
-    `production` before any promotion (or outside git) is the workspace's model, so a plain
-    `dvc repro` followed by `modaclip search` works without a registry.
-    """
-    if spec == "production":
-        version = production(root)
-        kind = "production"
-    elif re.fullmatch(r"v\d+(\.\d+\.\d+)?", spec):
-        version = find_version(root, spec)
-        kind = "version"
-    else:
-        defaults = {role: Path(SEARCH_PATHS[role]) for role in ("embeddings", "catalog")}
-        return SearchSource(Path(spec), defaults["embeddings"], defaults["catalog"], "folder", f"model folder {spec}")
-    if version is None:
-        paths = {role: Path(path) for role, path in SEARCH_PATHS.items()}
-        return SearchSource(
-            **paths, kind="pipeline", description=f"pipeline fine-tuned model ({MODEL_PATH}; no production version yet)"
-        )
-    paths = materialise(root, version)
-    label = "production " if kind == "production" else ""
-    return SearchSource(
-        **paths,
-        kind=kind,
-        description=f"{label}{version.version} ({version.tag}, commit {version.commit[:8]})",
-        version=version.version,
-    )
-
-
-def search_inputs(spec: str, root: Path = Path(".")) -> dict[str, Path]:
-    """Model, embeddings and catalog folders for `--model production|vN|PATH` (see `search_source`)."""
-    source = search_source(spec, root)
-    return {"model": source.model, "embeddings": source.embeddings, "catalog": source.catalog}
-
-
 def materialise(root: Path, version: ModelVersion, cache_dir: Path = CACHE_DIR) -> dict[str, Path]:
     """Model, embeddings and catalog of a version, restored once from DVC into `cache_dir/<version>/`.
 
@@ -190,7 +141,7 @@ def materialise(root: Path, version: ModelVersion, cache_dir: Path = CACHE_DIR) 
         with atomic_directory(target) as tmp:
             for path in SEARCH_PATHS.values():
                 (tmp / path).parent.mkdir(parents=True, exist_ok=True)
-                Repo.get(str(root), path, out=str(tmp / path), rev=version.commit)
+                Repo.get(str(root), path.as_posix(), out=str(tmp / path), rev=version.commit)
     except (DvcException, OSError) as err:
         raise ModaclipError(
             f"cannot restore {version.tag} ({version.commit[:8]}) from the DVC cache ({err}); "

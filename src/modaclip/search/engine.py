@@ -21,6 +21,7 @@ from modaclip.core.catalog_io import part_files, read_catalog
 from modaclip.core.config import IndexParams
 from modaclip.core.errors import ModaclipError
 from modaclip.core.metrics import top_k
+from modaclip.core.paths import CATALOG_DIR, EMBEDDINGS_DIR, MODEL_DIR
 from modaclip.core.schema import ATTRIBUTE_COLUMNS
 from modaclip.embed.embedding import check_embedded_with, image_key, read_embeddings
 from modaclip.embed.index import INDEX_FILE, load_index, search_index
@@ -29,9 +30,6 @@ from modaclip.search.filters import FILTERABLE_COLUMNS, AttributeFilter, filter_
 from modaclip.search.grid import GridCell, retrieval_grid
 from modaclip.search.keyword import BM25, reciprocal_rank_fusion
 
-DEFAULT_MODEL_DIR = Path("models/finetuned")
-DEFAULT_EMBEDDINGS_DIR = Path("data/embeddings")
-DEFAULT_CATALOG_DIR = Path("data/clean")
 INFO_COLUMNS = ["id", "productDisplayName", *ATTRIBUTE_COLUMNS]
 HYBRID_DEPTH = 100  # candidates each ranking contributes to reciprocal rank fusion
 
@@ -44,7 +42,8 @@ class SearchHit:
     attributes: dict[str, Any]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "score": round(self.score, 6), "name": self.name, **self.attributes}
+        """The hit as the CLI's --json and the server's API print it (the server adds an image URL)."""
+        return {"id": self.id, "score": round(self.score, 6), "name": self.name, "attributes": self.attributes}
 
 
 class CatalogSearch:
@@ -78,9 +77,9 @@ class CatalogSearch:
     @classmethod
     def open(
         cls,
-        model_dir: str | Path = DEFAULT_MODEL_DIR,
-        embeddings_dir: str | Path = DEFAULT_EMBEDDINGS_DIR,
-        catalog_dir: str | Path = DEFAULT_CATALOG_DIR,
+        model_dir: str | Path = MODEL_DIR,
+        embeddings_dir: str | Path = EMBEDDINGS_DIR,
+        catalog_dir: str | Path = CATALOG_DIR,
     ) -> CatalogSearch:
         embeddings = read_embeddings(embeddings_dir)
         check_embedded_with(embeddings, embeddings_dir, model_dir)

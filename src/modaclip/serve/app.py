@@ -4,7 +4,8 @@ The engine (`CatalogSearch`) is loaded once; every request reuses it. Text queri
 by a child process (`TextEncoderProcess`) in batches gathered on the event loop (`QueryEncoder`),
 and ranked on the event loop; image uploads and the other heavy calls run on worker threads
 (`ModelWorkers`). Every error a client can cause is a 4xx whose body is one line of JSON,
-`{"error": "..."}`.
+`{"error": "..."}`. Routes are grouped by concern, one APIRouter each: health, search (text and
+similar products), products (facets, records, images), classify and the page.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import faiss
 import numpy as np
 import pandas as pd
 import uvicorn
-from fastapi import FastAPI, Query, Request
+from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
@@ -32,8 +33,8 @@ from starlette.exceptions import HTTPException
 from modaclip.core.errors import ModaclipError
 from modaclip.embed.index import index_kind_of
 from modaclip.model.clip_model import encode_texts
-from modaclip.model.zero_shot import DEFAULT_TEMPLATES, classify_image
-from modaclip.registry.versions import SearchSource
+from modaclip.model.zero_shot import DEFAULT_TEMPLATES, classification_json, classify_image
+from modaclip.registry.model_choice import SearchSource
 from modaclip.search.engine import CatalogSearch, SearchHit, json_value
 from modaclip.search.filters import FILTERABLE_COLUMNS, AttributeFilter, filter_mask
 from modaclip.serve.catalog_images import CatalogImages, image_media_type
@@ -85,6 +86,23 @@ class ModelWorkers:
         return await anyio.to_thread.run_sync(partial(function, *args), limiter=self._limiter)
 
 
+@dataclass(frozen=True)
+class Service:
+    """What every route uses: the loaded engine and images, the settings, and where heavy calls run."""
+
+    engine: CatalogSearch
+    images: CatalogImages
+    settings: ServiceSettings
+    workers: ModelWorkers
+    encode_queries: QueryEncoder
+    facets: list[dict[str, Any]]
+    filter_docs: dict[str, Any]  # OpenAPI parameters of the attribute filters, for the routes that take them
+
+    def require_product(self, product_id: int) -> None:
+        if self.engine.row_of.get(product_id) is None:
+            raise ApiError(404, f"product id {product_id} is not in the catalog")
+
+
 def create_app(
     engine: CatalogSearch, images: CatalogImages, settings: ServiceSettings, encode_text: BatchEncoder | None = None
 ) -> FastAPI:
@@ -94,13 +112,13 @@ def create_app(
     default on a worker thread of this process.
     """
     app = FastAPI(title="modaclip", summary="Fine-tuned CLIP search over a fashion catalog", version="1")
-    workers = ModelWorkers(settings.threads)
     encode_queries = QueryEncoder(
         encode_text or partial(anyio.to_thread.run_sync, unpadded_text_encoder(engine.bundle)), settings.query_cache
     )
     filter_columns = [c for c in FILTERABLE_COLUMNS if c in engine.info.columns]
     facets = catalog_facets(engine.info, filter_columns)
     filter_docs = {"parameters": [_filter_parameter(column, facets) for column in filter_columns]}
+    service = Service(engine, images, settings, ModelWorkers(settings.threads), encode_queries, facets, filter_docs)
     _add_error_handlers(app)
     if settings.cors_origins:
         app.add_middleware(
@@ -109,32 +127,41 @@ def create_app(
             allow_methods=["GET", "POST"],
             allow_headers=["*"],
         )
+    for routes in (health_routes, search_routes, product_routes, classify_routes, page_routes):
+        app.include_router(routes(service))
+    app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
+    return app
 
-    def require_product(product_id: int) -> None:
-        if engine.row_of.get(product_id) is None:
-            raise ApiError(404, f"product id {product_id} is not in the catalog")
 
-    @app.get("/health", summary="Which model is served, over how many products, with which index")
+def health_routes(service: Service) -> APIRouter:
+    router = APIRouter()
+    engine, source = service.engine, service.settings.source
+
+    @router.get("/health", summary="Which model is served, over how many products, with which index")
     async def health() -> dict[str, Any]:
         return {
             "status": "ok",
-            "model": settings.source.description,
-            "source": settings.source.kind,
-            "version": settings.source.version,
-            "model_dir": str(settings.source.model),
+            "model": source.description,
+            "source": source.kind,
+            "version": source.version,
+            "model_dir": str(source.model),
             "catalog_size": len(engine),
             "index": index_kind_of(engine.index),
             "embedding_dim": int(engine.vectors.shape[1]),
         }
 
-    @app.get("/api/facets", summary="Filterable columns with their values (or numeric range) and product counts")
-    async def get_facets() -> dict[str, Any]:
-        return {"catalog_size": len(engine), "facets": facets}
+    return router
 
-    @app.get(
-        "/api/search",
+
+def search_routes(service: Service) -> APIRouter:
+    """Text search and similar products (by catalog id or uploaded image), paged and filtered."""
+    router = APIRouter(prefix="/api")
+    engine, workers = service.engine, service.workers
+
+    @router.get(
+        "/search",
         summary="Text-to-image search; filters are query parameters such as gender=Women",
-        openapi_extra=filter_docs,
+        openapi_extra=service.filter_docs,
     )
     async def search(
         request: Request,
@@ -147,17 +174,17 @@ def create_app(
         depth = search_depth(offset, k, len(engine))
         engine.check_text_search([q], depth)
         allowed = filter_mask(engine.info, filters)
-        vectors = await encode_queries([q])
+        vectors = await service.encode_queries([q])
         if hybrid:  # BM25 over the whole catalog: too slow for the event loop
             hits = (await workers.run(engine.rank_text, [q], vectors, depth, allowed, True))[0]
         else:
             hits = engine.rank_text([q], vectors, depth, allowed)[0]
         return {"query": q, **page(hits, offset, k)}
 
-    @app.get(
-        "/api/similar/{product_id}",
+    @router.get(
+        "/similar/{product_id}",
         summary="Products that look like a catalog product (itself excluded)",
-        openapi_extra=filter_docs,
+        openapi_extra=service.filter_docs,
     )
     async def similar_to_product(
         request: Request,
@@ -166,27 +193,61 @@ def create_app(
         offset: int = Query(0, ge=0),
     ) -> dict[str, Any]:
         filters = request_filters(request, set(PAGING))
-        require_product(product_id)
+        service.require_product(product_id)
         depth = search_depth(offset, k, len(engine))
         hits = await workers.run(engine.similar, product_id, depth, filters)
         return {"product": product_json(engine, product_id), **page(hits, offset, k)}
 
-    @app.post(
-        "/api/similar",
+    @router.post(
+        "/similar",
         summary="Products that look like an uploaded image (multipart field 'image')",
-        openapi_extra={**filter_docs, "requestBody": _upload_body({"image": {"type": "string", "format": "binary"}})},
+        openapi_extra={
+            **service.filter_docs,
+            "requestBody": _upload_body({"image": {"type": "string", "format": "binary"}}),
+        },
     )
     async def similar_to_image(
         request: Request, k: int = Query(24, ge=1, le=MAX_PAGE), offset: int = Query(0, ge=0)
     ) -> dict[str, Any]:
         filters = request_filters(request, set(PAGING))
         depth = search_depth(offset, k, len(engine))
-        image = await image_field(await read_form(request, settings.max_upload_bytes))
+        image = await image_field(await read_form(request, service.settings.max_upload_bytes))
         hits = await workers.run(engine.similar, image, depth, filters)
         return page(hits, offset, k)
 
-    @app.post(
-        "/api/classify",
+    return router
+
+
+def product_routes(service: Service) -> APIRouter:
+    """The catalog itself: facets for the filter controls, a product's record and its image."""
+    router = APIRouter(prefix="/api")
+    engine = service.engine
+
+    @router.get("/facets", summary="Filterable columns with their values (or numeric range) and product counts")
+    async def get_facets() -> dict[str, Any]:
+        return {"catalog_size": len(engine), "facets": service.facets}
+
+    @router.get("/products/{product_id}", summary="A product's name, attributes and image URL")
+    async def product(product_id: int = PathParam(description="a catalog product id")) -> dict[str, Any]:
+        service.require_product(product_id)
+        return product_json(engine, product_id)
+
+    @router.get("/products/{product_id}/image", summary="A product's stored image", response_class=Response)
+    async def product_image(product_id: int = PathParam(description="a catalog product id")) -> Response:
+        service.require_product(product_id)
+        data = service.images.get(product_id)
+        if data is None:
+            raise ApiError(404, f"product id {product_id} has no stored image")
+        return Response(data, media_type=image_media_type(data), headers={"Cache-Control": "public, max-age=3600"})
+
+    return router
+
+
+def classify_routes(service: Service) -> APIRouter:
+    router = APIRouter(prefix="/api")
+
+    @router.post(
+        "/classify",
         summary="Zero-shot classification of an uploaded image among candidate labels",
         openapi_extra={
             "requestBody": _upload_body(
@@ -207,39 +268,28 @@ def create_app(
         },
     )
     async def classify(request: Request) -> dict[str, Any]:
-        form = await read_form(request, settings.max_upload_bytes)
+        form = await read_form(request, service.settings.max_upload_bytes)
         labels = form_labels(form.getlist("labels"))
         templates = [str(t) for t in form.getlist("template")] or list(DEFAULT_TEMPLATES)
         for template in templates:
             if "{label}" not in template:
                 raise ApiError(400, f"template {template!r} must contain {{label}}")
         image = await image_field(form)
-        ranked = await workers.run(classify_image, engine.bundle, image, labels, templates)
-        return {
-            "labels": [
-                {"label": label, "score": round(score, 6), "probability": round(p, 6)} for label, score, p in ranked
-            ]
-        }
+        ranked = await service.workers.run(classify_image, service.engine.bundle, image, labels, templates)
+        return classification_json(ranked)
 
-    @app.get("/api/products/{product_id}", summary="A product's name, attributes and image URL")
-    async def product(product_id: int = PathParam(description="a catalog product id")) -> dict[str, Any]:
-        require_product(product_id)
-        return product_json(engine, product_id)
+    return router
 
-    @app.get("/api/products/{product_id}/image", summary="A product's stored image", response_class=Response)
-    async def product_image(product_id: int = PathParam(description="a catalog product id")) -> Response:
-        require_product(product_id)
-        data = images.get(product_id)
-        if data is None:
-            raise ApiError(404, f"product id {product_id} has no stored image")
-        return Response(data, media_type=image_media_type(data), headers={"Cache-Control": "public, max-age=3600"})
 
-    @app.get("/", include_in_schema=False)
+def page_routes(service: Service) -> APIRouter:
+    """The search page (its scripts and styles are the /static mount)."""
+    router = APIRouter()
+
+    @router.get("/", include_in_schema=False)
     async def index_page() -> FileResponse:
         return FileResponse(WEB_DIR / "index.html")
 
-    app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
-    return app
+    return router
 
 
 def request_filters(request: Request, reserved: set[str]) -> list[AttributeFilter]:
@@ -279,13 +329,8 @@ def image_url(product_id: int) -> str:
 
 
 def hit_json(hit: SearchHit) -> dict[str, Any]:
-    return {
-        "id": hit.id,
-        "score": round(hit.score, 6),
-        "name": hit.name,
-        "attributes": hit.attributes,
-        "image_url": image_url(hit.id),
-    }
+    """The CLI's hit JSON (`SearchHit.to_dict`) plus where the page fetches the image."""
+    return {**hit.to_dict(), "image_url": image_url(hit.id)}
 
 
 def product_json(engine: CatalogSearch, product_id: int) -> dict[str, Any]:

@@ -32,7 +32,7 @@ from modaclip.core.config import TrainParams
 from modaclip.core.errors import ModaclipError
 from modaclip.core.metrics import count_relevant, recall_at_k, relevance, top_k, weighted_f1
 from modaclip.model.clip_model import ClipBundle, encode_images, encode_texts, ensure_logit_bias
-from modaclip.model.zero_shot import class_embeddings
+from modaclip.model.zero_shot import predict_labels
 from modaclip.train.batches import CaptionedImages, Collate, EpochBatches
 from modaclip.train.distributed import DistContext, mean_over_ranks
 from modaclip.train.freezing import apply_freezing, trainable_share
@@ -46,7 +46,6 @@ log = logging.getLogger(__name__)
 CHECKPOINT = "last.pt"
 BEST_WEIGHTS = "best.pt"
 ZERO_SHOT_FIELD = "articleType"
-ZERO_SHOT_PROMPT = "a photo of a {label}"
 
 
 def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
@@ -71,15 +70,6 @@ def run_fingerprint(
     return digest.hexdigest()
 
 
-def validation_recall(bundle: ClipBundle, val: pd.DataFrame, k: int = 10) -> float:
-    """Text->image Recall@k on the validation split: query = the item's first caption, only the item counts."""
-    if len(val) == 0:
-        return float("nan")
-    image_vecs = encode_images(bundle, val["image"].tolist())
-    text_vecs = encode_texts(bundle, [captions[0] for captions in val["captions"]])
-    return _recall(text_vecs, image_vecs, k)
-
-
 def _recall(text_vecs: np.ndarray, image_vecs: np.ndarray, k: int) -> float:
     k = min(k, len(image_vecs))
     ranked = top_k(text_vecs @ image_vecs.T, k)
@@ -95,9 +85,8 @@ def validation_scores(bundle: ClipBundle, val: pd.DataFrame, labels: Sequence[st
     text_vecs = encode_texts(bundle, [captions[0] for captions in val["captions"]])
     scores = {"recall@10": _recall(text_vecs, image_vecs, 10), "zero_shot_f1": float("nan")}
     if labels and ZERO_SHOT_FIELD in val.columns:
-        classifier = class_embeddings(bundle, labels, [ZERO_SHOT_PROMPT])
-        predicted = np.asarray(labels)[np.argmax(image_vecs @ classifier.T, axis=1)]
-        scores["zero_shot_f1"] = weighted_f1(val[ZERO_SHOT_FIELD].astype(str).tolist(), predicted.tolist())
+        predicted = predict_labels(bundle, image_vecs, labels)
+        scores["zero_shot_f1"] = weighted_f1(val[ZERO_SHOT_FIELD].astype(str).tolist(), predicted)
     return scores
 
 

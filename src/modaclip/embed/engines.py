@@ -1,0 +1,37 @@
+"""`embed.engine`: where the embed stage's work runs. Both engines write the same embeddings folder.
+
+An engine is one function of (model folder, clean catalog folder, out folder, embed params, ray
+params) and one line in `EMBED_ENGINES`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from modaclip.core.config import EmbedParams, RayParams
+from modaclip.core.errors import ModaclipError
+from modaclip.embed.embedding import embed_catalog
+from modaclip.embed.ray_engine import embed_catalog_on_ray
+
+Folder = str | Path
+EmbedEngine = Callable[[Folder, Folder, Folder, EmbedParams, RayParams], dict[str, Any]]
+
+
+def _local(model_dir: Folder, clean_dir: Folder, out_dir: Folder, params: EmbedParams, _: RayParams) -> dict[str, Any]:
+    """This process; previous vectors come from out_dir."""
+    return embed_catalog(model_dir, clean_dir, out_dir, params)
+
+
+EMBED_ENGINES: dict[str, EmbedEngine] = {"local": _local, "ray": embed_catalog_on_ray}
+
+
+def run_embed(
+    model_dir: Folder, clean_dir: Folder, out_dir: Folder, params: EmbedParams, cluster: RayParams
+) -> dict[str, Any]:
+    """Embed the catalog with the engine `embed.engine` names, reusing out_dir's vectors of unchanged products."""
+    engine = EMBED_ENGINES.get(params.engine)
+    if engine is None:
+        raise ModaclipError(f"embed.engine: unknown engine {params.engine!r} (known: {', '.join(EMBED_ENGINES)})")
+    return engine(model_dir, clean_dir, out_dir, params, cluster)
