@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import tempfile
+import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -16,6 +18,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from modaclip.cli import main
+from modaclip.model.clip_model import encode_texts
 from modaclip.registry.model_choice import SearchSource
 from modaclip.search.engine import CatalogSearch
 from modaclip.serve import app as service
@@ -332,6 +335,62 @@ def test_concurrent_requests_get_the_same_answers_as_serial_ones(
         serial = [ids(q) for q in queries]
         with ThreadPoolExecutor(8) as pool:
             assert list(pool.map(ids, queries)) == serial
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_threads_caps_the_model_calls_running_at_once(
+    served_engine: CatalogSearch,
+    served_images: CatalogImages,
+    served_paths: dict[str, Path],
+    monkeypatch: pytest.MonkeyPatch,
+    threads: int,
+) -> None:
+    """Six similar-product requests at once, each holding its model call for 0.3 s: exactly `threads` overlap."""
+    running, peak, lock = 0, 0, threading.Lock()
+    similar = served_engine.similar
+
+    def held(*args: Any) -> Any:
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+        time.sleep(0.3)
+        with lock:
+            running -= 1
+        return similar(*args)
+
+    monkeypatch.setattr(served_engine, "similar", held)
+    products = [int(i) for i in served_engine.ids[:6]]
+    with (
+        make_client(served_engine, served_images, served_paths, threads=threads) as limited,
+        ThreadPoolExecutor(len(products)) as pool,
+    ):
+        codes = list(pool.map(lambda i: limited.get(f"/api/similar/{i}", params={"k": 3}).status_code, products))
+    assert codes == [200] * len(products)
+    assert peak == threads
+
+
+@pytest.mark.parametrize(("query_cache", "forward_passes"), [(0, 4), (1, 3), (2, 2)])
+def test_query_cache_keeps_as_many_queries_as_it_is_told(
+    served_engine: CatalogSearch,
+    served_images: CatalogImages,
+    served_paths: dict[str, Path],
+    query_cache: int,
+    forward_passes: int,
+) -> None:
+    """Queries a, a, b, a: no cache embeds all four; one slot loses a to b; two slots embed only a and b."""
+    embedded: list[list[str]] = []
+
+    async def encode(texts: list[str]) -> np.ndarray:
+        embedded.append(texts)
+        return encode_texts(served_engine.bundle, texts)
+
+    with make_client(served_engine, served_images, served_paths, encode_text=encode, query_cache=query_cache) as app:
+        found = [
+            app.get("/api/search", params={"q": q, "k": 3}).json()["results"] for q in ("red", "red", "blue", "red")
+        ]
+    assert len(embedded) == forward_passes and all(len(texts) == 1 for texts in embedded)
+    assert found[0] == found[1] == found[3] != found[2]
 
 
 def test_serve_command_binds_localhost_without_cors_by_default(
