@@ -1,10 +1,11 @@
 """evaluate: base vs fine-tuned model on the test split (and any zero-shot sets in params);
-metrics, the headline figures `dvc exp show` lists, a Recall@k curve and an example grid."""
+metrics, the headline figures `dvc exp show` lists, a Recall@k curve, the per-product values the promotion
+gate resamples, and an example grid."""
 
 import argparse
 import logging
 
-from modaclip.core.atomic import write_json
+from modaclip.core.atomic import atomic_file, write_json
 from modaclip.core.config import load_params
 from modaclip.core.stage_runner import run
 from modaclip.evaluate.evaluation import compare_base_and_finetuned
@@ -23,15 +24,18 @@ def main() -> None:
     parser.add_argument("--metrics", default="metrics/eval.json")
     parser.add_argument("--headline", default="metrics/headline.json")
     parser.add_argument("--curve", default="metrics/recall_at_k.json")
+    parser.add_argument("--per-product", default="metrics/eval_per_product.parquet")
     parser.add_argument("--examples", default="metrics/examples.png")
     args = parser.parse_args()
     params = load_params(args.params)
-    report, curve = compare_base_and_finetuned(args.model, args.embeddings, args.data, params)
+    report, curve, per_product = compare_base_and_finetuned(args.model, args.embeddings, args.data, params)
     search = CatalogSearch.open(args.model, args.embeddings, args.data)
     queries = params.evaluate.grid_queries
     k = min(params.evaluate.grid_k, len(search))
     save_png_atomic(search.grid(queries, search.search_text(queries, k)), args.examples)
     write_json(args.curve, curve)
+    with atomic_file(args.per_product) as tmp:
+        per_product.to_parquet(tmp, index=False)
     write_json(args.metrics, report)
     write_json(args.headline, headline_metrics({"train": read_report(args.train), "eval": report}))
     t2i = report["finetuned"]["text_to_image"]

@@ -12,6 +12,7 @@ import os
 import socket
 import threading
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -57,9 +58,9 @@ def base_url(
     served_engine: CatalogSearch, served_images: CatalogImages, served_paths: dict[str, Path]
 ) -> Iterator[str]:
     """uvicorn serving the app on a free port of 127.0.0.1, in a thread of this process."""
-    source = SearchSource(
-        served_paths["model"], served_paths["embeddings"], served_paths["catalog"], "folder", "test model"
-    )
+    paths = [served_paths[role] for role in ("model", "embeddings", "catalog")]
+    since = datetime(2026, 11, 30, 9, 15, tzinfo=timezone.utc)
+    source = SearchSource(*paths, "production", "production v2.0.0 (test model)", "v2.0.0", since)
     server = uvicorn.Server(
         uvicorn.Config(create_app(served_engine, served_images, ServiceSettings(source)), log_level="warning")
     )
@@ -126,7 +127,8 @@ def search(page: Page, text: str) -> None:
 
 def test_search_filter_similar_and_more(page: Page, served_engine: CatalogSearch, tmp_path: Path) -> None:
     page.wait_for_selector("#filters select[name=gender] option[value=Women]", state="attached")
-    assert "test model" in page.text_content("#model")
+    footer = page.text_content("#model")
+    assert footer.startswith("production v2.0.0 (test model) since ") and "2026" in footer, footer
     search(page, "red dress")
     assert len(card_ids(page)) == PAGE_SIZE
     assert page.eval_on_selector_all(".card img", "imgs => imgs.every(i => i.loading === 'lazy')")

@@ -121,7 +121,7 @@ def items() -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def evaluated() -> tuple[dict, list[float]]:
+def evaluated() -> evaluation.ModelEvaluation:
     bundle = lookup_bundle(texts(), SET_IMAGES)
     test = evaluation.TestSet(
         items(),
@@ -149,8 +149,8 @@ def dcg(rank: int) -> float:
 OWN_RANKS = [1, 1, 3, 1, 1, 1, 2, 1, 9, 1, 11, 3]
 
 
-def test_text_to_image_recall_and_ndcg_of_the_own_product(evaluated: tuple[dict, list[float]]) -> None:
-    t2i, curve = evaluated[0]["text_to_image"], evaluated[1]
+def test_text_to_image_recall_and_ndcg_of_the_own_product(evaluated: evaluation.ModelEvaluation) -> None:
+    t2i, curve = evaluated.metrics["text_to_image"], evaluated.curve
     # ranks 1: q0 q1 q3 q4 q5 q7 q9 (7); 2: q6; 3: q2 q11; 9: q8; 11: q10 (missed at 10)
     assert t2i["recall@1"] == pytest.approx(7 / 12)
     assert t2i["recall@5"] == pytest.approx(10 / 12)
@@ -161,9 +161,9 @@ def test_text_to_image_recall_and_ndcg_of_the_own_product(evaluated: tuple[dict,
     assert [OWN_RANKS.count(r) for r in (1, 2, 3, 9, 11)] == [7, 1, 2, 1, 1]
 
 
-def test_text_to_image_attribute_precision_and_ndcg(evaluated: tuple[dict, list[float]]) -> None:
+def test_text_to_image_attribute_precision_and_ndcg(evaluated: evaluation.ModelEvaluation) -> None:
     """Relevant: every product with the query product's (gender, baseColour, articleType)."""
-    t2i = evaluated[0]["text_to_image"]
+    t2i = evaluated.metrics["text_to_image"]
     # keys: (Men, Red, Tshirts) = {0, 1, 4}; (Men, Blue, Jeans) = {5, 6}; (Men, Black, Casual Shoes) = {9, 10};
     # every other product is alone with its key. Positions of those products in each top 10 above:
     #   q0 1 2 5 | q1 1 2 5 | q2 3 | q3 1 | q4 1 2 3 | q5 1 2 | q6 1 2 | q7 1 | q8 9 | q9 1 2 | q10 10 | q11 3
@@ -174,8 +174,8 @@ def test_text_to_image_attribute_precision_and_ndcg(evaluated: tuple[dict, list[
     assert t2i["attribute_ndcg@10"] == pytest.approx(sum(per_query) / 12)
 
 
-def test_image_to_image_precision_at_10(evaluated: tuple[dict, list[float]]) -> None:
-    i2i = evaluated[0]["image_to_image"]
+def test_image_to_image_precision_at_10(evaluated: evaluation.ModelEvaluation) -> None:
+    i2i = evaluated.metrics["image_to_image"]
     # the rest of a product's type ranks first, and 11 others leave room for all of it in the top 10:
     # Tshirts 5 products x 4, Jeans 4 x 3, Casual Shoes 3 x 2 = 38 hits of 120
     assert i2i["precision@10_articleType"] == pytest.approx(38 / 120)
@@ -183,9 +183,9 @@ def test_image_to_image_precision_at_10(evaluated: tuple[dict, list[float]]) -> 
     assert i2i["precision@10_articleType_baseColour"] == pytest.approx(20 / 120)
 
 
-def test_zero_shot_accuracy_and_weighted_f1(evaluated: tuple[dict, list[float]]) -> None:
+def test_zero_shot_accuracy_and_weighted_f1(evaluated: evaluation.ModelEvaluation) -> None:
     """Each image is classified as what it looks like (its prompt's score is 1, every other prompt's 0)."""
-    zero_shot = evaluated[0]["zero_shot"]
+    zero_shot = evaluated.metrics["zero_shot"]
     # articleType truth T T T T T J J J J S S S, predicted T T J T T J J J T S S J: 9 of 12 right
     # F1 = 2 TP / (true + predicted): T 2*4/(5+5) = 4/5, J 2*3/(4+5) = 2/3, S 2*2/(3+2) = 4/5
     # weighted by support 5, 4, 3: (5 * 4/5 + 4 * 2/3 + 3 * 4/5) / 12 = 34/45; Dresses is never true nor predicted
@@ -196,22 +196,37 @@ def test_zero_shot_accuracy_and_weighted_f1(evaluated: tuple[dict, list[float]])
     assert zero_shot["baseColour"] == pytest.approx({"accuracy": 10 / 12, "weighted_f1": f1, "classes": 4})
 
 
-def test_zero_shot_on_a_labelled_set(evaluated: tuple[dict, list[float]]) -> None:
+def test_zero_shot_on_a_labelled_set(evaluated: evaluation.ModelEvaluation) -> None:
     # truth T T J J, predicted T T J T: 3 of 4; F1 T 2*2/(2+3) = 4/5, J 2*1/(2+1) = 2/3; (2 * 4/5 + 2 * 2/3) / 4
-    assert evaluated[0]["zero_shot_sets"]["toy"] == pytest.approx({"accuracy": 3 / 4, "weighted_f1": 11 / 15})
+    assert evaluated.metrics["zero_shot_sets"]["toy"] == pytest.approx({"accuracy": 3 / 4, "weighted_f1": 11 / 15})
 
 
-def test_kagl_title_to_product(evaluated: tuple[dict, list[float]]) -> None:
+def test_per_product_values_the_promotion_gate_resamples(evaluated: evaluation.ModelEvaluation) -> None:
+    """The gate's paired bootstrap draws test products with these values; each figure above is their mean."""
+    values = evaluated.per_product
+    assert values["text_to_image.recall@1"] == pytest.approx([float(rank == 1) for rank in OWN_RANKS])
+    assert values["text_to_image.recall@10"] == pytest.approx([float(rank <= 10) for rank in OWN_RANKS])
+    assert values["text_to_image.ndcg@10"] == pytest.approx([dcg(rank) if rank <= 10 else 0.0 for rank in OWN_RANKS])
+    # the rest of a product's type in its top 10: Tshirts 4, Jeans 3, Casual Shoes 2
+    assert values["image_to_image.precision@10_articleType"] == pytest.approx([0.4] * 5 + [0.3] * 4 + [0.2] * 3)
+    # wrong: articleType at 2, 8 and 11 (each looks like another type), baseColour at 4 and 10 (another colour)
+    assert values["zero_shot.articleType.accuracy"] == pytest.approx(
+        [float(row not in (2, 8, 11)) for row in range(12)]
+    )
+    assert values["zero_shot.baseColour.accuracy"] == pytest.approx([float(row not in (4, 10)) for row in range(12)])
+
+
+def test_kagl_title_to_product(evaluated: evaluation.ModelEvaluation) -> None:
     # title.image = 4 [target] + 2 [type] (+ 2 [looks white] for 11's): own rank of each titled product
     #   0: 0 first -> 1;  3: 4 0 1 2 3 -> 5;  5: 5 first -> 1;  8: 9 10 11 0 .. 7 8 -> 12 (past 10, RR 0)
     #   9: 10 9 11 -> 2;  11: 11 (score 8) first -> 1
-    kagl = evaluated[0]["kagl"]["text_to_image"]
+    kagl = evaluated.metrics["kagl"]["text_to_image"]
     assert kagl == pytest.approx({"recall@1": 3 / 6, "recall@10": 5 / 6, "mrr": (1 + 1 / 5 + 1 + 0 + 1 / 2 + 1) / 6})
 
 
-def test_kagl_label_to_product(evaluated: tuple[dict, list[float]]) -> None:
+def test_kagl_label_to_product(evaluated: evaluation.ModelEvaluation) -> None:
     """Documents are unit(0.9 image + 0.1 unit(title)) for titled products, unit(image) for the others."""
-    kagl = evaluated[0]["kagl"]["label_to_product"]
+    kagl = evaluated.metrics["kagl"]["label_to_product"]
     # Category labels score every product of their types above 0 and the rest (bar a title's small share) 0:
     # top 1 always relevant; P@10 = relevant products / 10. Apparel 9, Footwear 3; Topwear 5, Bottomwear 4, Shoes 3.
     assert kagl["masterCategory"] == pytest.approx({"p@1": 1.0, "p@10": (9 + 3) / 20, "mrr": 1.0})

@@ -1,5 +1,7 @@
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 from conftest import TEST_ARCH
 from test_labelled_sets import write_fmnist
@@ -8,21 +10,29 @@ from modaclip.core.catalog_io import read_catalog
 from modaclip.core.config import EmbedParams, EvaluateParams, Params
 from modaclip.core.errors import ModaclipError
 from modaclip.embed.embedding import embed_catalog
-from modaclip.evaluate.evaluation import compare_base_and_finetuned
+from modaclip.evaluate.evaluation import compare_base_and_finetuned, evaluate_saved_model
 from modaclip.evaluate.markdown_report import leaves
 from modaclip.model.clip_model import create_base_model, save_model
+from modaclip.registry.promotion import metric_value
 
 
 @pytest.fixture(scope="module")
-def report(clean_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """eval.json of a 'fine-tuned' model that is another random init than the base, plus a tiny Fashion-MNIST set."""
+def evaluated(clean_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """eval.json of a 'fine-tuned' model that is another random init than the base, plus a tiny Fashion-MNIST set;
+    its per-product table, and the same model scored alone as the promotion gate scores production."""
     root = tmp_path_factory.mktemp("evaluate")
     save_model(create_base_model(TEST_ARCH, "none", seed=5), root / "model")
     embed_catalog(root / "model", clean_dir, root / "embeddings", EmbedParams(batch_size=32))
     fmnist = write_fmnist(root / "fashion-mnist", [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 1])
     params = Params(evaluate=EvaluateParams(recall_ks=[1, 5], zero_shot_sets=[f"fmnist:{fmnist}"]))
-    result, _ = compare_base_and_finetuned(root / "model", root / "embeddings", clean_dir, params)
-    return result
+    result, _, per_product = compare_base_and_finetuned(root / "model", root / "embeddings", clean_dir, params)
+    alone, alone_per_product = evaluate_saved_model(root / "model", root / "embeddings", clean_dir, params)
+    return {"report": result, "per_product": per_product, "alone": alone, "alone_per_product": alone_per_product}
+
+
+@pytest.fixture(scope="module")
+def report(evaluated: dict) -> dict:
+    return evaluated["report"]
 
 
 def test_kagl_sections_for_both_models(report: dict, clean_dir: Path) -> None:
@@ -61,3 +71,33 @@ def test_missing_set_stops_before_any_model_is_loaded(clean_dir: Path, tmp_path:
     params = Params(evaluate=EvaluateParams(zero_shot_sets=[f"fmnist:{tmp_path / 'absent'}"]))
     with pytest.raises(ModaclipError, match=r"evaluate.zero_shot_sets\[0\]: folder .*absent not found"):
         compare_base_and_finetuned(tmp_path / "no-model", tmp_path / "no-embeddings", clean_dir, params)
+
+
+def test_per_product_values_average_to_the_reported_figures(evaluated: dict, clean_dir: Path) -> None:
+    report, table = evaluated["report"], evaluated["per_product"]
+    test_ids = read_catalog(clean_dir, columns=["id"], split="test")["id"]
+    assert table["id"].tolist() == test_ids.tolist() and table["id"].is_unique
+    expected = {
+        f"{model}.{path}"
+        for model in ("base", "finetuned")
+        for path in (
+            "text_to_image.recall@1",
+            "text_to_image.recall@5",
+            "text_to_image.attribute_precision@5",
+            "image_to_image.precision@10_articleType",
+            "zero_shot.articleType.accuracy",
+        )
+    }
+    assert expected <= set(table.columns)
+    for column in table.columns.drop("id"):
+        assert table[column].mean() == pytest.approx(metric_value(report, column, "eval.json"), abs=1e-12), column
+    assert set(np.unique(table["finetuned.text_to_image.recall@1"])) <= {0.0, 1.0}
+
+
+def test_a_model_scored_alone_matches_its_half_of_eval_json(evaluated: dict) -> None:
+    """The promotion gate scores production this way: same figures, same per-product values, same split digest."""
+    report, alone = evaluated["report"], evaluated["alone"]
+    assert alone["finetuned"] == report["finetuned"]
+    assert (alone["test_items"], alone["test_digest"]) == (report["test_items"], report["test_digest"])
+    finetuned = evaluated["per_product"].filter(regex=r"^(id|finetuned\.)")
+    pd.testing.assert_frame_equal(evaluated["alone_per_product"], finetuned)

@@ -1,6 +1,9 @@
-"""`modaclip retrain` for real, on the tiny pipeline in a temporary git repo: three rounds of a growing
-catalog, a killed run, two runs at once, the production model in search, then queued experiments and a
-DVC remote on the same project (so the whole module costs five pipeline runs, two of them partial)."""
+"""`modaclip retrain` for real, on the tiny pipeline in a temporary git repo: a first round, the grown
+catalog re-embedded by the same model in review mode (the gate compares like with like; promote, a
+killed promote, rollback), a retrain on the grown catalog, a killed run, two runs at once, the production
+model in search, then queued experiments and a DVC remote on the same project (the re-embedding round
+trains nothing; the other runs are the module's earlier ones: three retrains, one of them killed, and
+two queued experiments)."""
 
 from __future__ import annotations
 
@@ -17,32 +20,47 @@ from test_pipeline import LEARNING, TINY, make_tiny_project, set_params, sh, sta
 
 from modaclip.cli import main
 from modaclip.core.catalog_io import read_catalog
+from modaclip.core.config import PromoteParams
 from modaclip.registry import versions as registry
+from modaclip.registry.model_choice import search_source_for
+from modaclip.registry.promotion import decide
 
 pytestmark = pytest.mark.slow
 RETRAIN = ["modaclip", "retrain"]
-UNBUFFERED = {**os.environ, "PYTHONUNBUFFERED": "1"}
+
+
+def env(repo: Path) -> dict[str, str]:
+    """Unbuffered output, and the gate's cache of production's embeddings next to the project, not in ~/.cache."""
+    return {**os.environ, "PYTHONUNBUFFERED": "1", "MODACLIP_CACHE": str(repo.parent / "cache")}
 
 
 def retrain(repo: Path) -> tuple[int, str, dict]:
-    done = subprocess.run(RETRAIN, cwd=repo, capture_output=True, text=True)
-    return done.returncode, done.stdout + done.stderr, promotion(repo)
+    done = subprocess.run(RETRAIN, cwd=repo, capture_output=True, text=True, env=env(repo))
+    out = done.stdout + done.stderr
+    assert (repo / "metrics/promotion.json").is_file(), f"no decision written (exit {done.returncode}):\n{out[-4000:]}"
+    return done.returncode, out, promotion(repo)
 
 
 def promotion(repo: Path) -> dict:
     return json.loads((repo / "metrics/promotion.json").read_text())
 
 
-def start_retrain(repo: Path) -> subprocess.Popen:
+def start(repo: Path, command: list[str] = RETRAIN) -> subprocess.Popen:
     return subprocess.Popen(
-        RETRAIN,
+        command,
         cwd=repo,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env=UNBUFFERED,
+        env=env(repo),
         start_new_session=True,
     )
+
+
+def kill_at(process: subprocess.Popen, marker: str) -> None:
+    read_until(process, marker)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
 
 
 def read_until(process: subprocess.Popen, marker: str) -> str:
@@ -72,18 +90,69 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def round1(project: Path) -> dict:
     code, out, record = retrain(project)
-    return {"code": code, "out": out, "record": record, "test_ids": held_out_ids(project)}
+    return {
+        "code": code,
+        "out": out,
+        "record": record,
+        "test_ids": held_out_ids(project),
+        "production": registry.production(project),
+    }
 
 
 @pytest.fixture(scope="module")
-def round2(project: Path, round1: dict) -> dict:
-    set_params(project, {"data": {"num_items": 240}})
+def regrown(project: Path, round1: dict) -> dict:
+    """The catalog grows from 160 to 240 products and production's model re-embeds it (finetune frozen),
+    in review mode under a gate that passes a tie: the candidate *is* production's model."""
+    sh(project, "dvc", "freeze", "finetune")
+    set_params(
+        project, {"data": {"num_items": 240}, "promote": {"mode": "review", "min_gain": 0.0, "min_confidence": 0.0}}
+    )
+    sh(project, "git", "commit", "-qam", "re-embed the grown catalog with the production model")
     code, out, record = retrain(project)
     return {
         "code": code,
         "out": out,
         "record": record,
         "test_ids": held_out_ids(project),
+        "production": registry.production(project),
+        "staged": registry.staged(project),
+    }
+
+
+@pytest.fixture(scope="module")
+def reviewed(project: Path, round1: dict, regrown: dict) -> dict:
+    """`modaclip promote v2` killed while it restores v2's files, then run to the end, then `--rollback`."""
+    tags_before = tags(project)
+    kill_at(start(project, ["modaclip", "promote", "v2"]), "restoring modaclip-model@v2.0.0")
+    after_kill = {
+        "tags": tags(project),
+        "production": registry.production(project),
+        "restored": (project / "models/registry/v2.0.0").exists(),
+    }
+    promoted = subprocess.run(["modaclip", "promote", "v2"], cwd=project, capture_output=True, text=True)
+    at_v2 = search_source_for("production", root=project)
+    rolled_back = subprocess.run(["modaclip", "promote", "--rollback"], cwd=project, capture_output=True, text=True)
+    return {
+        "tags_before": tags_before,
+        "after_kill": after_kill,
+        "promoted": promoted,
+        "at_v2": at_v2,
+        "rolled_back": rolled_back,
+        "production": registry.production(project),
+    }
+
+
+@pytest.fixture(scope="module")
+def round2(project: Path, round1: dict, reviewed: dict) -> dict:
+    """Training again, on the grown catalog, under the default gate (auto mode, confidence 0.9)."""
+    sh(project, "dvc", "unfreeze", "finetune")
+    set_params(project, {"promote": {"mode": "auto", "min_gain": 0.005, "min_confidence": 0.9}})
+    sh(project, "git", "commit", "-qam", "retrain on the grown catalog")
+    code, out, record = retrain(project)
+    return {
+        "code": code,
+        "out": out,
+        "record": record,
         "production": registry.production(project),
     }
 
@@ -98,15 +167,12 @@ def round3(project: Path, round2: dict) -> dict:
     tags_before = tags(project)
     record_before = promotion(project)
     set_params(project, {"train": {"lr": 1e-9}})
-    killed = start_retrain(project)
-    read_until(killed, "epoch 2/")
-    os.killpg(killed.pid, signal.SIGKILL)
-    killed.wait()
+    kill_at(start(project), "epoch 2/")  # once epoch 1's checkpoint is written
     after_kill = {"tags": tags(project), "production": registry.production(project), "record": promotion(project)}
 
-    first = start_retrain(project)
+    first = start(project)
     started = read_until(first, "Running stage")
-    second = subprocess.run(RETRAIN, cwd=project, capture_output=True, text=True)
+    second = subprocess.run(RETRAIN, cwd=project, capture_output=True, text=True, env=env(project))
     out = started + first.communicate()[0]
     return {
         "tags_before": tags_before,
@@ -133,16 +199,78 @@ def test_round1_trains_and_promotes_against_the_base_model(project: Path, round1
     assert "modaclip-model" in shown and "v1.0.0" in shown and "#prod" in shown
 
 
-def test_round2_adds_products_keeps_old_test_items_in_test_and_records_the_decision(
-    project: Path, round1: dict, round2: dict
+def test_grown_catalog_same_model_is_a_tie_on_the_same_split_where_the_old_gate_saw_a_loss(
+    project: Path, round1: dict, regrown: dict
 ) -> None:
-    assert stages_run(round2["out"]) == {"download", "caption", "finetune", "embed", "evaluate"}
+    assert stages_run(regrown["out"]) == {"download", "caption", "embed", "evaluate"}, "finetune is frozen"
+    assert round1["test_ids"] < regrown["test_ids"], "an old test product left the test split"
+    record = regrown["record"]
+    assert record["baseline"] == "production" and record["production"]["version"] == "v1.0.0"
+    assert record["production"]["figures"] == record["candidate"]["figures"], "same model, same split, same code"
+    assert record["checks"][0]["change"] == 0.0 and record["passed"]
+    recorded = record["production"]["recorded"]
+    assert recorded["test_items"] < record["test_split"]["items"] == len(regrown["test_ids"])
+    assert recorded["test_digest"] != record["test_split"]["digest"]
+    assert record["code"]["commit"] == sh(project, "git", "rev-parse", "HEAD~1").strip(), "the code that scored both"
+    old_gate = decide(
+        {"finetuned": record["candidate"]["figures"]},
+        {"finetuned": recorded["figures"]},
+        PromoteParams(**record["gate"]),
+    )
+    assert not old_gate.passed and "below promote.min_gain 0.0" in old_gate.reason, (
+        "the old gate judged the moved split: the same model looked worse on more test products"
+    )
+
+
+def test_review_mode_stages_the_candidate_and_leaves_production_alone(
+    project: Path, round1: dict, regrown: dict
+) -> None:
+    assert regrown["code"] == 4, regrown["out"]
+    record = regrown["record"]
+    assert record["decision"] == "staged for review" and record["mode"] == "review" and not record["promoted"]
+    assert "modaclip promote v2.0.0" in regrown["out"]
+    assert regrown["production"] == registry.ModelVersion("v1.0.0", round1["production"].commit)
+    assert regrown["staged"].version == record["candidate"]["version"] == "v2.0.0"
+    assert regrown["staged"].commit == sh(project, "git", "rev-parse", "HEAD").strip()
+
+
+def test_a_killed_promote_changes_nothing_and_the_next_one_completes(reviewed: dict) -> None:
+    after_kill = reviewed["after_kill"]
+    assert after_kill["tags"] == reviewed["tags_before"] and after_kill["production"].version == "v1.0.0"
+    assert not after_kill["restored"], "a killed restore left a folder that looks complete"
+    assert reviewed["promoted"].returncode == 0, reviewed["promoted"].stderr
+    assert "production: v2.0.0 (was v1.0.0)" in reviewed["promoted"].stdout
+    assert (reviewed["at_v2"].kind, reviewed["at_v2"].version) == ("production", "v2.0.0")
+
+
+def test_rollback_restores_v1_and_search_follows_it(
+    project: Path, reviewed: dict, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert reviewed["rolled_back"].returncode == 0, reviewed["rolled_back"].stderr
+    assert "production: v1.0.0 (was v2.0.0)" in reviewed["rolled_back"].stdout
+    assert reviewed["production"].version == "v1.0.0"
+    monkeypatch.chdir(project)
+    v1_ids = set(read_catalog(project / "models/registry/v1.0.0/data/clean", columns=["id"])["id"])
+    v2_ids = set(read_catalog(reviewed["at_v2"].catalog, columns=["id"])["id"])
+    assert v1_ids < v2_ids
+    code, out, err = cli(["search", "red dress", "-k", str(len(v1_ids)), "--json"], capsys)
+    assert code == 0, err
+    assert {hit["id"] for hit in json.loads(out)[0]["results"]} == v1_ids, "production's search is v1's catalog"
+
+
+def test_round2_retrains_on_the_grown_catalog_against_production_on_the_same_split(
+    project: Path, regrown: dict, round2: dict
+) -> None:
+    assert stages_run(round2["out"]) == {"finetune", "embed", "evaluate"}
     record = round2["record"]
     assert round2["code"] == (0 if record["promoted"] else 3), round2["out"]
     assert record["baseline"] == "production" and record["production"]["version"] == "v1.0.0"
-    assert round1["test_ids"] < round2["test_ids"], "an old test product left the test split"
-    assert record["candidate"]["test_items"] > record["production"]["test_items"]
-    expected = "v2.0.0" if record["promoted"] else "v1.0.0"
+    assert record["test_split"] == regrown["record"]["test_split"], "same catalog, same test products"
+    confidence = record["confidence"]
+    assert confidence["products"] == record["test_split"]["items"] and 0.0 <= confidence["confidence"] <= 1.0
+    assert f"confidence {confidence['confidence']:.3f}" in record["reason"]
+    assert record["production"]["evaluation_seconds"] > 0
+    expected = "v3.0.0" if record["promoted"] else "v1.0.0"
     assert round2["production"].version == expected
 
 
@@ -157,7 +285,7 @@ def test_second_retrain_at_once_stops_with_one_line(round3: dict) -> None:
     second = round3["second"]
     assert second.returncode == 2
     assert second.stderr.strip().count("\n") == 0, second.stderr
-    assert "another retrain or dvc command is running" in second.stderr
+    assert "another retrain or promote is running" in second.stderr
 
 
 def test_round3_ruined_model_is_rejected_and_production_unchanged(project: Path, round2: dict, round3: dict) -> None:
@@ -177,6 +305,7 @@ def test_round3_ruined_model_is_rejected_and_production_unchanged(project: Path,
 def test_uncommitted_code_exits_2_before_running_anything(
     project: Path, round3: dict, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    monkeypatch.setenv("MODACLIP_CACHE", env(project)["MODACLIP_CACHE"])  # as the subprocess runs get
     monkeypatch.chdir(project)
     stage, report = project / "stages" / "evaluate.py", project / "metrics" / "eval.json"
     original, written = stage.read_text(), report.stat().st_mtime_ns
@@ -194,6 +323,7 @@ def test_uncommitted_code_exits_2_before_running_anything(
 def test_a_failed_stage_exits_2_and_leaves_production_and_the_record_alone(
     project: Path, round3: dict, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    monkeypatch.setenv("MODACLIP_CACHE", env(project)["MODACLIP_CACHE"])  # as the subprocess runs get
     monkeypatch.chdir(project)  # DVC, run in this process, resolves stages against the working directory
     production, record = registry.production(project), promotion(project)
     set_params(project, {"evaluate": {"zero_shot_sets": ["fmnist:no-such-folder"]}})  # evaluate stops on it

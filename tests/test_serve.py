@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -75,12 +76,25 @@ def assert_error(response: Any, status: int, fragment: str) -> None:
     assert fragment in body["error"], body["error"]
 
 
+def test_health_says_which_production_version_serves_and_since_when(
+    served_engine: CatalogSearch, served_images: CatalogImages, served_paths: dict[str, Path]
+) -> None:
+    description = "production v2.0.0 (modaclip-model@v2.0.0, commit 0123abcd)"
+    since = datetime(2026, 11, 30, 9, 15, tzinfo=timezone.utc)
+    paths = [served_paths[role] for role in ("model", "embeddings", "catalog")]
+    source = SearchSource(*paths, "production", description, "v2.0.0", since)
+    with TestClient(create_app(served_engine, served_images, ServiceSettings(source))) as client:
+        health = client.get("/health").json()
+    assert (health["source"], health["version"], health["model"]) == ("production", "v2.0.0", description)
+    assert health["since"] == "2026-11-30T09:15:00+00:00"
+
+
 def test_health_names_the_model_the_catalog_and_the_index(client: TestClient, served_engine: CatalogSearch) -> None:
     health = client.get("/health").json()
     assert health["status"] == "ok" and health["source"] == "folder"
     assert health["model"].startswith("model folder ")
     assert health["catalog_size"] == len(served_engine) > 100
-    assert health["index"] == "flat"
+    assert health["index"] == "flat" and health["since"] is None
 
 
 def test_search_returns_ranked_hits_with_attributes_and_image_urls(client: TestClient) -> None:

@@ -16,8 +16,9 @@ from modaclip.core.stage_runner import run
 from modaclip.evaluate.markdown_report import markdown_report, read_eval_json
 from modaclip.model.clip_model import load_model
 from modaclip.model.zero_shot import DEFAULT_TEMPLATES, classification_json, classify_image
+from modaclip.registry import versions as registry
 from modaclip.registry.model_choice import model_folder, search_source_for
-from modaclip.registry.retrain import EXIT_KEPT, retrain
+from modaclip.registry.retrain import EXIT_KEPT, EXIT_STAGED, exit_status, retrain
 from modaclip.search.engine import CatalogSearch, SearchHit, read_image_file
 from modaclip.search.filters import parse_filters
 from modaclip.search.grid import GridCell, retrieval_grid, save_png_atomic
@@ -35,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
         add_search_command,
         add_eval_report_command,
         add_retrain_command,
+        add_promote_command,
         add_similar_command,
         add_classify_command,
         add_serve_command,
@@ -81,14 +83,32 @@ def add_retrain_command(commands: argparse._SubParsersAction) -> None:
         "retrain",
         help="rerun the pipeline and promote the new model only if it beats production (for cron / CI)",
         description=(
-            "Run `dvc repro`, compare metrics/eval.json with the production model's under the `promote` params, "
-            "write metrics/promotion.json, and on promotion commit the run and tag it with GTO "
-            "(modaclip-model@vN, #prod). "
-            f"Exit status: 0 promoted, {EXIT_KEPT} kept production, 2 failed (including: another retrain is running)."
+            "Run `dvc repro`, score the production model on the same test split, compare the two under the "
+            "`promote` params, write metrics/promotion.json, and if the candidate passes commit the run and tag it "
+            "with GTO (modaclip-model@vN, then #prod, or #staging with promote.mode: review). "
+            f"Exit status: 0 promoted, {EXIT_KEPT} kept production, {EXIT_STAGED} staged for review, "
+            "2 failed (including: another retrain or promote is running)."
         ),
     )
     retrain_parser.add_argument("--repo", default=".", help="project root (default: current directory)")
     retrain_parser.set_defaults(handler=retrain_command)
+
+
+def add_promote_command(commands: argparse._SubParsersAction) -> None:
+    promote = commands.add_parser(
+        "promote",
+        help="move production to an approved version (vN), or back to the previous one (--rollback)",
+        description=(
+            "Assign GTO's prod stage to a registered version newer than production (a candidate staged for "
+            "review by `modaclip retrain`), or with --rollback take it from the current version, which hands "
+            "production back to the version before it. Each move is one git tag; push it with `git push --tags`."
+        ),
+    )
+    target = promote.add_mutually_exclusive_group(required=True)
+    target.add_argument("version", nargs="?", help="the version to put in production, e.g. v3")
+    target.add_argument("--rollback", action="store_true", help="return production to the previous version")
+    promote.add_argument("--repo", default=".", help="project root (default: current directory)")
+    promote.set_defaults(handler=promote_command)
 
 
 def add_model_argument(parser: argparse.ArgumentParser) -> None:
@@ -276,8 +296,17 @@ def retrain_command(args: argparse.Namespace) -> None:
     version = record["candidate"]["version"] if record["promoted"] else record["production"]["version"]
     print(f"{record['decision']}: {record['reason']}")
     print(f"production: {version or 'none'} (details in metrics/promotion.json)")
-    if not record["promoted"]:
-        sys.exit(EXIT_KEPT)
+    if record["passed"] and not record["promoted"]:
+        staged = record["candidate"]["version"]
+        print(f"staged: {staged}; to put it in production: modaclip promote {staged}")
+    if code := exit_status(record):
+        sys.exit(code)
+
+
+def promote_command(args: argparse.Namespace) -> None:
+    root = Path(args.repo)
+    old, new = registry.rollback(root) if args.rollback else registry.promote(root, args.version)
+    print(f"production: {new.version} (was {old.version if old else 'none'}); publish the move with `git push --tags`")
 
 
 def similar_command(args: argparse.Namespace) -> None:

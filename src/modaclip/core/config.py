@@ -170,6 +170,8 @@ class PromoteParams(Section):
         ]
     )
     max_regression: float = Field(0.02, ge=0.0)
+    min_confidence: float = Field(0.9, ge=0.0, le=1.0)
+    mode: Literal["auto", "review"] = "auto"
 
 
 class Params(Section):

@@ -112,45 +112,70 @@ def _factorize(*key_lists: Sequence) -> list[np.ndarray]:
     return np.split(codes, np.cumsum([len(keys) for keys in key_lists])[:-1])
 
 
+def recall_per_query(rel: np.ndarray, num_relevant: np.ndarray, k: int) -> np.ndarray:
+    """Each query's share of its relevant items found in its top k; NaN for a query with none in the gallery."""
+    rel = _as_rel(rel)
+    _check_k(k, available=rel.shape[1])
+    num_relevant = np.asarray(num_relevant)
+    hits = rel[:, :k].sum(axis=1)
+    return np.where(num_relevant > 0, hits / np.maximum(num_relevant, 1), np.nan)
+
+
 def recall_at_k(rel: np.ndarray, num_relevant: np.ndarray, k: int) -> float:
     """Mean share of each query's relevant items found in its top k.
 
     Queries with no relevant item in the gallery have no recall and are left out of the mean.
     """
-    rel = _as_rel(rel)
-    _check_k(k, available=rel.shape[1])
-    has_relevant = np.asarray(num_relevant) > 0
-    _check_some_relevant(has_relevant, "recall", k)
-    hits = rel[has_relevant, :k].sum(axis=1)
-    return float(np.mean(hits / np.asarray(num_relevant)[has_relevant]))
+    return query_mean(recall_per_query(rel, num_relevant, k), f"recall@{k}")
 
 
-def precision_at_k(rel: np.ndarray, k: int) -> float:
-    """Mean share of relevant items in each query's top k.
+def precision_per_query(rel: np.ndarray, k: int) -> np.ndarray:
+    """Each query's share of relevant items in its top k.
 
     Divides by k even when rel has fewer columns (a gallery smaller than k): the missing slots
     count as misses, as they would for a retriever asked for k results.
     """
     rel = _as_rel(rel)
     _check_k(k)
-    return float(np.mean(rel[:, :k].sum(axis=1) / k))
+    return rel[:, :k].sum(axis=1) / k
 
 
-def ndcg_at_k(rel: np.ndarray, num_relevant: np.ndarray, k: int) -> float:
-    """Mean NDCG with binary gains and a 1 / log2(rank + 1) discount.
+def precision_at_k(rel: np.ndarray, k: int) -> float:
+    """Mean of `precision_per_query`."""
+    return query_mean(precision_per_query(rel, k), f"precision@{k}")
 
-    The ideal ranking puts min(num_relevant, k) relevant items first; queries with no relevant
-    item have no ideal DCG and are left out of the mean, as in `recall_at_k`.
+
+def ndcg_per_query(rel: np.ndarray, num_relevant: np.ndarray, k: int) -> np.ndarray:
+    """Each query's NDCG with binary gains and a 1 / log2(rank + 1) discount; NaN for a query without relevant items.
+
+    The ideal ranking puts min(num_relevant, k) relevant items first; a query with no relevant
+    item has no ideal DCG.
     """
     rel = _as_rel(rel)
     _check_k(k, available=rel.shape[1])
     num_relevant = np.asarray(num_relevant)
-    has_relevant = num_relevant > 0
-    _check_some_relevant(has_relevant, "NDCG", k)
     discounts = 1.0 / np.log2(np.arange(2, k + 2))
-    dcg = rel[has_relevant, :k] @ discounts
-    ideal_dcg = np.cumsum(discounts)[np.minimum(num_relevant[has_relevant], k) - 1]
-    return float(np.mean(dcg / ideal_dcg))
+    dcg = rel[:, :k] @ discounts
+    ideal_dcg = np.cumsum(discounts)[np.clip(num_relevant, 1, k) - 1]
+    return np.where(num_relevant > 0, dcg / ideal_dcg, np.nan)
+
+
+def ndcg_at_k(rel: np.ndarray, num_relevant: np.ndarray, k: int) -> float:
+    """Mean of `ndcg_per_query` over the queries that have a relevant item."""
+    return query_mean(ndcg_per_query(rel, num_relevant, k), f"NDCG@{k}")
+
+
+def query_mean(values: np.ndarray, metric: str) -> float:
+    """The figure of a per-query metric: its mean over the queries where it is defined (not NaN).
+
+    Every mean-over-queries figure is computed through this, so a figure and its per-query values
+    (kept for the promotion gate's paired bootstrap) always agree.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    defined = ~np.isnan(values)
+    if not defined.any():
+        raise ModaclipError(f"{metric} is undefined: no query has a relevant gallery item")
+    return float(values[defined].mean())
 
 
 def mean_reciprocal_rank(rel: np.ndarray) -> float:
@@ -177,11 +202,6 @@ def _check_k(k: int, available: int | None = None) -> None:
         raise ModaclipError(f"k must be at least 1, got k={k}")
     if available is not None and k > available:
         raise ModaclipError(f"k={k} but only {available} ranks were retrieved; retrieve at least k items")
-
-
-def _check_some_relevant(has_relevant: np.ndarray, metric: str, k: int) -> None:
-    if not has_relevant.any():
-        raise ModaclipError(f"{metric}@{k} is undefined: no query has a relevant gallery item")
 
 
 def accuracy(y_true: Sequence, y_pred: Sequence) -> float:

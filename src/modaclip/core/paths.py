@@ -10,4 +10,5 @@ MODEL_DIR = Path("models/finetuned")
 EMBEDDINGS_DIR = Path("data/embeddings")
 CATALOG_DIR = Path("data/clean")
 EVAL_METRICS = Path("metrics/eval.json")
+EVAL_PER_PRODUCT = Path("metrics/eval_per_product.parquet")  # the values behind EVAL_METRICS' means, per test product
 SEARCH_PATHS = {"model": MODEL_DIR, "embeddings": EMBEDDINGS_DIR, "catalog": CATALOG_DIR}

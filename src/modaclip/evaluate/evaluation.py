@@ -2,13 +2,16 @@
 Marqo's KAGL protocol, plus zero-shot classification of labelled sets from outside the catalog.
 
 Every function takes embeddings and labels and returns plain numbers, so the same protocol runs
-for the base and the fine-tuned model and the two are compared like for like.
+for the base and the fine-tuned model and the two are compared like for like. The figures that are
+a mean over test products also keep their value per product (`ModelEvaluation.per_product`): the
+promotion gate's paired bootstrap resamples them (registry/promotion.py).
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,15 +25,17 @@ from modaclip.core.errors import ModaclipError
 from modaclip.core.metrics import (
     accuracy,
     count_relevant,
-    ndcg_at_k,
-    precision_at_k,
+    ndcg_per_query,
+    precision_per_query,
+    query_mean,
     recall_at_k,
+    recall_per_query,
     relevance,
     top_k,
     weighted_f1,
 )
 from modaclip.core.schema import ATTRIBUTE_COLUMNS
-from modaclip.embed.embedding import load_embeddings
+from modaclip.embed.embedding import image_key, load_embeddings
 from modaclip.evaluate.kagl import evaluate_kagl, kagl_counts
 from modaclip.evaluate.labelled_sets import LabelledImages, open_labelled_sets
 from modaclip.model.clip_model import ClipBundle, create_base_model, encode_images, encode_texts, load_model
@@ -53,8 +58,23 @@ def attribute_keys(items: pd.DataFrame, columns: Sequence[str]) -> list[tuple]:
     return list(items[list(columns)].itertuples(index=False, name=None))
 
 
-def text_to_image(test: TestSet, params: EvaluateParams) -> tuple[dict[str, float], list[float]]:
-    """Metrics, and Recall@k for k = 1..max(recall_ks) for the curve."""
+@dataclass
+class ModelEvaluation:
+    """One model's figures (a section of eval.json), its Recall@k curve, and the per-product values behind
+    the figures that are a mean over test products: {"text_to_image.recall@10": array over test items, ...},
+    NaN where a product does not count (no relevant item, no label)."""
+
+    metrics: dict[str, Any]
+    curve: list[float]
+    per_product: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def means(per_product: dict[str, np.ndarray]) -> dict[str, float]:
+    return {name: query_mean(values, name) for name, values in per_product.items()}
+
+
+def text_to_image(test: TestSet, params: EvaluateParams) -> tuple[dict[str, np.ndarray], list[float]]:
+    """Per-product values of each metric, and Recall@k for k = 1..max(recall_ks) for the curve."""
     n = len(test.items)
     max_k = min(max(params.recall_ks), n)
     ranked = top_k(test.query_vectors @ test.image_vectors.T, max_k)
@@ -64,17 +84,17 @@ def text_to_image(test: TestSet, params: EvaluateParams) -> tuple[dict[str, floa
     keys = attribute_keys(test.items, params.relevance_attributes)
     attr_hits = relevance(ranked, keys, keys)
     attr_count = count_relevant(keys, keys)
-    metrics = {f"recall@{k}": recall_at_k(own_hits, own_count, k) for k in params.recall_ks if k <= max_k}
+    values = {f"recall@{k}": recall_per_query(own_hits, own_count, k) for k in params.recall_ks if k <= max_k}
     k10 = min(10, max_k)
-    metrics[f"ndcg@{k10}"] = ndcg_at_k(own_hits, own_count, k10)
-    metrics[f"attribute_precision@{k10}"] = precision_at_k(attr_hits, k10)
-    metrics[f"attribute_ndcg@{k10}"] = ndcg_at_k(attr_hits, attr_count, k10)
+    values[f"ndcg@{k10}"] = ndcg_per_query(own_hits, own_count, k10)
+    values[f"attribute_precision@{k10}"] = precision_per_query(attr_hits, k10)
+    values[f"attribute_ndcg@{k10}"] = ndcg_per_query(attr_hits, attr_count, k10)
     curve = [recall_at_k(own_hits, own_count, k) for k in range(1, max_k + 1)]
-    return metrics, curve
+    return values, curve
 
 
-def image_to_image(test: TestSet) -> dict[str, float]:
-    """Precision@10 of visually similar products: same articleType, and same articleType and colour."""
+def image_to_image(test: TestSet) -> dict[str, np.ndarray]:
+    """Precision@10 of visually similar products per product: same articleType, and same articleType and colour."""
     n = len(test.items)
     if n < 2:
         return {}
@@ -86,30 +106,34 @@ def image_to_image(test: TestSet) -> dict[str, float]:
         "articleType_baseColour": ["articleType", "baseColour"],
     }.items():
         keys = attribute_keys(test.items, columns)
-        result[f"precision@{k}_{name}"] = precision_at_k(relevance(ranked, keys, keys), k)
+        result[f"precision@{k}_{name}"] = precision_per_query(relevance(ranked, keys, keys), k)
     return result
 
 
 def zero_shot(
     bundle: ClipBundle, test: TestSet, labels_by_field: dict[str, list[str]], templates: Sequence[str]
-) -> dict[str, dict[str, float]]:
+) -> tuple[dict[str, dict[str, float]], dict[str, np.ndarray]]:
     """Classify each test image among a field's labels by prompt similarity (the FashionCLIP protocol).
 
-    Images without a value for the field are left out of that field's figures.
+    Images without a value for the field are left out of that field's figures (NaN per product).
+    Returns the figures and each field's per-product correctness ("articleType.accuracy": 1.0 / 0.0 / NaN).
     """
-    result = {}
-    for field, labels in labels_by_field.items():
-        labelled = test.items[field].notna().to_numpy()
+    result, per_product = {}, {}
+    for field_name, labels in labels_by_field.items():
+        labelled = test.items[field_name].notna().to_numpy()
         if not labelled.any():
             continue
-        predicted = predict_labels(bundle, test.image_vectors[labelled], labels, templates)
-        truth = test.items.loc[labelled, field].astype(str).tolist()
-        result[field] = {
-            "accuracy": accuracy(truth, predicted),
-            "weighted_f1": weighted_f1(truth, predicted),
+        predicted = np.asarray(predict_labels(bundle, test.image_vectors[labelled], labels, templates))
+        truth = test.items.loc[labelled, field_name].astype(str).to_numpy()
+        correct = np.full(len(test.items), np.nan)
+        correct[labelled] = predicted == truth
+        per_product[f"{field_name}.accuracy"] = correct
+        result[field_name] = {
+            "accuracy": query_mean(correct, f"{field_name} accuracy"),
+            "weighted_f1": weighted_f1(truth.tolist(), predicted.tolist()),
             "classes": len(labels),
         }
-    return result
+    return result, per_product
 
 
 def classify_labelled_set(bundle: ClipBundle, labelled: LabelledImages, templates: Sequence[str]) -> dict[str, float]:
@@ -126,16 +150,23 @@ def evaluate_model(
     labels_by_field: dict[str, list[str]],
     params: EvaluateParams,
     labelled_sets: Sequence[LabelledImages] = (),
-) -> tuple[dict[str, Any], list[float]]:
+) -> ModelEvaluation:
     t2i, curve = text_to_image(test, params)
+    i2i = image_to_image(test)
+    zero_shot_figures, zero_shot_values = zero_shot(bundle, test, labels_by_field, params.zero_shot_templates)
     metrics = {
-        "text_to_image": t2i,
-        "image_to_image": image_to_image(test),
-        "zero_shot": zero_shot(bundle, test, labels_by_field, params.zero_shot_templates),
+        "text_to_image": means(t2i),
+        "image_to_image": means(i2i),
+        "zero_shot": zero_shot_figures,
         "kagl": evaluate_kagl(bundle, test.items, test.image_vectors, params),
         "zero_shot_sets": {s.name: classify_labelled_set(bundle, s, params.zero_shot_templates) for s in labelled_sets},
     }
-    return metrics, curve
+    per_product = {
+        **{f"text_to_image.{name}": values for name, values in t2i.items()},
+        **{f"image_to_image.{name}": values for name, values in i2i.items()},
+        **{f"zero_shot.{name}": values for name, values in zero_shot_values.items()},
+    }
+    return ModelEvaluation(metrics, curve, per_product)
 
 
 def delta(base: dict[str, Any], tuned: dict[str, Any]) -> dict[str, Any]:
@@ -164,35 +195,95 @@ def zero_shot_labels(catalog_dir: str | Path, fields: Sequence[str]) -> dict[str
     return {field: sorted(catalog[field].dropna().astype(str).unique()) for field in fields}
 
 
-def compare_base_and_finetuned(
-    model_dir: str | Path, embeddings_dir: str | Path, catalog_dir: str | Path, params: Params
-) -> tuple[dict[str, Any], list[dict[str, float]]]:
-    """metrics/eval.json's content and the Recall@k curve rows, base and fine-tuned side by side."""
-    labelled_sets = open_labelled_sets(params.evaluate.zero_shot_sets)
+def read_test_items(catalog_dir: str | Path) -> pd.DataFrame:
+    """The test split with the columns evaluation reads."""
     # Some catalogs have no productDisplayName at all; KAGL's title task then has no queries.
     titles = ["productDisplayName"] if "productDisplayName" in pq.read_schema(part_files(catalog_dir)[0]).names else []
     items = read_catalog(catalog_dir, columns=["id", *ATTRIBUTE_COLUMNS, *titles, "captions", "image"], split="test")
     if len(items) == 0:
         raise ModaclipError(f"{catalog_dir}: the test split is empty; raise caption.test_fraction")
-    labels = zero_shot_labels(catalog_dir, params.evaluate.zero_shot_fields)
-    queries = [captions[0] for captions in items["captions"]]
+    return items
 
-    tuned = load_model(model_dir)
+
+def test_split_digest(items: pd.DataFrame) -> str:
+    """blake2b of the test products' ids and image digests, in id order: equal digests, same test set."""
+    digest = hashlib.blake2b(digest_size=16)
+    for product_id, image in sorted(zip(items["id"].tolist(), items["image"])):
+        digest.update(f"{product_id}:{image_key(image)};".encode())
+    return digest.hexdigest()
+
+
+def embedded_test_set(
+    model_dir: str | Path, embeddings_dir: str | Path, items: pd.DataFrame
+) -> tuple[ClipBundle, TestSet]:
+    """A saved model and its test set: image vectors from its catalog embeddings, query captions encoded now."""
+    bundle = load_model(model_dir)
     ids, vectors, _ = load_embeddings(embeddings_dir, model_dir)
     position = pd.Series(np.arange(len(ids)), index=ids)
-    tuned_test = TestSet(items, np.asarray(vectors[position.loc[items["id"]].to_numpy()]), encode_texts(tuned, queries))
+    missing = ~items["id"].isin(position.index)
+    if missing.any():
+        raise ModaclipError(
+            f"{embeddings_dir}: no vector for test product(s) {items['id'][missing].head(5).tolist()}; "
+            "embed the current catalog with this model"
+        )
+    queries = [captions[0] for captions in items["captions"]]
+    image_vectors = np.asarray(vectors[position.loc[items["id"]].to_numpy()])
+    return bundle, TestSet(items, image_vectors, encode_texts(bundle, queries))
 
+
+def per_product_table(items: pd.DataFrame, evaluations: dict[str, ModelEvaluation]) -> pd.DataFrame:
+    """One row per test product: its id, then each model's per-product values named by their eval.json path."""
+    columns = {
+        f"{model}.{name}": values
+        for model, evaluation in evaluations.items()
+        for name, values in evaluation.per_product.items()
+    }
+    return pd.DataFrame({"id": items["id"].to_numpy(), **columns})
+
+
+def evaluate_saved_model(
+    model_dir: str | Path, embeddings_dir: str | Path, catalog_dir: str | Path, params: Params
+) -> tuple[dict[str, Any], pd.DataFrame]:
+    """One saved model on the catalog's current test split, as the `evaluate` stage scores the fine-tuned one.
+
+    The report has eval.json's shape without the base model ({"test_items", "test_digest", "finetuned"}),
+    so the same dotted paths name the same figures; the table holds the per-product values.
+    """
+    items = read_test_items(catalog_dir)
+    labels = zero_shot_labels(catalog_dir, params.evaluate.zero_shot_fields)
+    bundle, test = embedded_test_set(model_dir, embeddings_dir, items)
+    evaluation = evaluate_model(
+        bundle, test, labels, params.evaluate, open_labelled_sets(params.evaluate.zero_shot_sets)
+    )
+    report = {"test_items": len(items), "test_digest": test_split_digest(items), "finetuned": evaluation.metrics}
+    return report, per_product_table(items, {"finetuned": evaluation})
+
+
+def compare_base_and_finetuned(
+    model_dir: str | Path, embeddings_dir: str | Path, catalog_dir: str | Path, params: Params
+) -> tuple[dict[str, Any], list[dict[str, float]], pd.DataFrame]:
+    """eval.json's content, the Recall@k curve rows and the per-product values: base and fine-tuned side by side."""
+    labelled_sets = open_labelled_sets(params.evaluate.zero_shot_sets)
+    items = read_test_items(catalog_dir)
+    labels = zero_shot_labels(catalog_dir, params.evaluate.zero_shot_fields)
+    tuned, tuned_test = embedded_test_set(model_dir, embeddings_dir, items)
     base = create_base_model(params.model.arch, params.model.pretrained, params.train.seed)
+    queries = [captions[0] for captions in items["captions"]]
     base_test = TestSet(items, encode_images(base, items["image"].tolist()), encode_texts(base, queries))
 
-    base_metrics, base_curve = evaluate_model(base, base_test, labels, params.evaluate, labelled_sets)
-    tuned_metrics, tuned_curve = evaluate_model(tuned, tuned_test, labels, params.evaluate, labelled_sets)
+    evaluations = {
+        "base": evaluate_model(base, base_test, labels, params.evaluate, labelled_sets),
+        "finetuned": evaluate_model(tuned, tuned_test, labels, params.evaluate, labelled_sets),
+    }
+    base_metrics, tuned_metrics = evaluations["base"].metrics, evaluations["finetuned"].metrics
     report = {
         "test_items": len(items),
+        "test_digest": test_split_digest(items),
         "kagl": kagl_counts(items, params.evaluate.kagl_label_fields),
         "zero_shot_sets": {s.name: s.summary() for s in labelled_sets},
         "base": base_metrics,
         "finetuned": tuned_metrics,
         "delta": delta(base_metrics, tuned_metrics),
     }
-    return report, recall_curve_rows(base_curve, tuned_curve)
+    curve = recall_curve_rows(evaluations["base"].curve, evaluations["finetuned"].curve)
+    return report, curve, per_product_table(items, evaluations)

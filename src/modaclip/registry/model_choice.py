@@ -20,6 +20,7 @@ import logging
 import os
 import re
 from dataclasses import dataclass, replace
+from datetime import datetime
 from pathlib import Path
 
 from modaclip.core.catalog_io import part_files
@@ -47,6 +48,7 @@ class SearchSource:
     kind: str  # "production", "version", "pipeline" (no production yet), "folder" or "base"
     description: str
     version: str | None = None
+    since: datetime | None = None  # production: when it became production (its newest prod tag)
 
 
 def cache_dir() -> Path:
@@ -83,7 +85,7 @@ def search_source_for(
     catalog_dir = Path(catalog or CATALOG_DIR)
     model_dir = base_model_dir(params, cache_dir())
     embeddings_dir = (
-        Path(embeddings) if embeddings else base_embeddings_dir(model_dir, catalog_dir, params.embed, cache_dir())
+        Path(embeddings) if embeddings else cached_embeddings_dir(model_dir, catalog_dir, params.embed, cache_dir())
     )
     description = f"base model of {params_path} ({params.model.arch}, pretrained {params.model.pretrained})"
     return SearchSource(model_dir, embeddings_dir, catalog_dir, BASE, description)
@@ -109,6 +111,7 @@ def registered_source(spec: str, root: Path = Path(".")) -> SearchSource:
         kind=kind,
         description=f"{label}{version.version} ({version.tag}, commit {version.commit[:8]})",
         version=version.version,
+        since=registry.production_since(root) if kind == PRODUCTION else None,
     )
 
 
@@ -121,19 +124,24 @@ def base_model_dir(params: Params, cache: Path) -> Path:
     return directory
 
 
-def base_embeddings_dir(model_dir: Path, catalog_dir: Path, params: EmbedParams, cache: Path) -> Path:
-    """Embeddings of the catalog with the base model: computed once per (weights, catalog content).
+def cached_embeddings_dir(
+    model_dir: Path, catalog_dir: Path, params: EmbedParams, cache: Path, reuse_from: Path | None = None
+) -> Path:
+    """Embeddings of the catalog with a model (the base model, or production's for the promotion gate):
+    computed once per (weights, catalog content).
 
-    An earlier folder of the same model (a smaller catalog) is handed to the embed step, so when
-    products were only added, only they are embedded.
+    An earlier folder of the same model (a smaller catalog), else `reuse_from` (that model's own
+    embeddings of another catalog), is handed to the embed step, so when products were only added,
+    only they are embedded.
     """
     model_key = weights_fingerprint(model_dir)[:KEY_CHARS]
     directory = cache / "embeddings" / f"{model_key}-{catalog_digest(catalog_dir)[:KEY_CHARS]}"
     if (directory / META_FILE).is_file():
         return directory
     earlier = sorted(directory.parent.glob(f"{model_key}-*/{META_FILE}"), key=lambda meta: meta.stat().st_mtime)
-    log.info("embedding %s with the base model once; cached in %s", catalog_dir, directory)
-    embed_catalog(model_dir, catalog_dir, directory, params, previous_dir=earlier[-1].parent if earlier else directory)
+    previous = earlier[-1].parent if earlier else reuse_from or directory
+    log.info("embedding %s with %s once; cached in %s", catalog_dir, model_dir, directory)
+    embed_catalog(model_dir, catalog_dir, directory, params, previous_dir=previous)
     return directory
 
 

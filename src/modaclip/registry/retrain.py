@@ -1,12 +1,17 @@
 """`modaclip retrain`: rerun the pipeline on the current catalog, then promote the new model only if it passes the gate.
 
+The gate compares like with like: production's model is scored on the candidate's test split by the
+current evaluation code (champion.py), and the candidate must beat it with confidence (promotion.py).
+With `promote.mode: review` a passing candidate is registered and staged (GTO stage `staging`) for a
+person to approve with `modaclip promote vN`, instead of going to production.
+
 The order is what keeps production safe: the pipeline runs and its metrics are complete before the gate
-looks at them, and production moves only in the very last step (two git tags). A run killed anywhere
+looks at them, and the registry changes only in the very last step (two git tags). A run killed anywhere
 before that leaves the registry as it was; the next run resumes (DVC skips finished stages, finetune
 resumes from its checkpoint). The whole run holds DVC's repository lock, so a second retrain, or any
 `dvc repro` / `dvc exp run` in the same workspace, stops at once instead of racing it.
 
-A promoted model is committed first (dvc.lock, params.yaml, metrics/ on the current branch), because
+A passing model is committed first (dvc.lock, params.yaml, metrics/ on the current branch), because
 the version tag must point at the commit that records it.
 """
 
@@ -14,21 +19,22 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import zc.lockfile
-
+import modaclip
 from modaclip.core.atomic import write_json
-from modaclip.core.config import PromoteParams, load_params
+from modaclip.core.config import Params, load_params
 from modaclip.core.errors import ModaclipError
 from modaclip.core.paths import EVAL_METRICS
 from modaclip.registry import versions as registry
-from modaclip.registry.promotion import Decision, compare, decide
+from modaclip.registry.champion import gate_candidate
+from modaclip.registry.promotion import FINETUNED, Decision
 
-EXIT_KEPT = 3  # promoted exits 0; a failure exits 2 like every ModaclipError (stage_runner.run)
+# promoted exits 0; a failure exits 2 like every ModaclipError (stage_runner.run)
+EXIT_KEPT = 3  # the candidate failed the gate: production unchanged
+EXIT_STAGED = 4  # promote.mode review: the candidate passed and awaits `modaclip promote vN`
+OUTCOMES = {registry.PROD_STAGE: "promoted", registry.STAGING_STAGE: "staged for review"}  # by the stage assigned
 PROMOTION_PATH = "metrics/promotion.json"
 RUN_RECORDS = ["dvc.lock", "params.yaml", "metrics", "data/.gitignore", "models/.gitignore"]
 
@@ -40,13 +46,13 @@ def retrain(root: Path) -> dict[str, Any]:
     from dvc.repo import Repo, lock_repo
 
     logging.getLogger("dvc").propagate = False  # DVC prints its own progress; ours would repeat each line
-    gate = load_params(root / "params.yaml").promote
-    with retrain_lock(root):
+    params = load_params(root / "params.yaml")
+    with registry.registry_lock(root):
         check_only_run_records_changed(root)
         try:
             with Repo(str(root)) as repo, lock_repo(repo):
                 repo.reproduce()
-                return gate_and_record(root, gate)
+                return gate_and_record(root, params)
         except LockError:
             raise busy(root, "DVC's lock in .dvc/tmp is held") from None
         except DvcException as err:
@@ -54,21 +60,6 @@ def retrain(root: Path) -> dict[str, Any]:
                 raise busy(root, "DVC's lock on the stage outputs is held") from None
             cause = f" ({err.__cause__})" if err.__cause__ else ""
             raise ModaclipError(" ".join(f"pipeline failed: {err}{cause}; production is unchanged".split())) from None
-
-
-@contextmanager
-def retrain_lock(root: Path) -> Iterator[None]:
-    """One retrain per workspace, for the whole run (DVC's repository lock is released while stages run)."""
-    path = root / ".dvc" / "tmp" / "retrain.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        lock = zc.lockfile.LockFile(str(path))
-    except zc.lockfile.LockError:
-        raise busy(root, f"{path.relative_to(root)} is held") from None
-    try:
-        yield
-    finally:
-        lock.close()
 
 
 def busy(root: Path, which: str) -> ModaclipError:
@@ -88,42 +79,104 @@ def check_only_run_records_changed(root: Path) -> None:
         )
 
 
-def gate_and_record(root: Path, gate: PromoteParams) -> dict[str, Any]:
+def gate_and_record(root: Path, params: Params) -> dict[str, Any]:
+    """Score production on the candidate's split, apply the gate, write promotion.json, then register the candidate."""
+    itself = version_at_head(root)
+    interrupted = interrupted_decision(root, itself) if itself else None
+    if itself and interrupted:
+        stage = registry.PROD_STAGE if interrupted["promoted"] else registry.STAGING_STAGE
+        registry.register(root, itself.commit, itself.version, stage, interrupted["reason"])
+        return interrupted
     candidate = read_report(root / EVAL_METRICS)
     current = registry.production(root)
-    production_report = registry.eval_report(root, current) if current else None
-    if current and current.commit == head(root) and not run_records_changed(root):
-        decision = unchanged(candidate, production_report, gate, current)
+    if itself:
+        decision, champion = unchanged(root, itself, current), None
     else:
-        decision = decide(candidate, production_report, gate)
+        decision, champion = gate_candidate(root, params, candidate, current)
+    stage = registry.PROD_STAGE if params.promote.mode == "auto" and not itself else registry.STAGING_STAGE
     record = {
-        "decision": "promoted" if decision.promoted else "kept production",
+        "decision": OUTCOMES[stage] if decision.passed else "kept production",
+        "promoted": decision.passed and stage == registry.PROD_STAGE,
+        "mode": params.promote.mode,
         **decision.to_dict(),
+        "test_split": {"items": candidate.get("test_items"), "digest": candidate.get("test_digest")},
+        "code": {"commit": head(root), "modaclip": modaclip.__version__},
         "candidate": {
-            "version": registry.next_version(root) if decision.promoted else None,
-            "test_items": candidate.get("test_items"),
+            "version": itself.version if itself else registry.next_version(root) if decision.passed else None,
+            "figures": candidate.get(FINETUNED),
         },
-        "production": {
-            "version": current.version if current else None,
-            "commit": current.commit if current else None,
-            "test_items": production_report.get("test_items") if production_report else None,
-        },
-        "gate": gate.model_dump(),
+        "production": production_record(root, current, champion),
+        "gate": params.promote.model_dump(),
     }
     write_json(root / PROMOTION_PATH, record)
-    if decision.promoted:
+    if decision.passed and not itself:
         version = record["candidate"]["version"]
-        commit = commit_run(root, f"retrain: {registry.ARTIFACT} {version} ({decision.reason})")
-        registry.register_production(root, commit, version, decision.reason)
+        commit = commit_run(root, f"retrain: {registry.ARTIFACT} {version} {record['decision']} ({decision.reason})")
+        record["candidate"]["version"] = registry.register(root, commit, version, stage, decision.reason).version
     return record
 
 
-def unchanged(
-    candidate: dict[str, Any], production: dict[str, Any], gate: PromoteParams, current: registry.ModelVersion
-) -> Decision:
-    """Nothing was retrained since the production commit: the candidate *is* production."""
-    reason = f"candidate is the production model {current.tag} itself (nothing changed since its commit)"
-    return Decision(False, "production", reason, compare(candidate, production, gate))
+def interrupted_decision(root: Path, itself: registry.ModelVersion) -> dict[str, Any] | None:
+    """The committed decision of a retrain killed between its two tags (HEAD registered, no stage ever assigned).
+
+    Registration follows a passing gate, so the next run only has to assign the stage that decision named.
+    """
+    if registry.ever_assigned(root, itself):
+        return None
+    try:
+        record = json.loads(registry.git(root, "show", f"{itself.commit}:{PROMOTION_PATH}"))
+    except (ModaclipError, json.JSONDecodeError):
+        return None
+    return record if record.get("passed") else None
+
+
+def version_at_head(root: Path) -> registry.ModelVersion | None:
+    """The registered version whose commit is HEAD, when nothing was retrained since (its run records unchanged)."""
+    if run_records_changed(root):
+        return None
+    commit = head(root)
+    return next((version for version in registry.versions(root) if version.commit == commit), None)
+
+
+def unchanged(root: Path, itself: registry.ModelVersion, current: registry.ModelVersion | None) -> Decision:
+    """Nothing was retrained since a registered version's commit: the candidate *is* that version.
+
+    Production stays; a staged version still awaiting review is reported as staged again, never registered twice.
+    """
+    awaiting = itself != current and itself == registry.staged(root)
+    reason = f"candidate is {itself.tag} itself (nothing changed since its commit)"
+    if itself == current:
+        reason = f"candidate is the production model {itself.tag} itself (nothing changed since its commit)"
+    elif awaiting:
+        reason += f"; it awaits review: `modaclip promote {itself.version}`"
+    return Decision(awaiting, "production", reason, [])
+
+
+def production_record(
+    root: Path, current: registry.ModelVersion | None, champion: dict[str, Any] | None
+) -> dict[str, Any]:
+    """Production's figures on this split (what the gate compared) and those recorded at its promotion (history)."""
+    if current is None:
+        return {"version": None, "commit": None}
+    recorded = registry.eval_report(root, current)
+    return {
+        "version": current.version,
+        "commit": current.commit,
+        "figures": (champion or recorded).get(FINETUNED),
+        "evaluation_seconds": champion["seconds"] if champion else None,
+        "recorded": {
+            "test_items": recorded.get("test_items"),
+            "test_digest": recorded.get("test_digest"),
+            "figures": recorded.get(FINETUNED),
+        },
+    }
+
+
+def exit_status(record: dict[str, Any]) -> int:
+    """0 promoted, EXIT_STAGED staged for review, EXIT_KEPT kept production."""
+    if record["promoted"]:
+        return 0
+    return EXIT_STAGED if record["passed"] else EXIT_KEPT
 
 
 def read_report(path: Path) -> dict[str, Any]:

@@ -1,20 +1,34 @@
 """The model registry: which commit's model is in production, kept as GTO git tags.
 
 A version is a git tag `modaclip-model@vN.0.0` on the commit whose `dvc.lock` and `metrics/` describe
-that model; production is the GTO stage `prod` (tag `modaclip-model#prod#M`). So `gto show` lists the
-versions and stages, the figures of any version are `git show <commit>:metrics/eval.json`, and its
-files are restored from the DVC cache (or remote) at that commit.
+that model; production is the GTO stage `prod` (tag `modaclip-model#prod#M`), and a candidate awaiting
+review is the stage `staging`. So `gto show` lists the versions and stages, the figures of any version
+are `git show <commit>:metrics/eval.json`, and its files are restored from the DVC cache (or remote) at
+that commit.
+
+Every move of production is one git tag, so a killed command leaves production where it was or where
+it was going, never in between: a promotion assigns `prod` to a version newer than every version
+holding it (tag `#prod#M`), a rollback unassigns `prod` from the current one (tag `#prod!#M`), which
+hands production back to the newest version still holding it. Production is therefore always the
+newest version with an active `prod` assignment, which is what GTO itself reads
+(`gto show modaclip-model#prod`).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import gto.api
+import zc.lockfile
 from gto.exceptions import ArtifactNotFound, GTOException
 from scmrepo.exceptions import SCMError
 
@@ -24,8 +38,11 @@ from modaclip.core.paths import EVAL_METRICS, SEARCH_PATHS
 from modaclip.embed import embedding
 from modaclip.model.clip_model import WEIGHTS_FILE, weights_fingerprint
 
+log = logging.getLogger(__name__)
+
 ARTIFACT = "modaclip-model"
 PROD_STAGE = "prod"
+STAGING_STAGE = "staging"
 CACHE_DIR = Path("models/registry")
 
 
@@ -46,6 +63,28 @@ def git(root: Path, *args: str) -> str:
     return done.stdout
 
 
+@contextmanager
+def registry_lock(root: Path) -> Iterator[None]:
+    """One retrain or promote at a time in a workspace: both end by writing registry tags.
+
+    A retrain holds it for its whole run (DVC's repository lock is released while stages run). The OS
+    releases it when its holder dies, so a killed command never leaves it behind.
+    """
+    path = root / ".dvc" / "tmp" / "registry.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        lock = zc.lockfile.LockFile(str(path))
+    except zc.lockfile.LockError:
+        raise ModaclipError(
+            f"{root.resolve()}: another retrain or promote is running here ({path.relative_to(root)} is held); "
+            "nothing was done (a retrain can be stopped at any time and rerun later)"
+        ) from None
+    try:
+        yield
+    finally:
+        lock.close()
+
+
 def versions(root: Path) -> list[ModelVersion]:
     """Registered versions, oldest first."""
     try:
@@ -59,17 +98,63 @@ def versions(root: Path) -> list[ModelVersion]:
 
 
 def production(root: Path) -> ModelVersion | None:
-    """The version assigned to `prod` most recently; None before the first promotion or outside git."""
+    """The version in `prod`; None before the first promotion or outside git."""
+    holders = stage_holders(root, PROD_STAGE)
+    return holders[0] if holders else None
+
+
+def staged(root: Path) -> ModelVersion | None:
+    """The version last assigned to `staging` (awaiting review when newer than production)."""
+    holders = stage_holders(root, STAGING_STAGE)
+    return holders[0] if holders else None
+
+
+def stage_holders(root: Path, stage: str) -> list[ModelVersion]:
+    """Versions with an active assignment to `stage`, newest version first (the first is the one in the stage)."""
     try:
-        active = gto.api.find_versions_in_stage(str(root), ARTIFACT, PROD_STAGE)
+        active = gto.api.find_versions_in_stage(str(root), ARTIFACT, stage, versions_per_stage=-1)
     except (SCMError, ArtifactNotFound):
-        return None
+        return []
     except GTOException as err:
         raise ModaclipError(f"{root}: cannot read the model registry: {err}") from None
-    if not active:
-        return None
-    stage = active[0] if isinstance(active, list) else active
-    return ModelVersion(stage.version, stage.commit_hexsha)
+    return [ModelVersion(vstage.version, vstage.commit_hexsha) for vstage in active or []]
+
+
+def ever_assigned(root: Path, version: ModelVersion) -> bool:
+    """Whether any stage was ever assigned to `version` (False: a retrain was killed between its two tags)."""
+    return any(event["event"] == "assignment" and event.get("version") == version.version for event in _history(root))
+
+
+def production_since(root: Path) -> datetime | None:
+    """When production last moved: the time of the newest `prod` tag (an assignment, or a rollback's unassignment)."""
+    moves = [event for event in _history(root) if event.get("stage") == PROD_STAGE]
+    return max((event["timestamp"] for event in moves), default=None)
+
+
+def after_last_move(root: Path) -> None:
+    """Wait until the clock is past the second of the registry's newest stage tag.
+
+    GTO orders a stage's assignments and unassignments by their tags' times, which git keeps to the
+    second; two moves in one second would be read in either order (a promote right after a rollback
+    could read as still rolled back). Waiting at most a second keeps every move after the one before.
+    """
+    moves = [event for event in _history(root) if event["event"] in ("assignment", "unassignment")]
+    newest = max((event["timestamp"] for event in moves), default=None)
+    if newest is None:
+        return
+    newest = newest if newest.tzinfo else newest.replace(tzinfo=timezone.utc)
+    while datetime.now(timezone.utc).replace(microsecond=0) <= newest:
+        time.sleep(0.05)
+
+
+def _history(root: Path) -> list[dict[str, Any]]:
+    """GTO's events of the artifact (registrations, assignments, unassignments), newest first."""
+    try:
+        return gto.api.history(str(root), ARTIFACT)
+    except (SCMError, ArtifactNotFound):
+        return []
+    except GTOException as err:
+        raise ModaclipError(f"{root}: cannot read the model registry: {err}") from None
 
 
 def find_version(root: Path, name: str) -> ModelVersion:
@@ -109,18 +194,70 @@ def eval_report(root: Path, version: ModelVersion) -> dict[str, Any]:
     return report
 
 
-def register_production(root: Path, commit: str, version: str, reason: str) -> ModelVersion:
-    """Tag `commit` as `version` and move `prod` to it: the one step that changes production."""
+def register(root: Path, commit: str, version: str, stage: str, reason: str) -> ModelVersion:
+    """Tag `commit` as `version` and assign it `stage` (`prod` changes production; `staging` awaits review).
+
+    A command killed between the two tags is resumed: a commit already registered keeps its version,
+    and a stage it already holds is not assigned again.
+    """
     registered = {v.commit: v.version for v in versions(root)}
     try:
-        if commit in registered:  # a retrain killed between the two tags: reuse its version
+        if commit in registered:
             version = registered[commit]
         else:
             gto.api.register(str(root), ARTIFACT, ref=commit, version=version, message=f"retrain candidate: {reason}")
-        gto.api.assign(str(root), ARTIFACT, PROD_STAGE, version=version, message=f"promoted: {reason}")
+        if version not in {v.version for v in stage_holders(root, stage)}:
+            after_last_move(root)
+            verb = "promoted" if stage == PROD_STAGE else "staged for review"
+            gto.api.assign(str(root), ARTIFACT, stage, version=version, message=f"{verb}: {reason}")
     except GTOException as err:
         raise ModaclipError(f"cannot record {ARTIFACT} {version} in the registry: {err}") from None
     return ModelVersion(version, commit)
+
+
+def promote(root: Path, name: str) -> tuple[ModelVersion | None, ModelVersion]:
+    """Move `prod` to a registered version newer than production (an approved staging candidate): one tag.
+
+    Its files are restored first, so a version that cannot serve never reaches production.
+    Returns (previous production, new production).
+    """
+    with registry_lock(root):
+        target, current = find_version(root, name), production(root)
+        if current == target:
+            raise ModaclipError(f"{target.version} is already in production")
+        if current and _major(target.version) < _major(current.version):
+            raise ModaclipError(
+                f"{target.version} is older than production {current.version}; to go back, use "
+                "`modaclip promote --rollback` (it hands production back to the version before the current one)"
+            )
+        materialise(root, target)
+        after_last_move(root)
+        try:
+            gto.api.assign(str(root), ARTIFACT, PROD_STAGE, version=target.version, message="promoted after review")
+        except GTOException as err:
+            raise ModaclipError(f"cannot move {PROD_STAGE} to {target.tag}: {err}") from None
+    return current, target
+
+
+def rollback(root: Path) -> tuple[ModelVersion, ModelVersion]:
+    """Hand `prod` back to the version that held it before the current one: one unassignment tag.
+
+    Its files are restored first. Returns (rolled back version, new production).
+    """
+    with registry_lock(root):
+        holders = stage_holders(root, PROD_STAGE)
+        if len(holders) < 2:
+            which = f"only {holders[0].version} holds prod" if holders else "nothing is in production"
+            raise ModaclipError(f"no previous version to roll back to: {which}")
+        current, previous = holders[0], holders[1]
+        materialise(root, previous)
+        after_last_move(root)
+        try:
+            message = f"rolled back to {previous.version}"
+            gto.api.unassign(str(root), ARTIFACT, version=current.version, stage=PROD_STAGE, message=message)
+        except GTOException as err:
+            raise ModaclipError(f"cannot take {current.tag} out of {PROD_STAGE}: {err}") from None
+    return current, previous
 
 
 def materialise(root: Path, version: ModelVersion, cache_dir: Path = CACHE_DIR) -> dict[str, Path]:
@@ -137,6 +274,7 @@ def materialise(root: Path, version: ModelVersion, cache_dir: Path = CACHE_DIR) 
     if target.is_dir():
         check_intact(version, paths)
         return paths
+    log.info("restoring %s (commit %s) from DVC into %s", version.tag, version.commit[:8], target)
     try:
         with atomic_directory(target) as tmp:
             for path in SEARCH_PATHS.values():

@@ -137,13 +137,16 @@ def health_routes(service: Service) -> APIRouter:
     router = APIRouter()
     engine, source = service.engine, service.settings.source
 
-    @router.get("/health", summary="Which model is served, over how many products, with which index")
+    @router.get(
+        "/health", summary="Which model version is served and since when, over how many products, with which index"
+    )
     async def health() -> dict[str, Any]:
         return {
             "status": "ok",
             "model": source.description,
             "source": source.kind,
             "version": source.version,
+            "since": source.since.isoformat() if source.since else None,
             "model_dir": str(source.model),
             "catalog_size": len(engine),
             "index": index_kind_of(engine.index),

@@ -161,7 +161,8 @@ function setUp() {
   if (window.matchMedia("(max-width: 480px)").matches) $("filter-box").open = false;  // phones: results first
   loadFacets().catch((error) => $("heading").replaceChildren(element("span", "error", error.message)));
   api("/health").then((health) => {
-    $("model").textContent = `${health.model} · ${health.catalog_size} products · ${health.index} index`;
+    const since = health.since ? ` since ${new Date(health.since).toLocaleString()}` : "";
+    $("model").textContent = `${health.model}${since} · ${health.catalog_size} products · ${health.index} index`;
   });
 }
 
