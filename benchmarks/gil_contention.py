@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from modaclip.model.clip_model import load_model
-from modaclip.serve.query_encoder import unpadded_text_encoder
+from modaclip.model.towers import unpadded_text_encoder
 from modaclip.serve.text_encoder_process import TextEncoderProcess
 
 QUERIES = [

@@ -1,4 +1,5 @@
-"""embed: embed every clean catalog image with the fine-tuned model into data/embeddings, with its faiss index.
+"""embed: embed every clean catalog image with the fine-tuned model into data/embeddings, with its faiss index
+and the model's towers as ONNX (data/embeddings/onnx), with which search embeds queries without torch.
 
 A run reuses the previous --out's vectors of unchanged products. `embed.engine: ray` spreads the
 work over a Ray cluster (params `ray`); the output is the same.
@@ -20,7 +21,7 @@ def main() -> None:
     parser.add_argument("--out", default="data/embeddings")
     args = parser.parse_args()
     params = load_params(args.params)
-    meta = run_embed(args.model, args.data, args.out, params.embed, params.ray)
+    meta = run_embed(args.model, args.data, args.out, params.embed, params.ray, towers=True)
     logging.getLogger("modaclip.embed").info(
         "%d products (dim %d) in %s, index %s", meta["count"], meta["dim"], args.out, meta["index"]["type"]
     )

@@ -40,7 +40,8 @@ def main() -> None:
         summary = trainer.fit(args.curves)
         if context.is_main:
             bundle.model.cpu()
-            save_model(bundle, args.out, {"train": summary})
+            provenance = {"data_source": params.data.source, "train_params": params.train.model_dump()}
+            save_model(bundle, args.out, {"train": summary, **provenance})  # the model card's "how it was made"
             write_json(args.metrics, summary)
             logging.getLogger("modaclip.finetune").info("saved %s: %s", args.out, summary)
     finally:

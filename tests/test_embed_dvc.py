@@ -10,7 +10,8 @@ import pytest
 from test_pipeline import make_tiny_project, set_params, sh, stages_run
 
 from modaclip.core.config import EmbedParams
-from modaclip.embed.embedding import embed_catalog, read_embeddings
+from modaclip.embed.embedding import embed_catalog
+from modaclip.embed.stored import read_embeddings
 
 TINY = {
     "data": {"num_items": 40, "image_size": 64},

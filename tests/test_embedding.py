@@ -7,7 +7,9 @@ from conftest import TEST_ARCH
 
 from modaclip.core.catalog_io import read_catalog, write_parts
 from modaclip.core.config import EmbedParams
-from modaclip.embed.embedding import INDEX_FILE, PreviousRows, embed_catalog, read_embeddings
+from modaclip.embed.embedding import PreviousRows, embed_catalog
+from modaclip.embed.index import INDEX_FILE
+from modaclip.embed.stored import read_embeddings
 from modaclip.model.clip_model import create_base_model, save_model
 
 PARAMS = EmbedParams(batch_size=32)

@@ -1,15 +1,18 @@
-"""`--model base`: the untuned model of params.yaml, its catalog embeddings computed once into a keyed cache."""
+"""`--model base` (the untuned model of params.yaml) and `--model CHECKPOINT` (a transformers checkpoint):
+their catalog embeddings computed once into a keyed cache."""
 
 import json
 from pathlib import Path
 
 import pytest
+from test_hf_convert import save_random_clip, small_clip_config
 
 from modaclip.cli import main
 from modaclip.core.catalog_io import read_catalog, write_parts
 from modaclip.embed import embedding
-from modaclip.embed.embedding import read_embeddings
-from modaclip.model.clip_model import create_base_model, save_model, weights_fingerprint
+from modaclip.embed.stored import read_embeddings
+from modaclip.model.clip_model import create_base_model, save_model
+from modaclip.model.saved_model import weights_fingerprint
 from modaclip.registry.model_choice import search_source_for
 
 PARAMS = "model:\n  arch: modaclip-tiny\n  pretrained: none\ntrain:\n  seed: {seed}\nembed:\n  batch_size: 32\n"
@@ -33,7 +36,7 @@ def count_embed_runs(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
         runs.append(Path(out_dir))
         return real(model_dir, clean_dir, out_dir, *args, **kwargs)
 
-    monkeypatch.setattr("modaclip.registry.model_choice.embed_catalog", recording)
+    monkeypatch.setattr("modaclip.embed.embedding.embed_catalog", recording)  # model_choice imports it on use
     return runs
 
 
@@ -102,3 +105,21 @@ def test_base_with_a_bad_params_file_is_one_line_naming_the_key(
         and "params.yaml: model.colour: unknown parameter" in err
         and len(err.splitlines()) == 1
     )
+
+
+def test_a_transformers_checkpoint_as_model_is_converted_and_its_catalog_embedded_once(
+    project: Path, clean_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    checkpoint = str(save_random_clip(project / "checkpoint", small_clip_config("gelu")))
+    runs = count_embed_runs(monkeypatch)
+    argv = ["search", "red dress", "-k", "5", "--json", "--model", checkpoint, "--catalog", str(clean_dir)]
+    main(argv)
+    first = json.loads(capsys.readouterr().out)[0]["results"]
+    main(argv)
+    assert json.loads(capsys.readouterr().out)[0]["results"] == first and len(runs) == 1
+    source = search_source_for(checkpoint, catalog=str(clean_dir))
+    assert source.kind == "transformers" and (source.embeddings / "onnx" / "towers.json").is_file()
+    photo = read_catalog(clean_dir, columns=["image"])["image"].iloc[0]
+    (project / "photo.jpg").write_bytes(photo)
+    main(["classify", str(project / "photo.jpg"), "--labels", "dress", "shoe", "--json", "--model", checkpoint])
+    assert {row["label"] for row in json.loads(capsys.readouterr().out)["labels"]} == {"dress", "shoe"}

@@ -25,8 +25,10 @@ from modaclip.curate.ray_engine import clean_and_caption_on_ray
 from modaclip.embed import ray_engine
 from modaclip.embed.embedding import embed_catalog, read_embeddings
 from modaclip.embed.ray_engine import embed_catalog_on_ray
+from modaclip.embed.stored import TOWERS_DIR
 from modaclip.ingest.synthetic import generate_catalog
 from modaclip.model.clip_model import create_base_model, save_model
+from modaclip.model.onnx_runtime import TOWERS_CONFIG
 
 pytest.importorskip("ray", reason="the ray extra is not installed: pip install -e '.[ray]'")
 pytestmark = pytest.mark.slow  # a Ray instance and its workers start in about 20 s on 2 busy cores
@@ -98,10 +100,11 @@ def test_embed_on_ray_reuses_unchanged_products_like_the_local_engine(
     embed_catalog(model_dir, grown, tmp_path / "local", EMBED)
     embed_catalog(model_dir, old, tmp_path / "ray", EMBED)
 
-    meta = embed_catalog_on_ray(model_dir, grown, tmp_path / "ray", EMBED, CLUSTER)
+    meta = embed_catalog_on_ray(model_dir, grown, tmp_path / "ray", EMBED, CLUSTER, towers=True)
 
     assert meta["reused"] == 100 and meta["count"] == 180
     assert_same_embeddings(tmp_path / "ray", tmp_path / "local")
+    assert meta["onnx"] == "exported" and (tmp_path / "ray" / TOWERS_DIR / TOWERS_CONFIG).is_file()  # by the driver
 
 
 def encoder_pids() -> set[int]:

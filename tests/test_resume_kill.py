@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from modaclip.model.clip_model import WEIGHTS_FILE
+from modaclip.model.saved_model import WEIGHTS_FILE
 from modaclip.train.trainer import CHECKPOINT
 
 ROOT = Path(__file__).resolve().parents[1]

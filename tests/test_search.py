@@ -9,7 +9,8 @@ import pytest
 from modaclip.cli import main
 from modaclip.core.config import EmbedParams, IndexParams
 from modaclip.core.errors import ModaclipError
-from modaclip.embed.embedding import embed_catalog, load_embeddings
+from modaclip.embed.embedding import embed_catalog
+from modaclip.embed.stored import load_embeddings
 from modaclip.model.clip_model import create_base_model, decode_image, save_model
 from modaclip.model.zero_shot import classify_image
 from modaclip.search.engine import CatalogSearch, json_value, read_image_file
@@ -221,7 +222,7 @@ def test_not_an_image_is_one_clear_error(tmp_path: Path) -> None:
 
 def test_classify_ranks_every_label_with_probabilities(engine: CatalogSearch) -> None:
     image = next(iter(engine.images([int(engine.ids[0])]).values()))
-    ranked = classify_image(engine.bundle, image, ["dress", "shoe", "watch"])
+    ranked = classify_image(engine.embedder, image, ["dress", "shoe", "watch"])
     assert sorted(label for label, _, _ in ranked) == ["dress", "shoe", "watch"]
     assert sum(p for _, _, p in ranked) == pytest.approx(1.0)
     assert [s for _, s, _ in ranked] == sorted((s for _, s, _ in ranked), reverse=True)

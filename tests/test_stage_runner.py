@@ -1,6 +1,9 @@
-"""stage_runner.run: our errors and Ctrl-C end a stage or command with one line and an exit status, no traceback."""
+"""stage_runner.run: our errors, Ctrl-C and a closed pipe end a stage or command with an exit status, no traceback."""
 
 from __future__ import annotations
+
+import subprocess
+import sys
 
 import pytest
 
@@ -28,3 +31,19 @@ def test_an_error_or_ctrl_c_is_one_line_and_an_exit_status(
 def test_any_other_exception_keeps_its_traceback() -> None:
     with pytest.raises(ValueError, match="a bug"):
         run(lambda: fail(ValueError("a bug")), "embed")
+
+
+def read_three_lines_and_close(command: list[str]) -> subprocess.CompletedProcess[str]:
+    """What `COMMAND | head -3` does: read three lines, then go away while the command still writes."""
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines = [process.stdout.readline() for _ in range(3)]
+    process.stdout.close()
+    stderr = process.stderr.read()
+    return subprocess.CompletedProcess(command, process.wait(), "".join(lines), stderr)
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly() -> None:
+    code = "from modaclip.core.stage_runner import run; run(lambda: [print(i) for i in range(10**6)], 'modaclip')"
+    done = read_three_lines_and_close([sys.executable, "-c", code])
+    assert done.stdout == "0\n1\n2\n"
+    assert done.stderr == "" and done.returncode == 141

@@ -14,10 +14,9 @@ from modaclip.core.errors import ModaclipError
 from modaclip.core.paths import CATALOG_DIR, EMBEDDINGS_DIR, EVAL_METRICS, MODEL_DIR
 from modaclip.core.stage_runner import run
 from modaclip.evaluate.markdown_report import markdown_report, read_eval_json
-from modaclip.model.clip_model import load_model
 from modaclip.model.zero_shot import DEFAULT_TEMPLATES, classification_json, classify_image
 from modaclip.registry import versions as registry
-from modaclip.registry.model_choice import model_folder, search_source_for
+from modaclip.registry.model_choice import query_embedder, search_source_for
 from modaclip.registry.retrain import EXIT_KEPT, EXIT_STAGED, exit_status, retrain
 from modaclip.search.engine import CatalogSearch, SearchHit, read_image_file
 from modaclip.search.filters import parse_filters
@@ -40,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
         add_similar_command,
         add_classify_command,
         add_serve_command,
+        add_export_command,
     ):
         add_command(commands)
     return parser
@@ -236,6 +236,37 @@ def add_serve_command(commands: argparse._SubParsersAction) -> None:
     serve.set_defaults(handler=serve_command)
 
 
+def add_export_command(commands: argparse._SubParsersAction) -> None:
+    export = commands.add_parser(
+        "export",
+        help="write a model for code without modaclip: a transformers CLIPModel folder or ONNX towers, with a card",
+        description=(
+            "Write MODEL to OUT as a transformers CLIPModel folder (--format hf: CLIPModel.from_pretrained and "
+            "CLIPProcessor.from_pretrained load it) or as its image and text towers in ONNX (--format onnx, for "
+            "onnxruntime), with a model card (README.md in the Hugging Face format)."
+        ),
+    )
+    export.add_argument(
+        "model", metavar="MODEL", help="production, a version such as v2, base, or a saved model folder"
+    )
+    export.add_argument("out", metavar="OUT", help="folder to write: new, empty, or an earlier export (replaced whole)")
+    export.add_argument("--format", required=True, help="hf (transformers) or onnx")
+    export.add_argument(
+        "--metrics",
+        metavar="EVAL_JSON",
+        help="eval.json whose figures the card gives (default: a version's own, metrics/eval.json for the "
+        "pipeline's model, none for other folders)",
+    )
+    export.set_defaults(handler=export_command)
+
+
+def export_command(args: argparse.Namespace) -> None:
+    from modaclip.registry.export import export_model  # torch and open_clip load only for this command
+
+    export_model(args.model, args.format, Path(args.out), args.metrics)
+    print(f"saved {args.out}", file=sys.stderr)
+
+
 def serve_command(args: argparse.Namespace) -> None:
     from modaclip.serve.app import ServiceSettings, serve  # web libraries load only for this command
 
@@ -340,9 +371,8 @@ def classify_command(args: argparse.Namespace) -> None:
     if args.k is not None and args.k < 1:
         raise ModaclipError(f"k must be at least 1, got {args.k}")
     image = read_image_file(args.image)
-    ranked = classify_image(
-        load_model(model_folder(args.model)), image, args.labels, args.template or DEFAULT_TEMPLATES
-    )[: args.k]
+    templates = args.template or DEFAULT_TEMPLATES
+    ranked = classify_image(query_embedder(args.model), image, args.labels, templates)[: args.k]
     if args.json:
         json.dump({"image": args.image, **classification_json(ranked)}, sys.stdout, indent=2)
         sys.stdout.write("\n")

@@ -1,9 +1,9 @@
 """Embed a clean catalog with a saved model, streaming vectors to disk so memory stays bounded.
 
-An embeddings folder holds ids.npy, vectors.npy (L2-normalised float32, row i belongs to ids[i]),
-image_keys.npy (a digest of each row's image bytes), meta.json and index.faiss. A run reuses the
+The folder it writes is described in embed/stored.py. A run reuses the
 vectors of a previous folder made with the same model weights for every product whose id and image
-are unchanged, so adding products embeds only them. `embed_rows` is the work on a block of rows that
+are unchanged, so adding products embeds only them, and the previous folder's ONNX towers when
+they were exported from these weights. `embed_rows` is the work on a block of rows that
 both engines run (this module's `embed_catalog`, the `local` one, in this process; the `ray` one in
 an actor pool, embed/ray_engine.py), and `write_embeddings` writes the folder from the blocks in
 catalog order, so the engines write the same files.
@@ -12,9 +12,9 @@ catalog order, so the engines write the same files.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
+import shutil
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,25 +32,24 @@ from modaclip.core.catalog_io import count_rows, part_files
 from modaclip.core.config import EmbedParams, IndexParams
 from modaclip.core.errors import ModaclipError
 from modaclip.embed.index import INDEX_FILE, build_index, check_index_type, index_kind, save_index
-from modaclip.model.clip_model import ClipBundle, EncodedImages, load_model, resolve_device, weights_fingerprint
+from modaclip.embed.stored import (
+    IDS_FILE,
+    KEYS_FILE,
+    META_FILE,
+    TOWERS_DIR,
+    VECTORS_FILE,
+    Embeddings,
+    image_key,
+    read_embeddings,
+)
+from modaclip.model.clip_model import ClipBundle, EncodedImages, load_model, resolve_device
+from modaclip.model.onnx_export import export_towers
+from modaclip.model.onnx_runtime import TOWERS_CONFIG, read_towers_config
+from modaclip.model.saved_model import weights_fingerprint
 
 log = logging.getLogger(__name__)
 
-VECTORS_FILE = "vectors.npy"
-IDS_FILE = "ids.npy"
-KEYS_FILE = "image_keys.npy"
-META_FILE = "meta.json"
 READ_ROWS = 4096  # catalog rows read at a time: bounds memory whatever the size of a parquet part
-
-
-@dataclass
-class Embeddings:
-    """An embeddings folder, read: vectors memory-mapped, the rest in RAM."""
-
-    ids: np.ndarray
-    vectors: np.ndarray
-    image_keys: np.ndarray
-    meta: dict[str, Any]
 
 
 class PreviousRows:
@@ -81,11 +80,6 @@ class EmbeddedRows:
     previous_rows: np.ndarray
 
 
-def image_key(data: bytes) -> int:
-    """A 64-bit digest of an image's bytes: a product whose photo changed is embedded again."""
-    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little", signed=True)
-
-
 def embed_rows(
     bundle: ClipBundle, ids: np.ndarray, images: Sequence[bytes], previous: PreviousRows | None, params: EmbedParams
 ) -> EmbeddedRows:
@@ -105,8 +99,13 @@ def embed_catalog(
     out_dir: str | Path,
     params: EmbedParams,
     previous_dir: str | Path | None = None,
+    towers: bool = False,
 ) -> dict[str, Any]:
-    """Embed the catalog into out_dir in this process, reusing vectors of previous_dir (default: out_dir)."""
+    """Embed the catalog into out_dir in this process, reusing vectors of previous_dir (default: out_dir).
+
+    With `towers`, the folder also gets the model's towers as ONNX (`onnx/`), so search can embed
+    queries without torch.
+    """
     check_index_type(params.index)
     bundle = load_model(model_dir, device=str(resolve_device("auto")))
     fingerprint = weights_fingerprint(model_dir)
@@ -118,7 +117,8 @@ def embed_catalog(
         for chunk in part_chunks(path)
     )
     dim = int(bundle.model_cfg["embed_dim"])
-    return write_embeddings(blocks, out_dir, count_rows(clean_dir), dim, fingerprint, previous, params.index)
+    towers_of = model_dir if towers else None
+    return write_embeddings(blocks, out_dir, count_rows(clean_dir), dim, fingerprint, previous, params.index, towers_of)
 
 
 def previous_rows(previous: Embeddings | None) -> PreviousRows | None:
@@ -133,8 +133,12 @@ def write_embeddings(
     fingerprint: str,
     previous: Embeddings | None,
     index_params: IndexParams,
+    towers_of: str | Path | None = None,
 ) -> dict[str, Any]:
-    """The embeddings folder of `count` rows from blocks in catalog order; reused rows are copied from `previous`."""
+    """The embeddings folder of `count` rows from blocks in catalog order; reused rows are copied from `previous`.
+
+    `towers_of` names the model folder whose towers go into `onnx/` (`previous`'s when they are of these weights).
+    """
     with atomic_directory(out_dir) as tmp:
         vectors = np.lib.format.open_memmap(tmp / VECTORS_FILE, mode="w+", dtype=np.float32, shape=(count, dim))
         ids = np.empty(count, dtype=np.int64)
@@ -158,6 +162,8 @@ def write_embeddings(
         np.save(tmp / KEYS_FILE, keys)
         meta = {"count": count, "dim": dim, "model_sha256": fingerprint, "reused": reused}
         meta["index"] = _write_index(vectors, tmp, index_params)
+        if towers_of is not None:
+            meta["onnx"] = _write_towers(towers_of, fingerprint, tmp / TOWERS_DIR, previous)
         del vectors
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2))
     log.info("embedded %d products, reused %d unchanged ones", count - reused, reused)
@@ -169,6 +175,32 @@ def _write_index(vectors: np.ndarray, directory: Path, params: IndexParams) -> d
     with tqdm(total=len(vectors), desc=f"building {kind} index", unit="vec") as bar:
         save_index(build_index(vectors, params, progress=bar.update), directory / INDEX_FILE)
     return {**params.model_dump(), "type": kind}
+
+
+def _write_towers(model_dir: str | Path, fingerprint: str, directory: Path, previous: Embeddings | None) -> str:
+    """The model's towers as ONNX in `directory`: copied from `previous` when made from these weights, else exported.
+
+    A model the export does not cover (another tokenizer, preprocessing or graph) gets none: search
+    then embeds queries with torch and says so; the vectors and index are complete either way.
+    """
+    if previous and _towers_of(previous.directory / TOWERS_DIR) == fingerprint:
+        shutil.copytree(previous.directory / TOWERS_DIR, directory)
+        return "reused"
+    directory.mkdir()
+    try:
+        with tqdm(total=1, desc="exporting ONNX towers", unit="model") as bar:
+            export_towers(load_model(model_dir), directory, fingerprint)
+            bar.update()
+    except (ModaclipError, RuntimeError) as err:  # torch.onnx's export errors are RuntimeErrors
+        shutil.rmtree(directory)
+        log.warning("no ONNX towers (search will embed queries with torch): %s", err)
+        return f"not exported: {err}"
+    return "exported"
+
+
+def _towers_of(directory: Path) -> str | None:
+    """The weights fingerprint that a towers folder was exported from; None when there is none."""
+    return read_towers_config(directory).get("model_sha256") if (directory / TOWERS_CONFIG).is_file() else None
 
 
 def part_chunks(path: str | Path) -> Iterator[pd.DataFrame]:
@@ -206,42 +238,3 @@ def _encode(bundle: ClipBundle, images: list[bytes], params: EmbedParams) -> np.
             features = bundle.model.encode_image(batch.to(bundle.device, non_blocking=True), normalize=True)
             chunks.append(features.float().cpu().numpy())
     return np.concatenate(chunks)
-
-
-def read_embeddings(directory: str | Path) -> Embeddings:
-    """An embeddings folder with vectors memory-mapped (not read into RAM)."""
-    directory = Path(directory)
-    try:
-        meta = json.loads((directory / META_FILE).read_text())
-        ids = np.load(directory / IDS_FILE)
-        vectors = np.load(directory / VECTORS_FILE, mmap_mode="r")
-        keys = np.load(directory / KEYS_FILE) if (directory / KEYS_FILE).is_file() else np.zeros(len(ids), np.int64)
-    except FileNotFoundError as err:
-        raise ModaclipError(
-            f"{directory}: no embeddings ({Path(err.filename).name} missing); run `dvc repro embed`"
-        ) from None
-    if vectors.shape != (len(ids), meta.get("dim")):
-        raise ModaclipError(
-            f"{directory}: {VECTORS_FILE} has shape {vectors.shape}, expected ({len(ids)}, {meta.get('dim')})"
-        )
-    return Embeddings(ids, vectors, keys, meta)
-
-
-def load_embeddings(directory: str | Path, model_dir: str | Path) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-    """(ids, vectors, meta) of an embeddings folder made with the model in `model_dir`.
-
-    Vectors are memory-mapped, not read into RAM. Vectors of another model would give silently
-    wrong results, so a mismatch is an error.
-    """
-    embeddings = read_embeddings(directory)
-    check_embedded_with(embeddings, directory, model_dir)
-    return embeddings.ids, embeddings.vectors, embeddings.meta
-
-
-def check_embedded_with(embeddings: Embeddings, directory: str | Path, model_dir: str | Path) -> None:
-    """Refuse embeddings made with other weights than `model_dir`'s: they would give silently wrong results."""
-    if embeddings.meta.get("model_sha256") != weights_fingerprint(model_dir):
-        raise ModaclipError(
-            f"{directory} was embedded with another model than {model_dir}; "
-            f"run `python stages/embed.py --model {model_dir} --out DIR` and pass --embeddings DIR"
-        )

@@ -30,7 +30,8 @@ from modaclip.embed.embedding import (
     write_embeddings,
 )
 from modaclip.embed.index import check_index_type
-from modaclip.model.clip_model import load_model, resolve_device, saved_model_config, weights_fingerprint
+from modaclip.model.clip_model import load_model, resolve_device
+from modaclip.model.saved_model import saved_model_config, weights_fingerprint
 
 
 class CatalogEncoder:
@@ -59,9 +60,15 @@ class CatalogEncoder:
 
 
 def embed_catalog_on_ray(
-    model_dir: str | Path, clean_dir: str | Path, out_dir: str | Path, params: EmbedParams, cluster: RayParams
+    model_dir: str | Path,
+    clean_dir: str | Path,
+    out_dir: str | Path,
+    params: EmbedParams,
+    cluster: RayParams,
+    towers: bool = False,
 ) -> dict[str, Any]:
-    """Embed the catalog into out_dir as the local engine would, on an actor pool of the Ray cluster."""
+    """Embed the catalog into out_dir as the local engine would, on an actor pool of the Ray cluster; the
+    driver writes the ONNX towers (`towers`)."""
     check_index_type(params.index)
     model_dir = Path(model_dir).resolve()
     dim = int(saved_model_config(model_dir)["embed_dim"])
@@ -82,7 +89,10 @@ def embed_catalog_on_ray(
             EmbeddedRows(batch["id"], batch["key"], np.array(batch["vector"]), batch["previous_row"])
             for batch in dataset.iter_batches(batch_size=None, batch_format="numpy")
         )
-        return write_embeddings(blocks, out_dir, count_rows(clean_dir), dim, fingerprint, previous, params.index)
+        towers_of = model_dir if towers else None
+        return write_embeddings(
+            blocks, out_dir, count_rows(clean_dir), dim, fingerprint, previous, params.index, towers_of
+        )
 
 
 def _actor_pool(ray: ModuleType, params: EmbedParams) -> dict[str, Any]:

@@ -35,7 +35,7 @@ from modaclip.core.metrics import (
     weighted_f1,
 )
 from modaclip.core.schema import ATTRIBUTE_COLUMNS
-from modaclip.embed.embedding import image_key, load_embeddings
+from modaclip.embed.stored import image_key, load_embeddings
 from modaclip.evaluate.kagl import evaluate_kagl, kagl_counts
 from modaclip.evaluate.labelled_sets import LabelledImages, open_labelled_sets
 from modaclip.model.clip_model import ClipBundle, create_base_model, encode_images, encode_texts, load_model

@@ -1,14 +1,13 @@
 """Create, save and load open_clip models, and embed texts and images with them.
 
-A saved model is a folder in open_clip's own `local-dir:` layout (open_clip_config.json and
-open_clip_model.safetensors), so `open_clip.create_model_and_transforms("local-dir:models/finetuned")`
-loads it without modaclip; `modaclip.json` beside them records where it came from.
+A saved model is a folder in open_clip's own `local-dir:` layout (model/saved_model.py). A base
+model is an open_clip architecture, a saved folder, or a transformers CLIP checkpoint converted on
+load (model/hf_convert.py).
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import logging
 from collections.abc import Callable, Sequence
@@ -19,6 +18,9 @@ from typing import Any
 import numpy as np
 import open_clip
 import torch
+from open_clip.model import set_model_preprocess_cfg
+from open_clip.tokenizer import SimpleTokenizer
+from open_clip.transform import PreprocessCfg, image_transform_v2
 from PIL import Image
 from safetensors.torch import save as save_weights_bytes
 from safetensors.torch import save_file
@@ -27,13 +29,22 @@ from tqdm import tqdm
 
 from modaclip.core.atomic import atomic_directory
 from modaclip.core.errors import ModaclipError
+from modaclip.model.hf_convert import OpenClipParts, checkpoint_folder, read_checkpoint
+from modaclip.model.image_input import decode_image
+from modaclip.model.saved_model import (
+    META_FILE,
+    OPEN_CLIP_CONFIG,
+    WEIGHTS_FILE,
+    is_saved_model,
+    is_transformers_checkpoint,
+    read_meta,
+    saved_model_config,
+)
 
 log = logging.getLogger(__name__)
 
 MODEL_CONFIG_DIR = Path(__file__).parent / "model_configs"
-OPEN_CLIP_CONFIG = "open_clip_config.json"
-WEIGHTS_FILE = "open_clip_model.safetensors"
-META_FILE = "modaclip.json"
+PREPROCESS_KEYS = ("interpolation", "resize_mode")  # saved beside mean and std: a converted model's may differ
 
 open_clip.add_model_config(MODEL_CONFIG_DIR)
 
@@ -53,6 +64,18 @@ class ClipBundle:
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
+    @property
+    def logit_scale(self) -> float:
+        """exp of the learned temperature: CLIP's zero-shot probabilities are softmax(scale * cosine)."""
+        return float(self.model.logit_scale.detach().exp())
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """`encode_texts`, so a loaded model is a query `Embedder` (model/embedders.py) as its ONNX towers are."""
+        return encode_texts(self, texts)
+
+    def embed_images(self, images: Sequence[bytes]) -> np.ndarray:
+        return encode_images(self, images)
+
 
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
@@ -63,13 +86,19 @@ def resolve_device(name: str) -> torch.device:
 
 
 def create_base_model(arch: str, pretrained: str, seed: int) -> ClipBundle:
-    """The start point of fine-tuning: `pretrained` is 'none', an open_clip tag, a weights file or a saved model folder.
+    """The start point of fine-tuning: `pretrained` is 'none', an open_clip tag, a weights file, a saved model
+    folder, or a transformers CLIP checkpoint (its folder, or `hf:org/name` on the Hub).
 
     With 'none' the weights are the random initialisation drawn from `seed`, so the same call in
-    another stage rebuilds the same base model.
+    another stage rebuilds the same base model. A saved folder or a checkpoint brings its own
+    architecture, so `arch` is not used then.
     """
-    if Path(pretrained, OPEN_CLIP_CONFIG).is_file():
+    if is_saved_model(pretrained):
         return load_model(pretrained)
+    if is_transformers_checkpoint(pretrained):
+        folder = checkpoint_folder(pretrained)
+        log.info("converting the transformers CLIP checkpoint %s to open_clip (model.arch is not used)", folder)
+        return bundle_from_parts(read_checkpoint(folder), {"arch": "transformers CLIPModel", "pretrained": pretrained})
     if arch not in open_clip.list_models() and not arch.startswith(("hf-hub:", "local-dir:")):
         raise ModaclipError(f"model.arch: unknown open_clip architecture {arch!r}")
     torch.manual_seed(seed)
@@ -89,6 +118,26 @@ def create_base_model(arch: str, pretrained: str, seed: int) -> ClipBundle:
     model_cfg = open_clip.get_model_config(arch) or {}
     meta = {"arch": arch, "pretrained": pretrained, "seed": seed}
     return ClipBundle(model, preprocess_train, preprocess, tokenizer, model_cfg, meta)
+
+
+def bundle_from_parts(parts: OpenClipParts, meta: dict[str, Any]) -> ClipBundle:
+    """An open_clip CLIP built from a config and weights, as open_clip's factory builds a plain ViT CLIP."""
+    model = open_clip.CLIP(**parts.model_cfg)
+    try:
+        model.load_state_dict(parts.state_dict, strict=True)
+    except RuntimeError as err:
+        raise ModaclipError(f"{meta.get('pretrained')}: the weights do not fit the converted config: {err}") from None
+    set_model_preprocess_cfg(model, parts.preprocess_cfg)
+    preprocess_cfg = PreprocessCfg(**parts.preprocess_cfg)
+    tokenizer = SimpleTokenizer(context_length=parts.model_cfg["text_cfg"]["context_length"])
+    return ClipBundle(
+        model,
+        image_transform_v2(preprocess_cfg, is_train=True),
+        image_transform_v2(preprocess_cfg, is_train=False),
+        tokenizer,
+        parts.model_cfg,
+        meta,
+    )
 
 
 def ensure_logit_bias(bundle: ClipBundle, init: float = -10.0) -> bool:
@@ -123,6 +172,7 @@ def save_model(bundle: ClipBundle, directory: str | Path, meta: dict[str, Any] |
     """Write the model folder atomically: a failed save leaves no half-written model behind."""
     visual = bundle.model.visual
     preprocess_cfg = {"mean": list(visual.image_mean), "std": list(visual.image_std)}
+    preprocess_cfg |= {k: v for k, v in getattr(visual, "preprocess_cfg", {}).items() if k in PREPROCESS_KEYS}
     config = {"model_cfg": bundle.model_cfg, "preprocess_cfg": preprocess_cfg}
     with atomic_directory(directory) as tmp:
         (tmp / OPEN_CLIP_CONFIG).write_text(json.dumps(config, indent=2))
@@ -150,32 +200,8 @@ def load_model(directory: str | Path, device: str = "cpu") -> ClipBundle:
     except (RuntimeError, ValueError, OSError) as err:
         raise ModaclipError(f"{directory}: cannot load model: {err}") from None
     tokenizer = open_clip.get_tokenizer(f"local-dir:{directory}")
-    meta_path = directory / META_FILE
-    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
     model.eval()
-    return ClipBundle(model, preprocess_train, preprocess, tokenizer, model_cfg, meta)
-
-
-def saved_model_config(directory: str | Path) -> dict[str, Any]:
-    """The open_clip model config of a folder written by `save_model` (its `embed_dim`, say), without loading it."""
-    directory = Path(directory)
-    config_path = directory / OPEN_CLIP_CONFIG
-    if not config_path.is_file() or not (directory / WEIGHTS_FILE).is_file():
-        raise ModaclipError(f"{directory}: not a saved model (needs {OPEN_CLIP_CONFIG} and {WEIGHTS_FILE})")
-    return json.loads(config_path.read_text())["model_cfg"]
-
-
-def weights_fingerprint(directory: str | Path) -> str:
-    """sha256 of a saved model's weights: embeddings record it so a mismatch with the loaded model is caught."""
-    digest = hashlib.sha256()
-    with open(Path(directory) / WEIGHTS_FILE, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def decode_image(data: bytes) -> Image.Image:
-    return Image.open(io.BytesIO(data)).convert("RGB")
+    return ClipBundle(model, preprocess_train, preprocess, tokenizer, model_cfg, read_meta(directory))
 
 
 class EncodedImages(Dataset):

@@ -1,5 +1,6 @@
 """Zero-shot classification among free-text labels: the one predictor training, evaluation, the CLI and
-the server use, and the default prompt they share."""
+the server use, and the default prompt they share. Any query `Embedder` does: a loaded model, or the
+ONNX towers (no torch)."""
 
 from __future__ import annotations
 
@@ -9,13 +10,13 @@ from typing import Any
 import numpy as np
 
 from modaclip.core.errors import ModaclipError
-from modaclip.model.clip_model import ClipBundle, encode_images, encode_texts
+from modaclip.model.embedders import Embedder
 
 DEFAULT_TEMPLATES: tuple[str, ...] = ("a photo of a {label}",)  # CLIP's prompt; params.yaml's evaluate default too
 
 
 def classify_image(
-    bundle: ClipBundle, image: bytes, labels: Sequence[str], templates: Sequence[str] = DEFAULT_TEMPLATES
+    embedder: Embedder, image: bytes, labels: Sequence[str], templates: Sequence[str] = DEFAULT_TEMPLATES
 ) -> list[tuple[str, float, float]]:
     """(label, cosine similarity, probability) for every label, most likely first.
 
@@ -30,8 +31,8 @@ def classify_image(
     for template in templates:
         if "{label}" not in template:
             raise ModaclipError(f"--template {template!r}: must contain {{label}}")
-    similarity = label_similarities(bundle, encode_images(bundle, [image]), labels, templates)[0]
-    logits = similarity * float(bundle.model.logit_scale.detach().exp())
+    similarity = label_similarities(embedder, embedder.embed_images([image]), labels, templates)[0]
+    logits = similarity * embedder.logit_scale
     probabilities = np.exp(logits - logits.max())
     probabilities /= probabilities.sum()
     order = np.argsort(-similarity, kind="stable")
@@ -48,22 +49,23 @@ def classification_json(ranked: Sequence[tuple[str, float, float]]) -> dict[str,
     }
 
 
-def class_embeddings(bundle: ClipBundle, labels: Sequence[str], templates: Sequence[str]) -> np.ndarray:
+def class_embeddings(embedder: Embedder, labels: Sequence[str], templates: Sequence[str]) -> np.ndarray:
     """One unit vector per label: the mean of its prompts' embeddings (CLIP's prompt ensembling)."""
     prompts = [template.format(label=label.lower()) for label in labels for template in templates]
-    vectors = encode_texts(bundle, prompts).reshape(len(labels), len(templates), -1).mean(axis=1)
+    vectors = embedder.embed_texts(prompts).reshape(len(labels), len(templates), -1).mean(axis=1)
     return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
 
 
 def label_similarities(
-    bundle: ClipBundle, image_vectors: np.ndarray, labels: Sequence[str], templates: Sequence[str] = DEFAULT_TEMPLATES
+    embedder: Embedder, image_vectors: np.ndarray, labels: Sequence[str], templates: Sequence[str] = DEFAULT_TEMPLATES
 ) -> np.ndarray:
     """Cosine similarity [images, labels] of unit image vectors to each label's class embedding."""
-    return image_vectors @ class_embeddings(bundle, labels, templates).T
+    return image_vectors @ class_embeddings(embedder, labels, templates).T
 
 
 def predict_labels(
-    bundle: ClipBundle, image_vectors: np.ndarray, labels: Sequence[str], templates: Sequence[str] = DEFAULT_TEMPLATES
+    embedder: Embedder, image_vectors: np.ndarray, labels: Sequence[str], templates: Sequence[str] = DEFAULT_TEMPLATES
 ) -> list[str]:
     """Each image's zero-shot label: the one whose class embedding is most similar to it."""
-    return np.asarray(labels)[np.argmax(label_similarities(bundle, image_vectors, labels, templates), axis=1)].tolist()
+    similarities = label_similarities(embedder, image_vectors, labels, templates)
+    return np.asarray(labels)[np.argmax(similarities, axis=1)].tolist()

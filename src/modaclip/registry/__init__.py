@@ -1,6 +1,13 @@
-"""Which model serves: GTO versions, the promotion gate, scheduled retraining, `--model` resolution."""
+"""Which model serves: GTO versions, the promotion gate, scheduled retraining, `--model` resolution, export.
 
-from modaclip.registry.model_choice import search_source_for
-from modaclip.registry.retrain import retrain
+The names load on first use (PEP 562), so a command that resolves `--model` does not import torch
+through the modules that build or export models.
+"""
 
-__all__ = ["retrain", "search_source_for"]
+from __future__ import annotations
+
+from modaclip.core.lazy_face import lazy_names
+
+_HOMES = {"retrain": "retrain", "search_source_for": "model_choice"}
+__all__ = sorted(_HOMES)
+__getattr__ = lazy_names(__name__, _HOMES)

@@ -23,7 +23,6 @@ import pandas as pd
 from modaclip.core.config import Params
 from modaclip.core.errors import ModaclipError
 from modaclip.core.paths import CATALOG_DIR, EVAL_METRICS, EVAL_PER_PRODUCT
-from modaclip.evaluate.evaluation import evaluate_saved_model
 from modaclip.registry.model_choice import cache_dir, cached_embeddings_dir
 from modaclip.registry.promotion import FINETUNED, Decision, base_path, decide
 from modaclip.registry.versions import ModelVersion, materialise
@@ -36,6 +35,8 @@ def evaluate_production(
 ) -> tuple[dict[str, Any], pd.DataFrame]:
     """Production's report on the current test split ({"test_items", "test_digest", "finetuned", "seconds"})
     and its per-product values."""
+    from modaclip.evaluate.evaluation import evaluate_saved_model  # torch: `modaclip search` imports this module
+
     started = time.perf_counter()
     log.info("scoring production %s on the current test split", version.tag)
     restored = materialise(root, version)

@@ -1,5 +1,5 @@
-"""`--model production|vN|base|PATH`: the one place that says which model a command uses, with its
-embeddings and catalog.
+"""`--model production|vN|base|CHECKPOINT|PATH`: the one place that says which model a command uses, with
+its embeddings and catalog.
 
 `production` is the registry's prod version (GTO tags, see versions.py), restored from DVC once;
 before any promotion (or outside git) it is the workspace's pipeline output, so a plain `dvc repro`
@@ -7,10 +7,12 @@ followed by `modaclip search` works without a registry. `vN` is a registered ver
 else a saved model folder searched over the workspace's embeddings and catalog.
 
 `base` is the model fine-tuning starts from (params.yaml `model` section and `train.seed`, as the
-evaluate stage builds it), so a user can compare it with the fine-tuned one on a query. Its catalog
-embeddings are no pipeline output: they are computed on first use and kept in a cache outside the
-repository (`$MODACLIP_CACHE`, default ~/.cache/modaclip), in a folder named by the weights' sha256
-and the catalog's content digest, so a changed model or catalog never meets stale vectors.
+evaluate stage builds it), so a user can compare it with the fine-tuned one on a query; a
+transformers CLIP checkpoint (`hf:org/name` or a `save_pretrained` folder) is converted and saved
+once. Their catalog embeddings are no pipeline output: they are computed on first use and kept in a
+cache outside the repository (`$MODACLIP_CACHE`, default ~/.cache/modaclip), in a folder named by
+the weights' sha256 and the catalog's content digest, so a changed model or catalog never meets
+stale vectors.
 """
 
 from __future__ import annotations
@@ -26,8 +28,9 @@ from pathlib import Path
 from modaclip.core.catalog_io import part_files
 from modaclip.core.config import DEFAULT_PARAMS_PATH, EmbedParams, Params, load_params
 from modaclip.core.paths import CATALOG_DIR, EMBEDDINGS_DIR, MODEL_DIR, SEARCH_PATHS
-from modaclip.embed.embedding import META_FILE, embed_catalog
-from modaclip.model.clip_model import create_base_model, save_model, weights_digest, weights_fingerprint
+from modaclip.embed.stored import META_FILE, TOWERS_DIR
+from modaclip.model.embedders import Embedder, TorchEmbedder, open_embedder
+from modaclip.model.saved_model import is_transformers_checkpoint, weights_fingerprint
 from modaclip.registry import versions as registry
 
 log = logging.getLogger(__name__)
@@ -62,7 +65,18 @@ def model_folder(spec: str, params_path: Path = DEFAULT_PARAMS_PATH, root: Path 
     """The saved model folder `--model` names (classify needs no embeddings)."""
     if spec == BASE:
         return base_model_dir(load_params(params_path), cache_dir())
+    if is_transformers_checkpoint(spec):
+        return converted_model_dir(spec, cache_dir())
     return registered_source(spec, root).model
+
+
+def query_embedder(spec: str, params_path: Path = DEFAULT_PARAMS_PATH, root: Path = Path(".")) -> Embedder:
+    """What embeds queries for `--model` when no catalog is needed (classify): the ONNX towers beside
+    the model's embeddings when they were exported from it, else the model in torch."""
+    if spec == BASE or is_transformers_checkpoint(spec):
+        return TorchEmbedder(model_folder(spec, params_path))
+    source = registered_source(spec, root)
+    return open_embedder(source.model, source.embeddings / TOWERS_DIR, weights_fingerprint(source.model))
 
 
 def search_source_for(
@@ -74,21 +88,27 @@ def search_source_for(
 ) -> SearchSource:
     """Model, embeddings and catalog for `--model`; explicit --embeddings / --catalog win.
 
-    The base model's catalog embeddings are made on first use, and only when no --embeddings is given.
+    The catalog embeddings of `base` and of a transformers checkpoint are made on first use, and only
+    when no --embeddings is given.
     """
-    if spec != BASE:
+    if spec != BASE and not is_transformers_checkpoint(spec):
         source = registered_source(spec, root)
         return replace(
             source, embeddings=Path(embeddings or source.embeddings), catalog=Path(catalog or source.catalog)
         )
     params = load_params(params_path)
     catalog_dir = Path(catalog or CATALOG_DIR)
-    model_dir = base_model_dir(params, cache_dir())
+    if spec == BASE:
+        model_dir, kind = base_model_dir(params, cache_dir()), BASE
+        description = f"base model of {params_path} ({params.model.arch}, pretrained {params.model.pretrained})"
+    else:
+        model_dir, kind, description = converted_model_dir(spec, cache_dir()), "transformers", f"checkpoint {spec}"
     embeddings_dir = (
-        Path(embeddings) if embeddings else cached_embeddings_dir(model_dir, catalog_dir, params.embed, cache_dir())
+        Path(embeddings)
+        if embeddings
+        else cached_embeddings_dir(model_dir, catalog_dir, params.embed, cache_dir(), towers=True)
     )
-    description = f"base model of {params_path} ({params.model.arch}, pretrained {params.model.pretrained})"
-    return SearchSource(model_dir, embeddings_dir, catalog_dir, BASE, description)
+    return SearchSource(model_dir, embeddings_dir, catalog_dir, kind, description)
 
 
 def registered_source(spec: str, root: Path = Path(".")) -> SearchSource:
@@ -117,6 +137,8 @@ def registered_source(spec: str, root: Path = Path(".")) -> SearchSource:
 
 def base_model_dir(params: Params, cache: Path) -> Path:
     """The base model saved under cache/models/<weights sha256>, written the first time these weights are seen."""
+    from modaclip.model.clip_model import create_base_model, save_model, weights_digest  # torch: only for `base`
+
     bundle = create_base_model(params.model.arch, params.model.pretrained, params.train.seed)
     directory = cache / "models" / weights_digest(bundle)[:KEY_CHARS]
     if not directory.is_dir():
@@ -124,10 +146,27 @@ def base_model_dir(params: Params, cache: Path) -> Path:
     return directory
 
 
+def converted_model_dir(spec: str, cache: Path) -> Path:
+    """A transformers checkpoint converted and saved under cache/models/<weights sha256> the first time."""
+    from modaclip.model.clip_model import create_base_model, save_model, weights_digest  # torch: only here
+
+    bundle = create_base_model("none", spec, seed=0)  # a checkpoint brings its architecture and weights
+    directory = cache / "models" / weights_digest(bundle)[:KEY_CHARS]
+    if not directory.is_dir():
+        save_model(bundle, directory, {"role": f"{spec} converted by modaclip --model"})
+    return directory
+
+
 def cached_embeddings_dir(
-    model_dir: Path, catalog_dir: Path, params: EmbedParams, cache: Path, reuse_from: Path | None = None
+    model_dir: Path,
+    catalog_dir: Path,
+    params: EmbedParams,
+    cache: Path,
+    reuse_from: Path | None = None,
+    towers: bool = False,
 ) -> Path:
-    """Embeddings of the catalog with a model (the base model, or production's for the promotion gate):
+    """Embeddings of the catalog with a model the pipeline did not embed with (the base model, a converted
+    checkpoint, or production's for the promotion gate), with its ONNX towers for search (`towers`):
     computed once per (weights, catalog content).
 
     An earlier folder of the same model (a smaller catalog), else `reuse_from` (that model's own
@@ -140,8 +179,10 @@ def cached_embeddings_dir(
         return directory
     earlier = sorted(directory.parent.glob(f"{model_key}-*/{META_FILE}"), key=lambda meta: meta.stat().st_mtime)
     previous = earlier[-1].parent if earlier else reuse_from or directory
+    from modaclip.embed.embedding import embed_catalog  # torch: only for models outside the pipeline
+
     log.info("embedding %s with %s once; cached in %s", catalog_dir, model_dir, directory)
-    embed_catalog(model_dir, catalog_dir, directory, params, previous_dir=previous)
+    embed_catalog(model_dir, catalog_dir, directory, params, previous_dir=previous, towers=towers)
     return directory
 
 

@@ -35,8 +35,8 @@ from scmrepo.exceptions import SCMError
 from modaclip.core.atomic import atomic_directory
 from modaclip.core.errors import ModaclipError
 from modaclip.core.paths import EVAL_METRICS, SEARCH_PATHS
-from modaclip.embed import embedding
-from modaclip.model.clip_model import WEIGHTS_FILE, weights_fingerprint
+from modaclip.embed.stored import META_FILE as EMBEDDINGS_META
+from modaclip.model.saved_model import WEIGHTS_FILE, weights_fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -292,7 +292,7 @@ def check_intact(version: ModelVersion, paths: dict[str, Path]) -> None:
     """The version's weights must be the ones its embeddings were made with; anything else is damage."""
     folder = paths["model"].parents[1]
     try:
-        recorded = json.loads((paths["embeddings"] / embedding.META_FILE).read_text())["model_sha256"]
+        recorded = json.loads((paths["embeddings"] / EMBEDDINGS_META).read_text())["model_sha256"]
         intact = recorded == weights_fingerprint(paths["model"])
     except (OSError, ValueError, KeyError):
         intact = False

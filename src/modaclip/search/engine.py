@@ -23,9 +23,10 @@ from modaclip.core.errors import ModaclipError
 from modaclip.core.metrics import top_k
 from modaclip.core.paths import CATALOG_DIR, EMBEDDINGS_DIR, MODEL_DIR
 from modaclip.core.schema import ATTRIBUTE_COLUMNS
-from modaclip.embed.embedding import check_embedded_with, image_key, read_embeddings
 from modaclip.embed.index import INDEX_FILE, load_index, search_index
-from modaclip.model.clip_model import ClipBundle, decode_image, encode_images, encode_texts, load_model
+from modaclip.embed.stored import TOWERS_DIR, check_embedded_with, image_key, read_embeddings
+from modaclip.model.embedders import Embedder, open_embedder
+from modaclip.model.image_input import decode_image
 from modaclip.search.filters import FILTERABLE_COLUMNS, AttributeFilter, filter_mask
 from modaclip.search.grid import GridCell, retrieval_grid
 from modaclip.search.keyword import BM25, reciprocal_rank_fusion
@@ -47,14 +48,14 @@ class SearchHit:
 
 
 class CatalogSearch:
-    """A model, the catalog's embeddings and index made with that model, and the catalog's attributes.
+    """A model's query embedder, the catalog's embeddings and index made with that model, and its attributes.
 
     `info` row i describes embedding row i, so a filter mask over `info` is a mask over the index.
     """
 
     def __init__(
         self,
-        bundle: ClipBundle,
+        embedder: Embedder,
         ids: np.ndarray,
         vectors: np.ndarray,
         info: pd.DataFrame,
@@ -63,7 +64,7 @@ class CatalogSearch:
         index_params: IndexParams = IndexParams(),
         image_keys: np.ndarray | None = None,
     ) -> None:
-        self.bundle, self.ids, self.vectors = bundle, ids, vectors
+        self.embedder, self.ids, self.vectors = embedder, ids, vectors
         self.image_keys = image_keys
         self.info = info.reset_index(drop=True)
         self.catalog_dir = catalog_dir
@@ -81,15 +82,17 @@ class CatalogSearch:
         embeddings_dir: str | Path = EMBEDDINGS_DIR,
         catalog_dir: str | Path = CATALOG_DIR,
     ) -> CatalogSearch:
+        """Open the model's embeddings and catalog; queries are embedded with the embed stage's ONNX towers
+        when they are there (no torch), else with the model in torch (`model.embedders.open_embedder`)."""
         embeddings = read_embeddings(embeddings_dir)
         check_embedded_with(embeddings, embeddings_dir, model_dir)
-        bundle = load_model(model_dir)
         meta = embeddings.meta
+        embedder = open_embedder(model_dir, Path(embeddings_dir) / TOWERS_DIR, meta["model_sha256"])
         params = IndexParams.model_validate({k: v for k, v in meta.get("index", {}).items() if k != "type"})
         index = load_index(Path(embeddings_dir) / INDEX_FILE, params) if "index" in meta else None
         info = _aligned_info(catalog_dir, embeddings.ids)
         return cls(
-            bundle, embeddings.ids, embeddings.vectors, info, Path(catalog_dir), index, params, embeddings.image_keys
+            embedder, embeddings.ids, embeddings.vectors, info, Path(catalog_dir), index, params, embeddings.image_keys
         )
 
     def __len__(self) -> int:
@@ -101,7 +104,7 @@ class CatalogSearch:
         """The k best products for each query, all queries embedded in one pass."""
         self.check_text_search(queries, k)
         allowed = filter_mask(self.info, filters)
-        return self.rank_text(queries, encode_texts(self.bundle, queries), k, allowed, hybrid)
+        return self.rank_text(queries, self.embedder.embed_texts(queries), k, allowed, hybrid)
 
     def check_text_search(self, queries: Sequence[str], k: int) -> None:
         """The errors `search_text` raises before any work: no query, an empty one, k out of range."""
@@ -148,7 +151,7 @@ class CatalogSearch:
         if isinstance(image_or_id, bytes):
             same = self._rows_of_image(image_or_id)
             if not len(same):
-                return self._search_vectors(encode_images(self.bundle, [image_or_id]), k, allowed)[0]
+                return self._search_vectors(self.embedder.embed_images([image_or_id]), k, allowed)[0]
             return self._similar_to_rows(same, k, allowed)
         row = self.row_of.get(int(image_or_id))
         if row is None:

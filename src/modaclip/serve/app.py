@@ -32,13 +32,13 @@ from starlette.exceptions import HTTPException
 
 from modaclip.core.errors import ModaclipError
 from modaclip.embed.index import index_kind_of
-from modaclip.model.clip_model import encode_texts
+from modaclip.embed.stored import TOWERS_DIR
 from modaclip.model.zero_shot import DEFAULT_TEMPLATES, classification_json, classify_image
 from modaclip.registry.model_choice import SearchSource
 from modaclip.search.engine import CatalogSearch, SearchHit, json_value
 from modaclip.search.filters import FILTERABLE_COLUMNS, AttributeFilter, filter_mask
 from modaclip.serve.catalog_images import CatalogImages, image_media_type
-from modaclip.serve.query_encoder import DEFAULT_CACHE_SIZE, BatchEncoder, QueryEncoder, unpadded_text_encoder
+from modaclip.serve.query_encoder import DEFAULT_CACHE_SIZE, BatchEncoder, QueryEncoder
 from modaclip.serve.text_encoder_process import TextEncoderError, TextEncoderProcess
 from modaclip.serve.uploads import UploadError, image_field, read_form
 
@@ -113,7 +113,7 @@ def create_app(
     """
     app = FastAPI(title="modaclip", summary="Fine-tuned CLIP search over a fashion catalog", version="1")
     encode_queries = QueryEncoder(
-        encode_text or partial(anyio.to_thread.run_sync, unpadded_text_encoder(engine.bundle)), settings.query_cache
+        encode_text or partial(anyio.to_thread.run_sync, engine.embedder.embed_texts), settings.query_cache
     )
     filter_columns = [c for c in FILTERABLE_COLUMNS if c in engine.info.columns]
     facets = catalog_facets(engine.info, filter_columns)
@@ -278,7 +278,7 @@ def classify_routes(service: Service) -> APIRouter:
             if "{label}" not in template:
                 raise ApiError(400, f"template {template!r} must contain {{label}}")
         image = await image_field(form)
-        ranked = await service.workers.run(classify_image, service.engine.bundle, image, labels, templates)
+        ranked = await service.workers.run(classify_image, service.engine.embedder, image, labels, templates)
         return classification_json(ranked)
 
     return router
@@ -437,10 +437,11 @@ def _add_error_handlers(app: FastAPI) -> None:
 def serve(engine: CatalogSearch, settings: ServiceSettings, host: str, port: int, text_threads: int) -> None:
     """Start the text encoder process, load the catalog's images and answer requests until interrupted."""
     faiss.omp_set_num_threads(1)  # a single query's index search is too small to gain from threads
-    log.info("starting the text encoder process (%d torch thread%s)", text_threads, "s"[: text_threads > 1])
-    with TextEncoderProcess(settings.source.model, str(engine.bundle.device), text_threads) as text_encoder:
+    log.info("starting the text encoder process (%d thread%s)", text_threads, "s"[: text_threads > 1])
+    towers = Path(settings.source.embeddings) / TOWERS_DIR
+    with TextEncoderProcess(settings.source.model, towers, text_threads) as text_encoder:
         probes = ["red summer dress", "men black leather shoes"]
-        if not np.allclose(text_encoder(probes), encode_texts(engine.bundle, probes), atol=1e-4):
+        if not np.allclose(text_encoder(probes), engine.embedder.embed_texts(probes), atol=1e-4):
             raise ModaclipError(
                 f"the text encoder process loaded {settings.source.model} but embeds differently from the served model"
             )

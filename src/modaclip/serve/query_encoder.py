@@ -5,9 +5,7 @@ repeats its popular queries. So while one forward pass runs, the queries of the 
 arrive meanwhile wait together and go into the next one, and recent results are kept in a bounded
 LRU cache. The batching happens on the event loop itself, not on request threads: a thread that
 wakes from a lock or a pipe must take the GIL back, and in a busy server that hand-back cost more
-than the forward pass (BENCHMARKS.md, "HTTP API under load"). Queries are a few tokens long, so the
-text tower also runs on the tokens up to the longest query's end, not on the padding to the full
-context (`unpadded_text_encoder`).
+than the forward pass (BENCHMARKS.md, "HTTP API under load").
 """
 
 from __future__ import annotations
@@ -15,15 +13,8 @@ from __future__ import annotations
 import asyncio
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
-from functools import partial
 
 import numpy as np
-import open_clip
-import torch
-import torch.nn.functional as F
-from open_clip.transformer import text_global_pool
-
-from modaclip.model.clip_model import ClipBundle, encode_texts
 
 DEFAULT_CACHE_SIZE = 10_000  # 10k vectors of dimension 512 are 20 MB
 
@@ -95,36 +86,3 @@ class QueryEncoder:
             self._cache.move_to_end(text)
         while len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
-
-
-def unpadded_text_encoder(bundle: ClipBundle) -> Callable[[Sequence[str]], np.ndarray]:
-    """`encode_texts` that skips the padding after the batch's longest text, for open_clip's CLIP text tower.
-
-    Its attention is causal and it pools at the end-of-text token, so positions after that token
-    cannot change the result; dropping them cuts the work for a batch of short queries by about
-    half on CPU. Any other model, or one whose output differs from open_clip's own `encode_text` on
-    probe texts (a library change this code does not know about), gets plain `encode_texts`.
-    """
-    plain = partial(encode_texts, bundle)
-    model = bundle.model
-    if not (isinstance(model, open_clip.CLIP) and model.attn_mask is not None and model.text_pool_type == "argmax"):
-        return plain
-
-    @torch.inference_mode()
-    def encode(texts: Sequence[str]) -> np.ndarray:
-        tokens = bundle.tokenizer(list(texts)).to(bundle.device)
-        length = int(tokens.argmax(dim=-1).max()) + 1  # end-of-text has the highest token id, as argmax pooling assumes
-        tokens = tokens[:, :length]
-        cast = model.transformer.get_cast_dtype()
-        x = model.token_embedding(tokens).to(cast) + model.positional_embedding[:length].to(cast)
-        x = model.ln_final(model.transformer(x, attn_mask=model.attn_mask[:length, :length]))
-        x = text_global_pool(x, tokens, "argmax")
-        x = (
-            model.text_projection(x)
-            if isinstance(model.text_projection, torch.nn.Linear)
-            else x @ model.text_projection
-        )
-        return F.normalize(x, dim=-1).float().cpu().numpy()
-
-    probes = ["a photo of a red summer dress", "shoes", "women blue casual slim fit jeans for the summer season"]
-    return encode if np.allclose(encode(probes), plain(probes), atol=1e-5) else plain

@@ -36,16 +36,19 @@ class TextEncoderError(RuntimeError):
 
 
 class TextEncoderProcess:
-    """`encode(texts) -> float32 [N, D]` answered by a child process that holds its own copy of the model.
+    """`encode(texts) -> float32 [N, D]` answered by a child process that holds its own copy of the text tower.
 
-    One batch is in the socket at a time. The child drops the image tower it never uses. A batch
-    the child fails raises TextEncoderError here and the child keeps serving; a child that died is
-    reported with its exit code. A model the child cannot load is a ModaclipError at start.
+    The child runs the ONNX text tower in `towers_dir` with onnxruntime when it was exported from
+    the model's weights (no torch loaded), else the saved model in torch without its image tower.
+    One batch is in the socket at a time. A batch the child fails raises TextEncoderError here and
+    the child keeps serving; a child that died is reported with its exit code. A model the child
+    cannot load is a ModaclipError at start.
     """
 
-    def __init__(self, model_dir: str | Path, device: str = "cpu", threads: int = 1) -> None:
+    def __init__(self, model_dir: str | Path, towers_dir: str | Path | None = None, threads: int = 1) -> None:
         ours, theirs = socket.socketpair()
-        command = [sys.executable, "-c", CHILD_CODE, str(theirs.fileno()), str(model_dir), device, str(threads)]
+        towers = str(towers_dir or "")
+        command = [sys.executable, "-c", CHILD_CODE, str(theirs.fileno()), str(model_dir), towers, str(threads)]
         self._process = subprocess.Popen(command, pass_fds=[theirs.fileno()])
         theirs.close()
         self._conn = Connection(ours.detach())
@@ -142,22 +145,24 @@ class TextEncoderProcess:
         self.close()
 
 
-def serve_texts(fd: str, model_dir: str, device: str, threads: str) -> None:
-    """The child: load the model, then answer each list of texts with their vectors until the socket closes."""
+def serve_texts(fd: str, model_dir: str, towers_dir: str, threads: str) -> None:
+    """The child: load the text tower, then answer each list of texts with their vectors until the socket closes."""
     signal.signal(
         signal.SIGINT, signal.SIG_IGN
     )  # Ctrl-C reaches the whole process group; the parent decides when to stop
-    import torch
-
-    from modaclip.model.clip_model import load_model
-    from modaclip.serve.query_encoder import unpadded_text_encoder
+    from modaclip.model.embedders import Embedder, TorchEmbedder, open_embedder
+    from modaclip.model.saved_model import weights_fingerprint
 
     conn = Connection(int(fd))
-    torch.set_num_threads(int(threads))
     try:
-        bundle = load_model(model_dir, device)
-        bundle.model.visual = torch.nn.Identity()  # never used here: its memory is freed
-        encode = unpadded_text_encoder(bundle)
+        embedder: Embedder = (
+            open_embedder(model_dir, towers_dir, weights_fingerprint(model_dir), int(threads))
+            if towers_dir
+            else TorchEmbedder(model_dir, int(threads))
+        )
+        if isinstance(embedder, TorchEmbedder):
+            embedder.bundle.model.visual = None  # never used here: its memory is freed
+        encode = embedder.embed_texts
         reply: tuple[str, object] = ("ready", int(encode(["probe"]).shape[1]))
     except Exception as err:  # the parent reports it as the reason the server cannot start
         with contextlib.suppress(*PARENT_GONE):  # a parent stopped while this loaded has nobody to tell
