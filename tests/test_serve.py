@@ -19,7 +19,6 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from modaclip.cli import main
-from modaclip.model.clip_model import encode_texts
 from modaclip.registry.model_choice import SearchSource
 from modaclip.search.engine import CatalogSearch
 from modaclip.serve import app as service
@@ -397,7 +396,7 @@ def test_query_cache_keeps_as_many_queries_as_it_is_told(
 
     async def encode(texts: list[str]) -> np.ndarray:
         embedded.append(texts)
-        return encode_texts(served_engine.bundle, texts)
+        return served_engine.embedder.embed_texts(texts)
 
     with make_client(served_engine, served_images, served_paths, encode_text=encode, query_cache=query_cache) as app:
         found = [
