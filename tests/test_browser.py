@@ -1,12 +1,14 @@
 """The search page in a real headless Chromium against a real server on 127.0.0.1.
 
 Chromium is Debian's package (`apt-get install -y chromium`, done by .ci/run); Playwright drives it
-through `executable_path`, so no browser is downloaded.
+through `executable_path`, so no browser is downloaded. Without it these tests skip, saying why, except
+in CI (`CI=true`), where a missing browser fails them: a green CI run has run the page.
 """
 
 from __future__ import annotations
 
 import base64
+import os
 import socket
 import threading
 from collections.abc import Iterator
@@ -22,7 +24,7 @@ from modaclip.search.engine import CatalogSearch
 from modaclip.serve.app import ServiceSettings, create_app
 from modaclip.serve.catalog_images import CatalogImages
 
-CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM = Path(os.environ.get("MODACLIP_CHROMIUM", "/usr/bin/chromium"))  # the variable: for another install
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -34,7 +36,21 @@ CHROMIUM_ARGS = [
 ]
 PAGE_SIZE = 24  # what app.js asks for
 
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"no Chromium at {CHROMIUM}: apt-get install -y chromium")
+
+def require_chromium(path: Path) -> None:
+    """Skip when there is no Chromium at `path`, saying why; fail instead in CI (CI=true)."""
+    if path.exists():
+        return
+    missing = f"no Chromium at {path}: run scripts/install-chromium (apt-get install -y chromium)"
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI=true and {missing}")
+    pytest.skip(missing)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def chromium_installed() -> None:
+    """Checked before the server or the browser starts (a session fixture comes first)."""
+    require_chromium(CHROMIUM)
 
 
 @pytest.fixture(scope="module")

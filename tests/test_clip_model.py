@@ -10,7 +10,14 @@ import torch
 
 from modaclip.core.catalog_io import read_catalog
 from modaclip.core.errors import ModaclipError
-from modaclip.model.clip_model import create_base_model, encode_images, encode_texts, load_model, save_model
+from modaclip.model.clip_model import (
+    ClipBundle,
+    create_base_model,
+    encode_images,
+    encode_texts,
+    load_model,
+    save_model,
+)
 
 
 def test_same_seed_gives_the_same_random_base_model() -> None:
@@ -25,9 +32,12 @@ def test_same_seed_gives_the_same_random_base_model() -> None:
 def test_saved_model_loads_back_and_embeds_identically(tmp_path: Path, clean_dir: Path) -> None:
     images = read_catalog(clean_dir, ["image"])["image"].tolist()[:6]
     texts = ["a photo of a women red dresses", "black casual shoes"]
-    bundle = create_base_model("modaclip-tiny", "none", seed=0)
+    bundle = moved_off_the_initialisation(create_base_model("modaclip-tiny", "none", seed=0))
     save_model(bundle, tmp_path / "model", {"note": "test"})
     loaded = load_model(tmp_path / "model")
+    assert all(
+        torch.equal(a, b) for a, b in zip(bundle.model.state_dict().values(), loaded.model.state_dict().values())
+    )
     np.testing.assert_array_equal(encode_images(bundle, images), encode_images(loaded, images))
     np.testing.assert_array_equal(encode_texts(bundle, texts), encode_texts(loaded, texts))
     assert loaded.meta["note"] == "test" and loaded.meta["arch"] == "modaclip-tiny"
@@ -35,11 +45,22 @@ def test_saved_model_loads_back_and_embeds_identically(tmp_path: Path, clean_dir
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
 
 
+def moved_off_the_initialisation(bundle: ClipBundle) -> ClipBundle:
+    """Weights no fresh model has, so a load that silently falls back to a random init cannot pass for one."""
+    with torch.no_grad():
+        for param in bundle.model.parameters():
+            param.add_(torch.randn_like(param, generator=torch.Generator().manual_seed(1)) * 0.01)
+    return bundle
+
+
 def test_saved_model_loads_with_plain_open_clip(tmp_path: Path) -> None:
-    bundle = create_base_model("modaclip-tiny", "none", seed=0)
+    bundle = moved_off_the_initialisation(create_base_model("modaclip-micro", "none", seed=0))
     save_model(bundle, tmp_path / "model")
     model, _, _ = open_clip.create_model_and_transforms(f"local-dir:{tmp_path / 'model'}")
-    assert torch.equal(model.logit_scale, bundle.model.logit_scale)
+    saved, loaded = bundle.model.state_dict(), model.state_dict()
+    assert saved.keys() == loaded.keys()
+    for name, value in saved.items():
+        assert torch.equal(loaded[name], value), name
 
 
 def test_saved_model_can_be_the_next_start_point(tmp_path: Path) -> None:

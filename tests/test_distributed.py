@@ -1,5 +1,7 @@
 """Two CPU processes with gloo take the same steps as one process on the same global batch."""
 
+import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -10,7 +12,7 @@ from conftest import TEST_ARCH, TINY_TRAIN
 from test_training import splits
 
 from modaclip.model.clip_model import create_base_model
-from modaclip.train.distributed import DistContext
+from modaclip.train.distributed import DistContext, init_distributed, mean_over_ranks, shutdown
 from modaclip.train.trainer import Trainer
 
 LOSSES = ["clip", "multipos", "fields"]
@@ -32,20 +34,36 @@ def train_steps(
     return losses, grads, {k: v.detach().clone() for k, v in bundle.model.state_dict().items()}
 
 
-def rank_main(rank: int, world_size: int, store: str, clean_dir: Path, out: Path) -> None:
+def rank_main(rank: int, world_size: int, port: int, clean_dir: Path, out: Path) -> None:
+    """One process as torchrun starts it: the variables torchrun sets, then the stage's own init_distributed."""
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world_size)
+    os.environ.update(
+        {"WORLD_SIZE": str(world_size), "RANK": str(rank), "LOCAL_RANK": str(rank)}
+        | {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
+    )
+    context, device = init_distributed("cpu")
+    assert (context.rank, context.world_size, context.local_rank, device.type) == (rank, world_size, rank, "cpu")
+    mean_rank = mean_over_ranks(torch.tensor(float(rank)), context)
     results = {
         loss: train_steps(clean_dir, out / f"ckpt-{rank}", loss, 8, DistContext(rank, world_size)) for loss in LOSSES
     }
     if rank == 0:
-        torch.save(results, out / "ranks.pt")
-    dist.destroy_process_group()
+        torch.save({"mean_rank": mean_rank, "losses": results}, out / "ranks.pt")
+    shutdown(context)
+    assert not dist.is_initialized()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def test_two_gloo_processes_match_one_process_on_the_global_batch(clean_dir: Path, tmp_path: Path) -> None:
-    mp.spawn(rank_main, args=(2, str(tmp_path / "store"), clean_dir, tmp_path), nprocs=2, join=True)
-    distributed = torch.load(tmp_path / "ranks.pt", weights_only=False)
+    mp.spawn(rank_main, args=(2, free_port(), clean_dir, tmp_path), nprocs=2, join=True)
+    saved = torch.load(tmp_path / "ranks.pt", weights_only=False)
+    assert saved["mean_rank"] == 0.5  # (0 + 1) / 2: the ranks' losses are averaged the same way
+    distributed = saved["losses"]
     for loss in LOSSES:
         single_losses, single_grads, single_weights = train_steps(
             clean_dir, tmp_path / "single", loss, 16, DistContext()

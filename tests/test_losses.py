@@ -132,3 +132,38 @@ def test_a_field_no_item_has_adds_nothing_and_keeps_gradients_finite() -> None:
     assert with_empty.item() == pytest.approx(alone.item())
     with_empty.backward()
     assert torch.isfinite(images.grad).all()
+
+
+def softplus(x: float) -> float:
+    """-log sigmoid(-x) = log(1 + e^x): the cost of a logit x on the wrong side."""
+    return math.log1p(math.exp(x))
+
+
+ORTHONORMAL = torch.eye(2)
+
+
+def test_siglip_known_values() -> None:
+    """SigLIP: -mean over images of the sum over pairs of log sigmoid(label * (scale * cos + bias)), label +-1."""
+    siglip = create_loss("siglip")
+    keys = caption_keys(["a", "b"])
+    # cos = identity, scale 10, bias -10: matched pairs logit 0 -> log 2 each, mismatched -10 -> log(1 + e^-10) each
+    loss = siglip(ORTHONORMAL, ORTHONORMAL, torch.tensor(10.0), torch.tensor(-10.0), keys)
+    assert loss.item() == pytest.approx((2 * math.log(2) + 2 * softplus(-10)) / 2, rel=1e-6)
+    # images (1, 0), (0.6, 0.8); texts (0.6, 0.8), (0, 1): cos [[0.6, 0], [1, 0.8]]; scale 2, bias 1
+    # logits [[2.2, 1], [3, 2.6]]: matched 2.2 and 2.6 cost softplus(-x), mismatched 1 and 3 cost softplus(x)
+    images = torch.tensor([[1.0, 0.0], [0.6, 0.8]])
+    texts = torch.tensor([[0.6, 0.8], [0.0, 1.0]])
+    loss = siglip(images, texts, torch.tensor(2.0), torch.tensor(1.0), keys)
+    expected = (softplus(-2.2) + softplus(1.0) + softplus(3.0) + softplus(-2.6)) / 2
+    assert loss.item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_clip_and_multipos_known_values() -> None:
+    # InfoNCE on cos = identity, scale 2: each row's softmax gives its match e^2 / (e^2 + 1), both directions
+    keys = caption_keys(["a", "b"])
+    clip = create_loss("clip")(ORTHONORMAL, ORTHONORMAL, torch.tensor(2.0), None, keys)
+    assert clip.item() == pytest.approx(softplus(-2), rel=1e-6)
+    # the same pairs with one caption for both: each row's target is (1/2, 1/2), so
+    # -(1/2) log(e^2 / (e^2 + 1)) - (1/2) log(1 / (e^2 + 1)) per row
+    same = create_loss("multipos")(ORTHONORMAL, ORTHONORMAL, torch.tensor(2.0), None, caption_keys(["a", "a"]))
+    assert same.item() == pytest.approx((softplus(-2) + softplus(2)) / 2, rel=1e-6)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -54,3 +55,28 @@ def test_without_ray_installed_the_error_says_how_to_install_it(monkeypatch: pyt
     monkeypatch.setitem(sys.modules, "ray", None)  # what `import ray` meets when the extra is missing
     with pytest.raises(ModaclipError, match=r"pip install -e '\.\[ray\]'"), ray_session(RayParams()):
         pass
+
+
+class ConnectedRay(types.ModuleType):
+    """A `ray` already connected (as in a notebook), so ray_session starts nothing."""
+
+    def __init__(self) -> None:
+        super().__init__("ray")
+
+    def is_initialized(self) -> bool:
+        return True
+
+
+def test_our_error_inside_a_ray_task_comes_back_as_its_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ray wraps a task's exception with the worker's traceback; ours comes out as its own message alone."""
+    monkeypatch.setitem(sys.modules, "ray", ConnectedRay())
+    task_error = RuntimeError(
+        "ray::MapBatches(caption_part)() (pid=4242, ip=127.0.0.1)\n"
+        '  File "src/modaclip/curate/ray_engine.py", line 40, in caption_part\n'
+        "modaclip.core.errors.ModaclipError: data/raw/part-0003.parquet: row 7 has no image"
+    )
+    with pytest.raises(ModaclipError) as caught, ray_session(RayParams()):
+        raise task_error
+    assert str(caught.value) == "data/raw/part-0003.parquet: row 7 has no image"
+    with pytest.raises(RuntimeError, match="worker died"), ray_session(RayParams()):
+        raise RuntimeError("ray::MapBatches() worker died")  # not ours: passed on as it is

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
 from pathlib import Path
 
 import pytest
-from test_pipeline import TINY, make_tiny_project, set_params, sh, stages_run
+from test_pipeline import LEARNING, TINY, make_tiny_project, set_params, sh, stages_run
 
 from modaclip.cli import main
 from modaclip.core.catalog_io import read_catalog
@@ -83,9 +84,7 @@ def tags(repo: Path) -> list[str]:
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     repo = tmp_path_factory.mktemp("retrain") / "project"
     repo.mkdir()
-    # 12 short epochs with a 10-step warmup: the fewest that reliably leave
-    # the ln(batch) plateau of a from-scratch start
-    return make_tiny_project(repo, {**TINY, "train": {**TINY["train"], "epochs": 12, "warmup_steps": 10}})
+    return make_tiny_project(repo, {**TINY, "train": {**TINY["train"], **LEARNING}})
 
 
 @pytest.fixture(scope="module")
@@ -162,12 +161,13 @@ def round2(project: Path, round1: dict, reviewed: dict) -> dict:
 def round3(project: Path, round2: dict) -> dict:
     """A learning rate far too small to learn anything, so the candidate stays at its untrained start.
 
-    The first attempt is killed during finetune; the second runs with a second retrain started beside it.
+    The first attempt is killed during finetune, once epoch 1's checkpoint is written (epoch 2's progress
+    bar starts after it); the second resumes from it, with a second retrain started beside it.
     """
     tags_before = tags(project)
     record_before = promotion(project)
     set_params(project, {"train": {"lr": 1e-9}})
-    kill_at(start(project), "Running stage 'finetune'")
+    kill_at(start(project), "epoch 2/")  # once epoch 1's checkpoint is written
     after_kill = {"tags": tags(project), "production": registry.production(project), "record": promotion(project)}
 
     first = start(project)
@@ -291,6 +291,7 @@ def test_second_retrain_at_once_stops_with_one_line(round3: dict) -> None:
 def test_round3_ruined_model_is_rejected_and_production_unchanged(project: Path, round2: dict, round3: dict) -> None:
     assert round3["code"] == 3, round3["out"]
     assert "Running stage 'finetune'" in round3["out"], "the killed run's finetune must run again"
+    assert re.search(r"resuming from \S+ at epoch [2-9]", round3["out"]), "finetune restarted instead of resuming"
     record = round3["record"]
     assert record["decision"] == "kept production" and not record["promoted"]
     assert "below promote.min_gain" in record["reason"]
@@ -299,6 +300,42 @@ def test_round3_ruined_model_is_rejected_and_production_unchanged(project: Path,
     assert registry.production(project) == round2["production"]
     prod_tag = registry.production(project).tag
     assert sh(project, "git", "rev-list", "-n1", prod_tag).strip() == round2["production"].commit
+
+
+def test_uncommitted_code_exits_2_before_running_anything(
+    project: Path, round3: dict, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("MODACLIP_CACHE", env(project)["MODACLIP_CACHE"])  # as the subprocess runs get
+    monkeypatch.chdir(project)
+    stage, report = project / "stages" / "evaluate.py", project / "metrics" / "eval.json"
+    original, written = stage.read_text(), report.stat().st_mtime_ns
+    stage.write_text(original + "# an edit nobody committed\n")
+    try:
+        code, out, err = cli(["retrain"], capsys)
+    finally:
+        stage.write_text(original)
+    assert code == 2, out + err
+    assert "uncommitted changes to stages/evaluate.py" in err
+    assert report.stat().st_mtime_ns == written, "evaluate, whose code changed, ran anyway"
+    assert tags(project) == round3["tags_before"]
+
+
+def test_a_failed_stage_exits_2_and_leaves_production_and_the_record_alone(
+    project: Path, round3: dict, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("MODACLIP_CACHE", env(project)["MODACLIP_CACHE"])  # as the subprocess runs get
+    monkeypatch.chdir(project)  # DVC, run in this process, resolves stages against the working directory
+    production, record = registry.production(project), promotion(project)
+    set_params(project, {"evaluate": {"zero_shot_sets": ["fmnist:no-such-folder"]}})  # evaluate stops on it
+    try:
+        code, out, err = cli(["retrain"], capsys)
+    finally:
+        set_params(project, {"evaluate": {"zero_shot_sets": []}})
+    assert code == 2, out + err
+    assert "pipeline failed: failed to reproduce 'evaluate'" in err and "production is unchanged" in err, err
+    assert tags(project) == round3["tags_before"]
+    assert registry.production(project) == production
+    assert promotion(project) == record
 
 
 def cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
@@ -345,7 +382,7 @@ def test_search_uses_the_production_model_and_reports_damage_in_one_line(
 @pytest.fixture(scope="module")
 def experiments(project: Path, round3: dict) -> dict[float, dict]:
     """Two queued experiments over train.lr, run in one go: {lr: {"name", "metrics"}} from `dvc exp show --json`."""
-    set_params(project, {"train": {"lr": 0.001}})
+    set_params(project, {"train": {"lr": 0.001, "epochs": 2}})  # 2 epochs: enough to tell two learning rates apart
     sh(project, "git", "add", "-A")
     sh(project, "git", "commit", "-qm", "baseline for experiments")
     for lr in ("0.002", "0.0005"):

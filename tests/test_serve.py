@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import tempfile
+import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
@@ -348,6 +350,62 @@ def test_concurrent_requests_get_the_same_answers_as_serial_ones(
             assert list(pool.map(ids, queries)) == serial
 
 
+@pytest.mark.parametrize("threads", [1, 3])
+def test_threads_caps_the_model_calls_running_at_once(
+    served_engine: CatalogSearch,
+    served_images: CatalogImages,
+    served_paths: dict[str, Path],
+    monkeypatch: pytest.MonkeyPatch,
+    threads: int,
+) -> None:
+    """Six similar-product requests at once, each holding its model call for 0.3 s: exactly `threads` overlap."""
+    running, peak, lock = 0, 0, threading.Lock()
+    similar = served_engine.similar
+
+    def held(*args: Any) -> Any:
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+        time.sleep(0.3)
+        with lock:
+            running -= 1
+        return similar(*args)
+
+    monkeypatch.setattr(served_engine, "similar", held)
+    products = [int(i) for i in served_engine.ids[:6]]
+    with (
+        make_client(served_engine, served_images, served_paths, threads=threads) as limited,
+        ThreadPoolExecutor(len(products)) as pool,
+    ):
+        codes = list(pool.map(lambda i: limited.get(f"/api/similar/{i}", params={"k": 3}).status_code, products))
+    assert codes == [200] * len(products)
+    assert peak == threads
+
+
+@pytest.mark.parametrize(("query_cache", "forward_passes"), [(0, 4), (1, 3), (2, 2)])
+def test_query_cache_keeps_as_many_queries_as_it_is_told(
+    served_engine: CatalogSearch,
+    served_images: CatalogImages,
+    served_paths: dict[str, Path],
+    query_cache: int,
+    forward_passes: int,
+) -> None:
+    """Queries a, a, b, a: no cache embeds all four; one slot loses a to b; two slots embed only a and b."""
+    embedded: list[list[str]] = []
+
+    async def encode(texts: list[str]) -> np.ndarray:
+        embedded.append(texts)
+        return served_engine.embedder.embed_texts(texts)
+
+    with make_client(served_engine, served_images, served_paths, encode_text=encode, query_cache=query_cache) as app:
+        found = [
+            app.get("/api/search", params={"q": q, "k": 3}).json()["results"] for q in ("red", "red", "blue", "red")
+        ]
+    assert len(embedded) == forward_passes and all(len(texts) == 1 for texts in embedded)
+    assert found[0] == found[1] == found[3] != found[2]
+
+
 def test_serve_command_binds_localhost_without_cors_by_default(
     served_paths: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -375,6 +433,28 @@ def test_serve_command_binds_localhost_without_cors_by_default(
     assert settings.cors_origins == () and settings.max_upload_bytes == 10 * 2**20
     assert settings.source.kind == "folder" and settings.source.model == served_paths["model"]
     assert len(started["engine"]) > 100
+
+
+def test_serve_command_hands_every_flag_to_the_server(
+    served_paths: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started: dict[str, Any] = {}
+    monkeypatch.setattr(
+        service,
+        "serve",
+        lambda served_engine, settings, host, port, text_threads: started.update(
+            settings=settings, host=host, port=port, text_threads=text_threads
+        ),
+    )
+    paths = [arg for role in ("model", "embeddings", "catalog") for arg in (f"--{role}", str(served_paths[role]))]
+    flags = ["--host", "0.0.0.0", "--port", "9001", "--cors-origin", "http://a.example", "--cors-origin", "http://b"]
+    flags += ["--max-upload-mb", "2.5", "--threads", "3", "--text-threads", "2", "--query-cache", "0"]
+    main(["serve", *flags, *paths])
+    settings = started["settings"]
+    assert (started["host"], started["port"], started["text_threads"]) == ("0.0.0.0", 9001, 2)
+    assert settings.cors_origins == ("http://a.example", "http://b")
+    assert settings.max_upload_bytes == int(2.5 * 2**20)
+    assert (settings.threads, settings.query_cache) == (3, 0)
 
 
 def test_a_server_bug_is_a_one_line_500(

@@ -13,6 +13,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 
@@ -77,27 +78,37 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_modaclip_serve_searches_through_the_child_and_stops_it_on_ctrl_c(
+def test_modaclip_serve_takes_its_flags_searches_through_the_child_and_stops_it_on_ctrl_c(
     served_paths: dict[str, Path], served_engine: CatalogSearch
 ) -> None:
-    port = free_port()
+    """The real command, started with non-default --host, --cors-origin and --max-upload-mb, each of which shows."""
+    port, host, origin = free_port(), "127.0.0.2", "http://shop.example"
     paths = [arg for role in ("model", "embeddings", "catalog") for arg in (f"--{role}", str(served_paths[role]))]
+    flags = ["--host", host, "--port", str(port), "--cors-origin", origin, "--max-upload-mb", "0.001"]
+    flags += ["--threads", "2", "--query-cache", "0"]
     server = subprocess.Popen(
-        [sys.executable, "-m", "modaclip.cli", "serve", "--port", str(port), *paths], stderr=subprocess.PIPE, text=True
+        [sys.executable, "-m", "modaclip.cli", "serve", *flags, *paths], stderr=subprocess.PIPE, text=True
     )
     try:
-        url = f"http://127.0.0.1:{port}/api/search?k=5&q=red+dress"
+        url = f"http://{host}:{port}/api/search?k=5&q=red+dress"
         deadline = time.monotonic() + 120
         while True:
             assert server.poll() is None, server.stderr.read()
             try:
-                with urllib.request.urlopen(url, timeout=5) as response:
+                request = urllib.request.Request(url, headers={"Origin": origin})
+                with urllib.request.urlopen(request, timeout=5) as response:
+                    allowed = response.headers["access-control-allow-origin"]
                     found = [hit["id"] for hit in json.load(response)["results"]]
                 break
             except OSError:
                 assert time.monotonic() < deadline, "the server did not answer within 120 s"
                 time.sleep(0.5)
         assert found == [hit.id for hit in served_engine.search_text(["red dress"], k=5)[0]]
+        assert allowed == origin
+        upload = httpx.post(f"http://{host}:{port}/api/similar", files={"image": ("a.bin", b"x" * 2000)}, timeout=30)
+        assert upload.status_code == 413, upload.text  # 0.001 MB = 1048 bytes
+        with pytest.raises(OSError):  # bound to --host only
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5)
         children = child_pids(server.pid)
         assert len(children) == 1
         server.send_signal(signal.SIGINT)
