@@ -23,6 +23,7 @@ import pytest
 from lookup_clip import image_bytes, lookup_bundle
 
 from modaclip.core.config import EvaluateParams
+from modaclip.core.fields import CatalogFields
 from modaclip.evaluate import evaluation
 from modaclip.evaluate.labelled_sets import LabelledImages
 from modaclip.train.trainer import validation_scores
@@ -132,7 +133,9 @@ def evaluated() -> evaluation.ModelEvaluation:
     toy = LabelledImages(
         "toy", "test", ["Tshirts", "Jeans"], [image_bytes(i) for i in range(4)], np.array([0, 0, 1, 1])
     )
-    return evaluation.evaluate_model(bundle, test, labels, EvaluateParams(recall_ks=[1, 5, 10]), [toy])
+    catalog = CatalogFields.of(test.items)
+    params = evaluation.resolve_fields(EvaluateParams(recall_ks=[1, 5, 10]), catalog)
+    return evaluation.evaluate_model(bundle, test, labels, params, catalog, [toy])
 
 
 def dcg(rank: int) -> float:
@@ -257,5 +260,5 @@ def test_validation_scores_that_choose_the_best_epoch() -> None:
     captions = {f"caption {row}": named(target, article_type) for row, (target, article_type) in enumerate(QUERIES)}
     bundle = lookup_bundle(texts() | captions, [image_vector(row) for row in range(len(PRODUCTS))])
     val = items().assign(image=[image_bytes(row) for row in range(len(PRODUCTS))], captions=[[c] for c in captions])
-    scores = validation_scores(bundle, val, [*TYPES, "Dresses"])
+    scores = validation_scores(bundle, val, [*TYPES, "Dresses"], "articleType")
     assert scores == pytest.approx({"recall@10": 11 / 12, "zero_shot_f1": 34 / 45})
