@@ -14,10 +14,9 @@ from datetime import date
 
 import numpy as np
 
-from modaclip.core.catalog_io import read_catalog, read_catalog_fields
 from modaclip.core.config import load_params
 from modaclip.core.stage_runner import run
-from modaclip.evaluate.evaluation import TestSet, resolve_fields, zero_shot, zero_shot_labels
+from modaclip.evaluate.evaluation import TestSet, read_test_split, zero_shot
 from modaclip.model.clip_model import encode_images, load_model
 
 STANDARD = "a photo of a {label}"
@@ -30,9 +29,7 @@ def main() -> None:
     parser.add_argument("--catalog", default="data/clean")
     parser.add_argument("--params", default="params.yaml", help="evaluate.zero_shot_fields come from here")
     args = parser.parse_args()
-    evaluate = resolve_fields(load_params(args.params).evaluate, read_catalog_fields(args.catalog))
-    labels = zero_shot_labels(args.catalog, evaluate.zero_shot_fields)
-    items = read_catalog(args.catalog, ["id", "image", *evaluate.zero_shot_fields], split="test")
+    items, _, evaluate, labels = read_test_split(args.catalog, load_params(args.params).evaluate)
     bundle = load_model(args.model)
     test = TestSet(items, encode_images(bundle, items["image"].tolist()), query_vectors=np.empty((0, 0)))
     prompts = {f"`{t}`": [t] for t in (STANDARD, *OTHERS)} | {"all four, averaged": [STANDARD, *OTHERS]}

@@ -223,6 +223,21 @@ def read_test_items(catalog_dir: str | Path) -> pd.DataFrame:
     return items
 
 
+def read_test_split(
+    catalog_dir: str | Path, params: EvaluateParams
+) -> tuple[pd.DataFrame, CatalogFields, EvaluateParams, dict[str, list[str]]]:
+    """The test split, the catalog's fields, `params` resolved to them, and the zero-shot labels of each field."""
+    items = read_test_items(catalog_dir)
+    catalog = read_catalog_fields(catalog_dir)
+    evaluate = resolve_fields(params, catalog)
+    return items, catalog, evaluate, zero_shot_labels(catalog_dir, evaluate.zero_shot_fields)
+
+
+def query_captions(items: pd.DataFrame) -> list[str]:
+    """Each product's text query: its first caption."""
+    return [captions[0] for captions in items["captions"]]
+
+
 def test_split_digest(items: pd.DataFrame) -> str:
     """blake2b of the test products' ids and image digests, in id order: equal digests, same test set."""
     digest = hashlib.blake2b(digest_size=16)
@@ -244,9 +259,8 @@ def embedded_test_set(
             f"{embeddings_dir}: no vector for test product(s) {items['id'][missing].head(5).tolist()}; "
             "embed the current catalog with this model"
         )
-    queries = [captions[0] for captions in items["captions"]]
     image_vectors = np.asarray(vectors[position.loc[items["id"]].to_numpy()])
-    return bundle, TestSet(items, image_vectors, encode_texts(bundle, queries))
+    return bundle, TestSet(items, image_vectors, encode_texts(bundle, query_captions(items)))
 
 
 def per_product_table(items: pd.DataFrame, evaluations: dict[str, ModelEvaluation]) -> pd.DataFrame:
@@ -267,10 +281,7 @@ def evaluate_saved_model(
     The report has eval.json's shape without the base model ({"test_items", "test_digest", "finetuned"}),
     so the same dotted paths name the same figures; the table holds the per-product values.
     """
-    items = read_test_items(catalog_dir)
-    catalog = read_catalog_fields(catalog_dir)
-    evaluate = resolve_fields(params.evaluate, catalog)
-    labels = zero_shot_labels(catalog_dir, evaluate.zero_shot_fields)
+    items, catalog, evaluate, labels = read_test_split(catalog_dir, params.evaluate)
     bundle, test = embedded_test_set(model_dir, embeddings_dir, items)
     evaluation = evaluate_model(bundle, test, labels, evaluate, catalog, open_labelled_sets(evaluate.zero_shot_sets))
     report = {"test_items": len(items), "test_digest": test_split_digest(items), "finetuned": evaluation.metrics}
@@ -282,14 +293,10 @@ def compare_base_and_finetuned(
 ) -> tuple[dict[str, Any], list[dict[str, float]], pd.DataFrame]:
     """eval.json's content, the Recall@k curve rows and the per-product values: base and fine-tuned side by side."""
     labelled_sets = open_labelled_sets(params.evaluate.zero_shot_sets)
-    items = read_test_items(catalog_dir)
-    catalog = read_catalog_fields(catalog_dir)
-    evaluate = resolve_fields(params.evaluate, catalog)
-    labels = zero_shot_labels(catalog_dir, evaluate.zero_shot_fields)
+    items, catalog, evaluate, labels = read_test_split(catalog_dir, params.evaluate)
     tuned, tuned_test = embedded_test_set(model_dir, embeddings_dir, items)
     base = create_base_model(params.model.arch, params.model.pretrained, params.train.seed)
-    queries = [captions[0] for captions in items["captions"]]
-    base_test = TestSet(items, encode_images(base, items["image"].tolist()), encode_texts(base, queries))
+    base_test = TestSet(items, encode_images(base, items["image"].tolist()), encode_texts(base, query_captions(items)))
 
     evaluations = {
         "base": evaluate_model(base, base_test, labels, evaluate, catalog, labelled_sets),
