@@ -34,11 +34,12 @@ def env(repo: Path) -> dict[str, str]:
     return {**os.environ, "PYTHONUNBUFFERED": "1", "MODACLIP_CACHE": str(repo.parent / "cache")}
 
 
-def retrain(repo: Path) -> tuple[int, str, dict]:
+def retrain(repo: Path) -> dict:
+    """One `modaclip retrain`: its exit status, output and decision record, and production after it."""
     done = subprocess.run(RETRAIN, cwd=repo, capture_output=True, text=True, env=env(repo))
     out = done.stdout + done.stderr
     assert (repo / "metrics/promotion.json").is_file(), f"no decision written (exit {done.returncode}):\n{out[-4000:]}"
-    return done.returncode, out, promotion(repo)
+    return {"code": done.returncode, "out": out, "record": promotion(repo), "production": registry.production(repo)}
 
 
 def promotion(repo: Path) -> dict:
@@ -89,14 +90,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def round1(project: Path) -> dict:
-    code, out, record = retrain(project)
-    return {
-        "code": code,
-        "out": out,
-        "record": record,
-        "test_ids": held_out_ids(project),
-        "production": registry.production(project),
-    }
+    return {**retrain(project), "test_ids": held_out_ids(project)}
 
 
 @pytest.fixture(scope="module")
@@ -108,15 +102,7 @@ def regrown(project: Path, round1: dict) -> dict:
         project, {"data": {"num_items": 240}, "promote": {"mode": "review", "min_gain": 0.0, "min_confidence": 0.0}}
     )
     sh(project, "git", "commit", "-qam", "re-embed the grown catalog with the production model")
-    code, out, record = retrain(project)
-    return {
-        "code": code,
-        "out": out,
-        "record": record,
-        "test_ids": held_out_ids(project),
-        "production": registry.production(project),
-        "staged": registry.staged(project),
-    }
+    return {**retrain(project), "test_ids": held_out_ids(project), "staged": registry.staged(project)}
 
 
 @pytest.fixture(scope="module")
@@ -148,13 +134,7 @@ def round2(project: Path, round1: dict, reviewed: dict) -> dict:
     sh(project, "dvc", "unfreeze", "finetune")
     set_params(project, {"promote": {"mode": "auto", "min_gain": 0.005, "min_confidence": 0.9}})
     sh(project, "git", "commit", "-qam", "retrain on the grown catalog")
-    code, out, record = retrain(project)
-    return {
-        "code": code,
-        "out": out,
-        "record": record,
-        "production": registry.production(project),
-    }
+    return retrain(project)
 
 
 @pytest.fixture(scope="module")

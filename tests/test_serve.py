@@ -406,17 +406,23 @@ def test_query_cache_keeps_as_many_queries_as_it_is_told(
     assert found[0] == found[1] == found[3] != found[2]
 
 
-def test_serve_command_binds_localhost_without_cors_by_default(
-    served_paths: dict[str, Path], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    started: dict[str, Any] = {}
+@pytest.fixture
+def started(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """What `modaclip serve` hands the server, which is not started."""
+    given: dict[str, Any] = {}
     monkeypatch.setattr(
         service,
         "serve",
-        lambda served_engine, settings, host, port, text_threads: started.update(
-            engine=served_engine, settings=settings, host=host, port=port
+        lambda served_engine, settings, host, port, text_threads: given.update(
+            engine=served_engine, settings=settings, host=host, port=port, text_threads=text_threads
         ),
     )
+    return given
+
+
+def test_serve_command_binds_localhost_without_cors_by_default(
+    served_paths: dict[str, Path], started: dict[str, Any]
+) -> None:
     main(
         [
             "serve",
@@ -435,17 +441,7 @@ def test_serve_command_binds_localhost_without_cors_by_default(
     assert len(started["engine"]) > 100
 
 
-def test_serve_command_hands_every_flag_to_the_server(
-    served_paths: dict[str, Path], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    started: dict[str, Any] = {}
-    monkeypatch.setattr(
-        service,
-        "serve",
-        lambda served_engine, settings, host, port, text_threads: started.update(
-            settings=settings, host=host, port=port, text_threads=text_threads
-        ),
-    )
+def test_serve_command_hands_every_flag_to_the_server(served_paths: dict[str, Path], started: dict[str, Any]) -> None:
     paths = [arg for role in ("model", "embeddings", "catalog") for arg in (f"--{role}", str(served_paths[role]))]
     flags = ["--host", "0.0.0.0", "--port", "9001", "--cors-origin", "http://a.example", "--cors-origin", "http://b"]
     flags += ["--max-upload-mb", "2.5", "--threads", "3", "--text-threads", "2", "--query-cache", "0"]
