@@ -213,12 +213,6 @@ def test_required_as_a_bare_string_is_rejected() -> None:
         CatalogCleaner("gender", min_image_side=1)
 
 
-@pytest.mark.parametrize("side", [0, -3])
-def test_bad_min_image_side_is_rejected(side: int) -> None:
-    with pytest.raises(ModaclipError, match=r"caption\.min_image_side"):
-        CatalogCleaner(REQUIRED, min_image_side=side)
-
-
 @pytest.mark.parametrize("column", ["baseColour", "image", "id"])
 def test_chunk_missing_a_needed_column_is_rejected(column: str) -> None:
     chunk = catalog(product(1, jpeg())).drop(columns=[column])

@@ -29,6 +29,9 @@ def test_missing_sections_take_defaults() -> None:
         ({"data": {"num_items": "100"}}, "data.num_items"),
         ({"trian": {}}, "trian: unknown parameter"),
         ({"caption": {"val_fraction": 0.5, "test_fraction": 0.5}}, "caption.val_fraction + caption.test_fraction"),
+        ({"caption": {"min_image_side": 0}}, "caption.min_image_side"),
+        ({"caption": {"image_size": 31}}, "caption.image_size"),
+        ({"data": {"seed": -1}}, "data.seed"),
     ],
 )
 def test_bad_params_name_the_key(raw: dict, named: str) -> None:

@@ -29,7 +29,7 @@ class Section(BaseModel):
 class DataParams(Section):
     source: str = "synthetic"
     num_items: int = Field(3000, ge=1)
-    seed: int = 0
+    seed: int = Field(0, ge=0)
     image_size: int = Field(128, ge=32)
     defect_rate: float = Field(0.01, ge=0.0, le=0.5)
     limit: int = Field(0, ge=0)

@@ -85,7 +85,8 @@ class CatalogCleaner:
 
     With `image_size`, kept images are stored as RGB JPEGs of that side (aspect kept, padded on
     white), so later stages never decode a full-size or odd-mode file again; without it their
-    bytes are kept as they came.
+    bytes are kept as they came. Their limits are `CaptionParams`'; `required` is checked here, as
+    it holds the columns the roles of `caption.required_attributes` resolved to in this catalog.
     """
 
     def __init__(self, required: Sequence[str], min_image_side: int, image_size: int | None = None) -> None:
@@ -97,10 +98,6 @@ class CatalogCleaner:
                 f"caption.required_attributes names unknown columns {unknown}; "
                 f"known columns are {list(CATALOG_COLUMNS)}"
             )
-        if min_image_side < 1:
-            raise ModaclipError(f"caption.min_image_side must be at least 1, got {min_image_side}")
-        if image_size is not None and image_size < 1:
-            raise ModaclipError(f"caption.image_size must be at least 1, got {image_size}")
         self.required = tuple(required)
         self.min_image_side = min_image_side
         self.image_size = image_size

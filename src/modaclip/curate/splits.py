@@ -11,6 +11,7 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
+from modaclip.core.config import parse_params
 from modaclip.core.errors import ModaclipError
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
@@ -18,8 +19,11 @@ DEFAULT_SALT = "modaclip"
 
 
 def assign_splits(ids: pd.Series, val_fraction: float, test_fraction: float, salt: str = DEFAULT_SALT) -> pd.Series:
-    """The split of every id, indexed like `ids`; ids are compared as str, so 123 == "123"."""
-    check_fractions(val_fraction, test_fraction)
+    """The split of every id, indexed like `ids`; ids are compared as str, so 123 == "123".
+
+    The fractions are held to `CaptionParams`' limits, which the caption stage has checked already.
+    """
+    parse_params({"caption": {"val_fraction": val_fraction, "test_fraction": test_fraction}}, source="assign_splits")
     missing = int(ids.isna().sum())
     if missing:
         raise ModaclipError(f"cannot assign splits: {missing} product ids are missing")
@@ -32,18 +36,6 @@ def unit_hashes(keys: Iterable[str], salt: str) -> np.ndarray:
     """Each key's first 8 bytes of sha1(f"{salt}:{key}") as a big-endian integer / 2**64."""
     prefixes = b"".join(hashlib.sha1(f"{salt}:{key}".encode()).digest()[:8] for key in keys)
     return np.frombuffer(prefixes, dtype=">u8").astype(np.float64) / 2.0**64
-
-
-def check_fractions(val_fraction: float, test_fraction: float) -> None:
-    """Fail, naming the param, unless both fractions are in [0, 1) and leave some for train."""
-    for name, fraction in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
-        if not 0 <= fraction < 1:
-            raise ModaclipError(f"caption.{name} must be in [0, 1), got {fraction}")
-    if not val_fraction + test_fraction < 1:
-        raise ModaclipError(
-            "caption.val_fraction + caption.test_fraction must be below 1 to leave products for "
-            f"training, got {val_fraction} + {test_fraction}"
-        )
 
 
 def _labels(unit: np.ndarray, val_fraction: float, test_fraction: float) -> np.ndarray:

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from modaclip.core.errors import ModaclipError
+from modaclip.core.config import parse_params
 from modaclip.core.schema import CATALOG_COLUMNS
 from modaclip.ingest.synthetic.defects import DEFECTS, Row, defect_kind
 from modaclip.ingest.synthetic.rendering import encode, render
@@ -61,23 +61,15 @@ def _clean_row(index: int, rng: np.random.Generator, image_size: int) -> tuple[R
 _DTYPES = {"id": "int64", "year": "int64"}
 
 
-def _check_arguments(num_items: int, seed: int, image_size: int, defect_rate: float) -> None:
-    if num_items < 1:
-        raise ModaclipError(f"data.num_items must be >= 1, got {num_items}")
-    if seed < 0:
-        raise ModaclipError(f"data.seed must be >= 0, got {seed}")
-    if image_size < 32:
-        raise ModaclipError(f"data.image_size must be >= 32, got {image_size}")
-    if not 0 <= defect_rate <= 0.5:
-        raise ModaclipError(f"data.defect_rate must be between 0 and 0.5, got {defect_rate}")
-
-
 def generate_catalog(num_items: int, seed: int, image_size: int = 128, defect_rate: float = 0.01) -> pd.DataFrame:
     """A catalog with the columns of `CATALOG_COLUMNS`, one JPEG product shot per row.
 
     Byte-identical for the same arguments, and its first n rows are `generate_catalog(n, seed)`.
+    The arguments are held to the limits of params.yaml's `data` section (`DataParams`), which
+    the download stage has checked already; tests and benchmarks call this directly.
     """
-    _check_arguments(num_items, seed, image_size, defect_rate)
+    limits = {"num_items": num_items, "seed": seed, "image_size": image_size, "defect_rate": defect_rate}
+    parse_params({"data": limits}, source="generate_catalog")
     rows: list[Row] = []
     clean: list[Row] = []
     for index in range(num_items):
