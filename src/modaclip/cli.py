@@ -30,6 +30,12 @@ def build_parser() -> argparse.ArgumentParser:
             "Fine-tuned CLIP search over a fashion catalog. Run `dvc repro` first to build the model and embeddings."
         ),
     )
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="log DEBUG lines and show an error's chain of causes (as MODACLIP_LOG=debug does)",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add_command in (
         add_search_command,
@@ -289,7 +295,7 @@ def read_queries(args: argparse.Namespace) -> list[str]:
         try:
             lines = Path(args.queries_file).read_text(encoding="utf-8").splitlines()
         except (FileNotFoundError, IsADirectoryError, UnicodeDecodeError) as err:
-            raise ModaclipError(f"{args.queries_file}: cannot read queries ({err.__class__.__name__})") from None
+            raise ModaclipError(f"{args.queries_file}: cannot read queries ({err.__class__.__name__})") from err
         queries += [line.strip() for line in lines if line.strip()]
     if not queries:
         raise ModaclipError("no query: give TEXT arguments or --queries-file FILE")
@@ -396,7 +402,7 @@ def print_hits(query: str, hits: Sequence[SearchHit]) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    run(lambda: args.handler(args), "modaclip")
+    run(lambda: args.handler(args), "modaclip", verbose=args.verbose)
 
 
 if __name__ == "__main__":

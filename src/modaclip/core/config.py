@@ -223,7 +223,7 @@ def parse_params(raw: object, source: str = "params.yaml") -> Params:
         detail = first["msg"]
         if first["type"] == "extra_forbidden":
             detail = "unknown parameter"
-        raise ModaclipError(f"{source}: {key}: {detail} (got {first.get('input')!r})") from None
+        raise ModaclipError(f"{source}: {key}: {detail} (got {first.get('input')!r})") from err
 
 
 def load_params(path: str | Path = DEFAULT_PARAMS_PATH) -> Params:
@@ -231,11 +231,11 @@ def load_params(path: str | Path = DEFAULT_PARAMS_PATH) -> Params:
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ModaclipError(f"{path}: parameter file not found") from None
+    except FileNotFoundError as err:
+        raise ModaclipError(f"{path}: parameter file not found") from err
     try:
         # YAML 1.2 (as DVC writes it): `lr: 1e-3` is a number, not the string PyYAML would make of it.
         raw = YAML(typ="safe", pure=True).load(text)
     except YAMLError as err:
-        raise ModaclipError(f"{path}: not valid YAML: {err}") from None
+        raise ModaclipError(f"{path}: not valid YAML: {err}") from err
     return parse_params(raw, str(path))

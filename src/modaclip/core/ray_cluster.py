@@ -28,8 +28,8 @@ def import_ray() -> ModuleType:
     """The `ray` module, or one line saying how to install it."""
     try:
         import ray
-    except ModuleNotFoundError:
-        raise ModaclipError("an engine of ray needs Ray installed: pip install -e '.[ray]'") from None
+    except ModuleNotFoundError as err:
+        raise ModaclipError("an engine of ray needs Ray installed: pip install -e '.[ray]'") from err
     return ray
 
 
@@ -62,7 +62,7 @@ def _our_errors_from_tasks() -> Iterator[None]:
         ours = _OUR_ERROR_IN_TASK.search(str(err))
         if ours is None:
             raise
-        raise ModaclipError(ours.group(1).strip()) from None
+        raise ModaclipError(ours.group(1).strip()) from err
 
 
 def _connect(ray: ModuleType, params: RayParams) -> None:
@@ -81,7 +81,7 @@ def _connect(ray: ModuleType, params: RayParams) -> None:
     try:
         ray.init(address=params.address)
     except (ConnectionError, TimeoutError, ValueError, RuntimeError) as err:
-        raise ModaclipError(f"ray.address {params.address!r}: cannot join a Ray cluster: {_first_line(err)}") from None
+        raise ModaclipError(f"ray.address {params.address!r}: cannot join a Ray cluster: {_first_line(err)}") from err
 
 
 def _check_reachable(address: str) -> None:
@@ -89,7 +89,7 @@ def _check_reachable(address: str) -> None:
     try:
         socket.create_connection((host, int(port)), timeout=REACH_TIMEOUT_S).close()
     except OSError as err:
-        raise ModaclipError(f"ray.address {address!r}: no Ray cluster reachable there ({_first_line(err)})") from None
+        raise ModaclipError(f"ray.address {address!r}: no Ray cluster reachable there ({_first_line(err)})") from err
 
 
 def _first_line(err: BaseException) -> str:

@@ -53,7 +53,7 @@ def read_embeddings(directory: str | Path) -> Embeddings:
     except FileNotFoundError as err:
         raise ModaclipError(
             f"{directory}: no embeddings ({Path(err.filename).name} missing); run `dvc repro embed`"
-        ) from None
+        ) from err
     if vectors.shape != (len(ids), meta.get("dim")):
         raise ModaclipError(
             f"{directory}: {VECTORS_FILE} has shape {vectors.shape}, expected ({len(ids)}, {meta.get('dim')})"

@@ -66,4 +66,4 @@ def read_report(path: str | Path) -> dict[str, Any]:
     try:
         return json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as err:
-        raise ModaclipError(f"{path}: cannot read the metrics report ({err})") from None
+        raise ModaclipError(f"{path}: cannot read the metrics report ({err})") from err

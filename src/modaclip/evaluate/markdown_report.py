@@ -17,10 +17,10 @@ def read_eval_json(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     try:
         report = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ModaclipError(f"{path}: not found; run `dvc repro evaluate` first") from None
+    except FileNotFoundError as err:
+        raise ModaclipError(f"{path}: not found; run `dvc repro evaluate` first") from err
     except json.JSONDecodeError as err:
-        raise ModaclipError(f"{path}: not valid JSON: {err}") from None
+        raise ModaclipError(f"{path}: not valid JSON: {err}") from err
     missing = [key for key in ("base", "finetuned", "delta") if not isinstance(report.get(key), dict)]
     if missing:
         raise ModaclipError(f"{path}: no {missing} section(s); is this a metrics/eval.json written by `evaluate`?")

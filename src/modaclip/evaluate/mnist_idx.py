@@ -25,13 +25,13 @@ def read_idx(path: str | Path) -> np.ndarray:
     path = Path(path)
     try:
         data = path.read_bytes()
-    except FileNotFoundError:
-        raise ModaclipError(f"{path}: IDX file not found") from None
+    except FileNotFoundError as err:
+        raise ModaclipError(f"{path}: IDX file not found") from err
     if data[:2] == GZIP_MAGIC:
         try:
             data = gzip.decompress(data)
         except (OSError, EOFError) as err:
-            raise ModaclipError(f"{path}: corrupt gzip data: {err}") from None
+            raise ModaclipError(f"{path}: corrupt gzip data: {err}") from err
     return parse_idx(data, path)
 
 

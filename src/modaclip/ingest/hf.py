@@ -63,9 +63,9 @@ def _open_stream(path: str, revision: str | None, is_local: bool):  # -> dataset
     try:
         dataset = datasets.load_dataset(path, split=SPLIT, revision=revision, streaming=True)
     except (FileNotFoundError, ValueError) as error:
-        raise ModaclipError(f"data.source 'hf:{path}': cannot load a {SPLIT} split: {error}") from None
+        raise ModaclipError(f"data.source 'hf:{path}': cannot load a {SPLIT} split: {error}") from error
     except ConnectionError as error:
-        raise ModaclipError(_unreachable(path, error)) from None
+        raise ModaclipError(_unreachable(path, error)) from error
     for name, feature in (dataset.features or {}).items():
         if isinstance(feature, datasets.Image):
             dataset = dataset.cast_column(name, datasets.Image(decode=False))
@@ -83,14 +83,14 @@ def _check_hub(repo_id: str, revision: str | None, timeout_s: float) -> None:
         return
     try:
         HfApi().dataset_info(repo_id, revision=revision, timeout=timeout_s)
-    except RevisionNotFoundError:
-        raise ModaclipError(f"data.source 'hf:{repo_id}@{revision}': no revision {revision!r} on the Hub") from None
-    except RepositoryNotFoundError:
+    except RevisionNotFoundError as err:
+        raise ModaclipError(f"data.source 'hf:{repo_id}@{revision}': no revision {revision!r} on the Hub") from err
+    except RepositoryNotFoundError as err:
         raise ModaclipError(
             f"data.source 'hf:{repo_id}': no such dataset on the Hub (or it is private; log in with `hf auth login`)"
-        ) from None
+        ) from err
     except (httpx2.HTTPError, HfHubHTTPError, OSError) as error:
-        raise ModaclipError(_unreachable(repo_id, error)) from None
+        raise ModaclipError(_unreachable(repo_id, error)) from error
 
 
 def _unreachable(repo_id: str, error: Exception) -> str:

@@ -41,7 +41,7 @@ def read_styles(path: Path, bad_rows: BadRows, id_column: str = "id") -> pd.Data
                 raise ModaclipError(f"{path}: empty file, expected a header row")
             rows = list(_readable_rows(reader, header, path, bad_rows, id_column))
     except UnicodeDecodeError as error:
-        raise ModaclipError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
+        raise ModaclipError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from error
     bad_rows.check(len(rows) + bad_rows.total, str(path))
     return pd.DataFrame(rows, columns=header, dtype=object)
 

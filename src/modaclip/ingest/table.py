@@ -42,7 +42,7 @@ def read_csv_export(location: str, params: DataParams, _bad_rows: BadRows) -> It
     try:
         frame = pd.read_csv(path, dtype=object, keep_default_na=False, na_values=[""])
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as error:
-        raise ModaclipError(f"{path}: not a readable CSV file: {str(error).strip()}") from None
+        raise ModaclipError(f"{path}: not a readable CSV file: {str(error).strip()}") from error
     rows = take_subset(_catalog_rows(frame, params, str(path)), params.limit, params.seed)
     for start in range(0, len(rows), params.chunk_rows):
         yield resolve_images(rows.iloc[start : start + params.chunk_rows], path.parent, params.fetch_timeout_s)
@@ -67,7 +67,7 @@ def _open_parquet(path: Path) -> pq.ParquetFile:
     try:
         return pq.ParquetFile(path)
     except (pa.ArrowInvalid, OSError) as error:
-        raise ModaclipError(f"{path}: not a readable parquet file: {error}") from None
+        raise ModaclipError(f"{path}: not a readable parquet file: {error}") from error
 
 
 def _chosen_ids(files: list[Path], params: DataParams) -> set[int]:

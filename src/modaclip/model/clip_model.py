@@ -113,7 +113,7 @@ def create_base_model(arch: str, pretrained: str, seed: int) -> ClipBundle:
             f"model.pretrained: cannot get the {pretrained!r} weights of {arch!r} from the model hub "
             "(offline, or not cached). Download the checkpoint where the hub is reachable and set "
             "model.pretrained to the local file path."
-        ) from None
+        ) from err
     tokenizer = open_clip.get_tokenizer(arch)
     model_cfg = open_clip.get_model_config(arch) or {}
     meta = {"arch": arch, "pretrained": pretrained, "seed": seed}
@@ -126,7 +126,7 @@ def bundle_from_parts(parts: OpenClipParts, meta: dict[str, Any]) -> ClipBundle:
     try:
         model.load_state_dict(parts.state_dict, strict=True)
     except RuntimeError as err:
-        raise ModaclipError(f"{meta.get('pretrained')}: the weights do not fit the converted config: {err}") from None
+        raise ModaclipError(f"{meta.get('pretrained')}: the weights do not fit the converted config: {err}") from err
     set_model_preprocess_cfg(model, parts.preprocess_cfg)
     preprocess_cfg = PreprocessCfg(**parts.preprocess_cfg)
     tokenizer = SimpleTokenizer(context_length=parts.model_cfg["text_cfg"]["context_length"])
@@ -198,7 +198,7 @@ def load_model(directory: str | Path, device: str = "cpu") -> ClipBundle:
             f"local-dir:{directory}", device=device
         )
     except (RuntimeError, ValueError, OSError) as err:
-        raise ModaclipError(f"{directory}: cannot load model: {err}") from None
+        raise ModaclipError(f"{directory}: cannot load model: {err}") from err
     tokenizer = open_clip.get_tokenizer(f"local-dir:{directory}")
     model.eval()
     return ClipBundle(model, preprocess_train, preprocess, tokenizer, model_cfg, read_meta(directory))

@@ -108,15 +108,15 @@ def checkpoint_folder(spec: str) -> Path:
         folder = Path(snapshot_download(repo, revision=revision or None, allow_patterns=patterns))
         if not any(folder.glob("model*.safetensors")):  # older checkpoints hold only torch's pickle
             folder = Path(snapshot_download(repo, revision=revision or None, allow_patterns=[HF_PICKLE]))
-    except (RepositoryNotFoundError, RevisionNotFoundError):
-        raise ModaclipError(f"model.pretrained {spec}: no such repository or revision on the Hub") from None
+    except (RepositoryNotFoundError, RevisionNotFoundError) as err:
+        raise ModaclipError(f"model.pretrained {spec}: no such repository or revision on the Hub") from err
     except (LocalEntryNotFoundError, HfHubHTTPError, OSError) as err:
         log.debug("downloading %s failed: %s", repo, err)
         raise ModaclipError(
             f"model.pretrained {spec}: the Hugging Face Hub cannot be reached and {repo} is not in its local cache; "
             f"where it can be reached, run `hf download {repo} --local-dir DIR`, copy DIR here and set "
             "model.pretrained to DIR"
-        ) from None
+        ) from err
     return folder
 
 
@@ -420,7 +420,7 @@ def _read_json(path: Path) -> dict[str, Any]:
     try:
         return json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as err:
-        raise ModaclipError(f"{path}: cannot read ({err})") from None
+        raise ModaclipError(f"{path}: cannot read ({err})") from err
 
 
 def _side(size: int | dict[str, int], key: str) -> int:

@@ -35,7 +35,7 @@ def read_towers_config(directory: str | Path) -> dict[str, Any]:
     try:
         config = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as err:
-        raise ModaclipError(f"{path}: cannot read ONNX towers settings ({err})") from None
+        raise ModaclipError(f"{path}: cannot read ONNX towers settings ({err})") from err
     if config.get("format") != TOWERS_FORMAT:
         raise ModaclipError(f"{path}: format {config.get('format')!r}, this modaclip reads {TOWERS_FORMAT}")
     return config

@@ -102,5 +102,5 @@ def require_column(table: pd.DataFrame, column: str, source: str | Path) -> None
 def read_per_product(path: Path) -> pd.DataFrame:
     try:
         return pd.read_parquet(path)
-    except FileNotFoundError:
-        raise ModaclipError(f"{path}: missing after the pipeline ran; is `evaluate` in dvc.yaml up to date?") from None
+    except FileNotFoundError as err:
+        raise ModaclipError(f"{path}: missing after the pipeline ran; is `evaluate` in dvc.yaml up to date?") from err

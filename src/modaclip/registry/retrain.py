@@ -53,13 +53,13 @@ def retrain(root: Path) -> dict[str, Any]:
             with Repo(str(root)) as repo, lock_repo(repo):
                 repo.reproduce()
                 return gate_and_record(root, params)
-        except LockError:
-            raise busy(root, "DVC's lock in .dvc/tmp is held") from None
+        except LockError as err:
+            raise busy(root, "DVC's lock in .dvc/tmp is held") from err
         except DvcException as err:
             if isinstance(err.__cause__, LockError):
-                raise busy(root, "DVC's lock on the stage outputs is held") from None
+                raise busy(root, "DVC's lock on the stage outputs is held") from err
             cause = f" ({err.__cause__})" if err.__cause__ else ""
-            raise ModaclipError(" ".join(f"pipeline failed: {err}{cause}; production is unchanged".split())) from None
+            raise ModaclipError(" ".join(f"pipeline failed: {err}{cause}; production is unchanged".split())) from err
 
 
 def busy(root: Path, which: str) -> ModaclipError:
@@ -182,10 +182,10 @@ def exit_status(record: dict[str, Any]) -> int:
 def read_report(path: Path) -> dict[str, Any]:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ModaclipError(f"{path}: missing after the pipeline ran; is `evaluate` in dvc.yaml?") from None
+    except FileNotFoundError as err:
+        raise ModaclipError(f"{path}: missing after the pipeline ran; is `evaluate` in dvc.yaml?") from err
     except json.JSONDecodeError as err:
-        raise ModaclipError(f"{path}: not valid JSON ({err})") from None
+        raise ModaclipError(f"{path}: not valid JSON ({err})") from err
 
 
 def head(root: Path) -> str:

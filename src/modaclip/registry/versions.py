@@ -74,11 +74,11 @@ def registry_lock(root: Path) -> Iterator[None]:
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         lock = zc.lockfile.LockFile(str(path))
-    except zc.lockfile.LockError:
+    except zc.lockfile.LockError as err:
         raise ModaclipError(
             f"{root.resolve()}: another retrain or promote is running here ({path.relative_to(root)} is held); "
             "nothing was done (a retrain can be stopped at any time and rerun later)"
-        ) from None
+        ) from err
     try:
         yield
     finally:
@@ -92,7 +92,7 @@ def versions(root: Path) -> list[ModelVersion]:
     except ArtifactNotFound:
         return []
     except GTOException as err:
-        raise ModaclipError(f"{root}: cannot read the model registry: {err}") from None
+        raise ModaclipError(f"{root}: cannot read the model registry: {err}") from err
     found = [ModelVersion(row["version"], row["commit_hexsha"]) for row in shown if row.get("registrations")]
     return sorted(found, key=lambda v: _major(v.version))
 
@@ -116,7 +116,7 @@ def stage_holders(root: Path, stage: str) -> list[ModelVersion]:
     except (SCMError, ArtifactNotFound):
         return []
     except GTOException as err:
-        raise ModaclipError(f"{root}: cannot read the model registry: {err}") from None
+        raise ModaclipError(f"{root}: cannot read the model registry: {err}") from err
     return [ModelVersion(vstage.version, vstage.commit_hexsha) for vstage in active or []]
 
 
@@ -154,7 +154,7 @@ def _history(root: Path) -> list[dict[str, Any]]:
     except (SCMError, ArtifactNotFound):
         return []
     except GTOException as err:
-        raise ModaclipError(f"{root}: cannot read the model registry: {err}") from None
+        raise ModaclipError(f"{root}: cannot read the model registry: {err}") from err
 
 
 def find_version(root: Path, name: str) -> ModelVersion:
@@ -188,7 +188,7 @@ def eval_report(root: Path, version: ModelVersion) -> dict[str, Any]:
     try:
         report = json.loads(done.stdout)
     except json.JSONDecodeError as err:
-        raise ModaclipError(f"production model {where} is not valid JSON ({err})") from None
+        raise ModaclipError(f"production model {where} is not valid JSON ({err})") from err
     if not isinstance(report, dict):
         raise ModaclipError(f"production model {where} is not a metrics report")
     return report
@@ -211,7 +211,7 @@ def register(root: Path, commit: str, version: str, stage: str, reason: str) -> 
             verb = "promoted" if stage == PROD_STAGE else "staged for review"
             gto.api.assign(str(root), ARTIFACT, stage, version=version, message=f"{verb}: {reason}")
     except GTOException as err:
-        raise ModaclipError(f"cannot record {ARTIFACT} {version} in the registry: {err}") from None
+        raise ModaclipError(f"cannot record {ARTIFACT} {version} in the registry: {err}") from err
     return ModelVersion(version, commit)
 
 
@@ -235,7 +235,7 @@ def promote(root: Path, name: str) -> tuple[ModelVersion | None, ModelVersion]:
         try:
             gto.api.assign(str(root), ARTIFACT, PROD_STAGE, version=target.version, message="promoted after review")
         except GTOException as err:
-            raise ModaclipError(f"cannot move {PROD_STAGE} to {target.tag}: {err}") from None
+            raise ModaclipError(f"cannot move {PROD_STAGE} to {target.tag}: {err}") from err
     return current, target
 
 
@@ -256,7 +256,7 @@ def rollback(root: Path) -> tuple[ModelVersion, ModelVersion]:
             message = f"rolled back to {previous.version}"
             gto.api.unassign(str(root), ARTIFACT, version=current.version, stage=PROD_STAGE, message=message)
         except GTOException as err:
-            raise ModaclipError(f"cannot take {current.tag} out of {PROD_STAGE}: {err}") from None
+            raise ModaclipError(f"cannot take {current.tag} out of {PROD_STAGE}: {err}") from err
     return current, previous
 
 
@@ -284,7 +284,7 @@ def materialise(root: Path, version: ModelVersion, cache_dir: Path = CACHE_DIR) 
         raise ModaclipError(
             f"cannot restore {version.tag} ({version.commit[:8]}) from the DVC cache ({err}); "
             "run `dvc fetch --all-tags` to get it from the remote"
-        ) from None
+        ) from err
     return paths
 
 

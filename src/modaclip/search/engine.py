@@ -278,12 +278,12 @@ def read_image_file(path: str | Path) -> bytes:
     try:
         data = path.read_bytes()
         decode_image(data)
-    except FileNotFoundError:
-        raise ModaclipError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise ModaclipError(f"{path}: is a folder, not an image") from None
+    except FileNotFoundError as err:
+        raise ModaclipError(f"{path}: no such file") from err
+    except IsADirectoryError as err:
+        raise ModaclipError(f"{path}: is a folder, not an image") from err
     except (UnidentifiedImageError, OSError) as err:
-        raise ModaclipError(f"{path}: not an image ({err.__class__.__name__})") from None
+        raise ModaclipError(f"{path}: not an image ({err.__class__.__name__})") from err
     return data
 
 

@@ -63,8 +63,8 @@ def _bound(text: str, value: str) -> float | None:
         return None
     try:
         return float(value)
-    except ValueError:
-        raise ModaclipError(f"filter {text!r}: range bound {value!r} is not a number") from None
+    except ValueError as err:
+        raise ModaclipError(f"filter {text!r}: range bound {value!r} is not a number") from err
 
 
 def parse_filters(texts: Sequence[str] | None) -> list[AttributeFilter]:

@@ -306,7 +306,7 @@ def request_filters(request: Request, reserved: set[str]) -> list[AttributeFilte
             if name not in reserved
         ]
     except ModaclipError as err:
-        raise ApiError(400, str(err)) from None
+        raise ApiError(400, str(err)) from err
 
 
 def search_depth(offset: int, k: int, catalog_size: int) -> int:

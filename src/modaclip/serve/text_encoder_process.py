@@ -65,11 +65,11 @@ class TextEncoderProcess:
             raise ModaclipError(f"text encoder process for {model_dir} did not start within {START_TIMEOUT_S} s")
         try:
             kind, payload = self._conn.recv()
-        except (EOFError, OSError):
+        except (EOFError, OSError) as err:
             code = self._process.wait()
             raise ModaclipError(
                 f"text encoder process for {model_dir} exited while starting (exit code {code}); its error is above"
-            ) from None
+            ) from err
         if kind != "ready":
             raise ModaclipError(f"text encoder process for {model_dir}: {payload}")
         return int(payload)
@@ -110,14 +110,14 @@ class TextEncoderProcess:
     def _send(self, texts: Sequence[str]) -> None:
         try:
             self._conn.send(list(texts))
-        except OSError:
-            raise self._died() from None
+        except OSError as err:
+            raise self._died() from err
 
     def _receive(self) -> tuple[str, object]:
         try:
             return self._conn.recv()
-        except (EOFError, OSError):
-            raise self._died() from None
+        except (EOFError, OSError) as err:
+            raise self._died() from err
 
     def _vectors(self, reply: tuple[str, object]) -> np.ndarray:
         kind, payload = reply

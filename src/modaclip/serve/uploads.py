@@ -45,7 +45,7 @@ async def read_form(request: Request, max_bytes: int) -> FormData:
     try:
         return await parser.parse()
     except MultiPartException as err:
-        raise UploadError(400, f"bad multipart upload: {err}") from None
+        raise UploadError(400, f"bad multipart upload: {err}") from err
 
 
 async def _capped(chunks: AsyncIterator[bytes], max_bytes: int) -> AsyncIterator[bytes]:
@@ -80,9 +80,9 @@ def check_image(data: bytes) -> None:
                     413, f"image of {width}x{height} pixels is over the limit of {MAX_IMAGE_PIXELS} pixels"
                 )
             image.load()
-    except Image.DecompressionBombError:
-        raise UploadError(413, f"image is over the limit of {MAX_IMAGE_PIXELS} pixels (decompression bomb)") from None
+    except Image.DecompressionBombError as err:
+        raise UploadError(413, f"image is over the limit of {MAX_IMAGE_PIXELS} pixels (decompression bomb)") from err
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
         raise UploadError(
             415 if isinstance(err, UnidentifiedImageError) else 400, f"not a readable image ({err.__class__.__name__})"
-        ) from None
+        ) from err
