@@ -16,7 +16,7 @@ import numpy as np
 
 from modaclip.core.config import load_params
 from modaclip.core.stage_runner import run
-from modaclip.evaluate.evaluation import TestSet, read_test_split, zero_shot
+from modaclip.evaluate.evaluation import EmbeddedSplit, read_test_split, zero_shot
 from modaclip.model.clip_model import encode_images, load_model
 
 STANDARD = "a photo of a {label}"
@@ -31,7 +31,7 @@ def main() -> None:
     args = parser.parse_args()
     items, _, evaluate, labels = read_test_split(args.catalog, load_params(args.params).evaluate)
     bundle = load_model(args.model)
-    test = TestSet(items, encode_images(bundle, items["image"].tolist()), query_vectors=np.empty((0, 0)))
+    test = EmbeddedSplit(items, encode_images(bundle, items["image"].tolist()), query_vectors=np.empty((0, 0)))
     prompts = {f"`{t}`": [t] for t in (STANDARD, *OTHERS)} | {"all four, averaged": [STANDARD, *OTHERS]}
     results = {name: zero_shot(bundle, test, labels, templates)[0] for name, templates in prompts.items()}
     print(f"# zero-shot on the test split of {args.catalog} ({len(items)} products), {args.model}, {date.today()}")

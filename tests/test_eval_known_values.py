@@ -124,7 +124,7 @@ def items() -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def evaluated() -> evaluation.ModelEvaluation:
     bundle = lookup_bundle(texts(), SET_IMAGES)
-    test = evaluation.TestSet(
+    test = evaluation.EmbeddedSplit(
         items(),
         np.stack([image_vector(row) for row in range(len(PRODUCTS))]),
         np.stack([named(target, article_type) for target, article_type in QUERIES]),

@@ -1,10 +1,17 @@
 """Benchmarks of a model on the test split: text->image, image->image, zero-shot classification and
 Marqo's KAGL protocol, plus zero-shot classification of labelled sets from outside the catalog.
 
-Every function takes embeddings and labels and returns plain numbers, so the same protocol runs
-for the base and the fine-tuned model and the two are compared like for like. The figures that are
-a mean over test products also keep their value per product (`ModelEvaluation.per_product`): the
-promotion gate's paired bootstrap resamples them (registry/promotion.py).
+The retrieval metrics (`text_to_image`, `image_to_image`) take embeddings and labels and return
+plain numbers; the zero-shot and KAGL tasks also take the model, to encode their prompts and the
+outside sets' images. So the same protocol runs for the base and the fine-tuned model and the two
+are compared like for like. The figures that are a mean over test products also keep their value
+per product (`ModelEvaluation.per_product`): the promotion gate's paired bootstrap resamples them
+(registry/promotion.py).
+
+The I/O is in the functions at the end: `read_test_split` and `zero_shot_labels` read the clean
+catalog, `embedded_test_set` loads a saved model and its stored catalog embeddings, and
+`evaluate_saved_model` and `compare_base_and_finetuned` (the stage's and the gate's entry points)
+read, load and score.
 """
 
 from __future__ import annotations
@@ -47,7 +54,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class TestSet:
+class EmbeddedSplit:
     """The test split's labels and a model's embeddings of its images and query captions."""
 
     items: pd.DataFrame
@@ -77,7 +84,7 @@ def means(per_product: dict[str, np.ndarray]) -> dict[str, float]:
     return {name: query_mean(values, name) for name, values in per_product.items()}
 
 
-def text_to_image(test: TestSet, params: EvaluateParams) -> tuple[dict[str, np.ndarray], list[float]]:
+def text_to_image(test: EmbeddedSplit, params: EvaluateParams) -> tuple[dict[str, np.ndarray], list[float]]:
     """Per-product values of each metric, and Recall@k for k = 1..max(recall_ks) for the curve."""
     n = len(test.items)
     max_k = min(max(params.recall_ks), n)
@@ -97,7 +104,7 @@ def text_to_image(test: TestSet, params: EvaluateParams) -> tuple[dict[str, np.n
     return values, curve
 
 
-def image_to_image(test: TestSet, catalog: CatalogFields) -> dict[str, np.ndarray]:
+def image_to_image(test: EmbeddedSplit, catalog: CatalogFields) -> dict[str, np.ndarray]:
     """Precision@10 of visually similar products per product: same type, and same type and colour (the
     catalog's columns for those roles: articleType and baseColour in the Kaggle layout)."""
     n = len(test.items)
@@ -115,7 +122,7 @@ def image_to_image(test: TestSet, catalog: CatalogFields) -> dict[str, np.ndarra
 
 
 def zero_shot(
-    bundle: ClipBundle, test: TestSet, labels_by_field: dict[str, list[str]], templates: Sequence[str]
+    bundle: ClipBundle, test: EmbeddedSplit, labels_by_field: dict[str, list[str]], templates: Sequence[str]
 ) -> tuple[dict[str, dict[str, float]], dict[str, np.ndarray]]:
     """Classify each test image among a field's labels by prompt similarity (the FashionCLIP protocol).
 
@@ -150,7 +157,7 @@ def classify_labelled_set(bundle: ClipBundle, labelled: LabelledImages, template
 
 def evaluate_model(
     bundle: ClipBundle,
-    test: TestSet,
+    test: EmbeddedSplit,
     labels_by_field: dict[str, list[str]],
     params: EvaluateParams,
     catalog: CatalogFields,
@@ -238,7 +245,7 @@ def query_captions(items: pd.DataFrame) -> list[str]:
     return [captions[0] for captions in items["captions"]]
 
 
-def test_split_digest(items: pd.DataFrame) -> str:
+def split_digest(items: pd.DataFrame) -> str:
     """blake2b of the test products' ids and image digests, in id order: equal digests, same test set."""
     digest = hashlib.blake2b(digest_size=16)
     for product_id, image in sorted(zip(items["id"].tolist(), items["image"])):
@@ -248,7 +255,7 @@ def test_split_digest(items: pd.DataFrame) -> str:
 
 def embedded_test_set(
     model_dir: str | Path, embeddings_dir: str | Path, items: pd.DataFrame
-) -> tuple[ClipBundle, TestSet]:
+) -> tuple[ClipBundle, EmbeddedSplit]:
     """A saved model and its test set: image vectors from its catalog embeddings, query captions encoded now."""
     bundle = load_model(model_dir)
     ids, vectors, _ = load_embeddings(embeddings_dir, model_dir)
@@ -260,7 +267,7 @@ def embedded_test_set(
             "embed the current catalog with this model"
         )
     image_vectors = np.asarray(vectors[position.loc[items["id"]].to_numpy()])
-    return bundle, TestSet(items, image_vectors, encode_texts(bundle, query_captions(items)))
+    return bundle, EmbeddedSplit(items, image_vectors, encode_texts(bundle, query_captions(items)))
 
 
 def per_product_table(items: pd.DataFrame, evaluations: dict[str, ModelEvaluation]) -> pd.DataFrame:
@@ -284,7 +291,7 @@ def evaluate_saved_model(
     items, catalog, evaluate, labels = read_test_split(catalog_dir, params.evaluate)
     bundle, test = embedded_test_set(model_dir, embeddings_dir, items)
     evaluation = evaluate_model(bundle, test, labels, evaluate, catalog, open_labelled_sets(evaluate.zero_shot_sets))
-    report = {"test_items": len(items), "test_digest": test_split_digest(items), "finetuned": evaluation.metrics}
+    report = {"test_items": len(items), "test_digest": split_digest(items), "finetuned": evaluation.metrics}
     return report, per_product_table(items, {"finetuned": evaluation})
 
 
@@ -296,7 +303,9 @@ def compare_base_and_finetuned(
     items, catalog, evaluate, labels = read_test_split(catalog_dir, params.evaluate)
     tuned, tuned_test = embedded_test_set(model_dir, embeddings_dir, items)
     base = create_base_model(params.model.arch, params.model.pretrained, params.train.seed)
-    base_test = TestSet(items, encode_images(base, items["image"].tolist()), encode_texts(base, query_captions(items)))
+    base_test = EmbeddedSplit(
+        items, encode_images(base, items["image"].tolist()), encode_texts(base, query_captions(items))
+    )
 
     evaluations = {
         "base": evaluate_model(base, base_test, labels, evaluate, catalog, labelled_sets),
@@ -305,7 +314,7 @@ def compare_base_and_finetuned(
     base_metrics, tuned_metrics = evaluations["base"].metrics, evaluations["finetuned"].metrics
     report = {
         "test_items": len(items),
-        "test_digest": test_split_digest(items),
+        "test_digest": split_digest(items),
         "kagl": kagl_counts(items, params.evaluate.kagl_label_fields),
         "zero_shot_sets": {s.name: s.summary() for s in labelled_sets},
         "base": base_metrics,
