@@ -1,4 +1,5 @@
-"""The Markdown docs hold together: every relative link and #anchor resolves, and no paragraph is said twice."""
+"""The Markdown docs hold together: every relative link and #anchor resolves (from the docs, docstrings and
+params.yaml comments too), and no paragraph is said twice."""
 
 from __future__ import annotations
 
@@ -9,7 +10,13 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-DOCS = sorted([REPO / "README.md", REPO / "BENCHMARKS.md", *(REPO / "docs").glob("*.md")])
+DOCS = sorted(
+    [REPO / "README.md", REPO / "BENCHMARKS.md", REPO / "benchmarks" / "README.md", *(REPO / "docs").glob("*.md")]
+)
+# Code and params.yaml cite docs as `docs/scaling.md#index-types`, a path from the repository root and an anchor.
+CITING = sorted([REPO / "params.yaml", *(REPO / "src").rglob("*.py"), *(REPO / "benchmarks").glob("*.py")])
+CITED_ANCHOR = re.compile(r"(?<![\w/.:-])((?:[\w-]+/)*[\w-]+\.md)#([\w-]+)")
+BENCHMARKS_CITED = re.compile(r"BENCHMARKS\.md(#[\w-]+)?")
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)|<img [^>]*src=\"([^\"]+)\"")
 HEADING = re.compile(r"^(#{1,6}) +(.+?) *#*$")
 FENCE = re.compile(r"^ *(```|~~~)")
@@ -75,6 +82,49 @@ def test_relative_links_and_anchors_resolve(path: Path) -> None:
         elif anchor and linked.suffix == ".md" and anchor not in anchors(linked):
             broken.append(f"{target}: no heading with anchor #{anchor} in {linked.relative_to(REPO)}")
     assert not broken, f"{path.relative_to(REPO)}: broken links:\n" + "\n".join(broken)
+
+
+def cited_anchors(path: Path) -> list[tuple[str, str]]:
+    """(file, anchor) for each `some/doc.md#anchor` in a source file or params.yaml."""
+    return CITED_ANCHOR.findall(path.read_text(encoding="utf-8"))
+
+
+def broken_citations(path: Path) -> list[str]:
+    broken = []
+    for file_part, anchor in cited_anchors(path):
+        linked = REPO / file_part
+        if not linked.exists():
+            broken.append(f"{file_part}#{anchor}: no file {file_part}")
+        elif anchor not in anchors(linked):
+            broken.append(f"{file_part}#{anchor}: no heading with that anchor in {file_part}")
+    text = path.read_text(encoding="utf-8")
+    broken += [
+        "BENCHMARKS.md without an #anchor: say which section" for m in BENCHMARKS_CITED.finditer(text) if not m.group(1)
+    ]
+    return broken
+
+
+@pytest.mark.parametrize("path", CITING, ids=lambda path: str(path.relative_to(REPO)))
+def test_anchors_cited_from_code_and_params_resolve(path: Path) -> None:
+    broken = broken_citations(path)
+    assert not broken, f"{path.relative_to(REPO)}: broken citations:\n" + "\n".join(broken)
+
+
+def test_a_broken_citation_is_caught(tmp_path: Path) -> None:
+    source = tmp_path / "module.py"
+    source.write_text(
+        '"""Measured in BENCHMARKS.md#no-such-section, see docs/nowhere.md#x and BENCHMARKS.md alone;\n'
+        'fine: BENCHMARKS.md#summary."""\n'
+    )
+    assert broken_citations(source) == [
+        "BENCHMARKS.md#no-such-section: no heading with that anchor in BENCHMARKS.md",
+        "docs/nowhere.md#x: no file docs/nowhere.md",
+        "BENCHMARKS.md without an #anchor: say which section",
+    ]
+
+
+def test_benchmarks_md_is_one_page() -> None:
+    assert len((REPO / "BENCHMARKS.md").read_text(encoding="utf-8").splitlines()) < 200
 
 
 def test_no_paragraph_is_said_twice() -> None:

@@ -31,9 +31,9 @@ def _hnsw(dim: int, count: int, params: IndexParams) -> faiss.Index:
 
 
 def _ivf_lists(count: int, params: IndexParams) -> int:
-    """params.ivf_lists, or 2·sqrt(n) when it is 0 (2048 lists measured at 1M: BENCHMARKS.md, "Search
-    latency and recall at 1M vectors"); never more than n / 39 so k-means has the 39 points per centroid
-    faiss asks for."""
+    """params.ivf_lists, or 2·sqrt(n) when it is 0 (2048 lists measured at 1M:
+    BENCHMARKS.md#search-latency-and-recall-at-1m-vectors); never more than n / 39 so k-means has
+    the 39 points per centroid faiss asks for."""
     lists = params.ivf_lists or int(2 * np.sqrt(count))
     return max(1, min(lists, count // 39))
 
@@ -62,7 +62,7 @@ INDEX_BUILDERS: dict[str, Callable[[int, int, IndexParams], faiss.Index]] = {
 }
 # IVF-Flat, not HNSW: over 1M noisy, overlapping synthetic clusters on 2 cores, IVF-Flat (nprobe 16)
 # built in 105 s and reached recall@10 0.985 at p50 2.8 ms; HNSW took 2,180 s and reached 0.80 at
-# efSearch 256 (BENCHMARKS.md, "Search latency and recall at 1M vectors").
+# efSearch 256 (BENCHMARKS.md#search-latency-and-recall-at-1m-vectors).
 AUTO_APPROXIMATE = "ivfflat"
 
 

@@ -2,11 +2,11 @@
 
 A text query needs token ids and one pass of the text tower, but open_clip's tokenizer returns a
 torch tensor and importing open_clip imports torch and torchvision, most of a cold search's time
-(BENCHMARKS.md). This builds the same byte-level BPE with the `tokenizers` library, the way
-transformers' `CLIPTokenizer` does, from open_clip's own vocabulary file (read by path, not
-imported), and cleans text first as open_clip does (ftfy, HTML entities, whitespace, lower case),
-which transformers does not. The ids equal open_clip's for any text but one that spells out a
-special token such as "<|endoftext|>" (tests/test_clip_tokenizer.py).
+(BENCHMARKS.md#cold-modaclip-search-onnxruntime-vs-torch). This builds the same byte-level BPE with
+the `tokenizers` library, the way transformers' `CLIPTokenizer` does, from open_clip's own
+vocabulary file (read by path, not imported), and cleans text first as open_clip does (ftfy, HTML
+entities, whitespace, lower case), which transformers does not. The ids equal open_clip's for any
+text but one that spells out a special token such as "<|endoftext|>" (tests/test_clip_tokenizer.py).
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """Query embedders: text and image queries to vectors, with onnxruntime when the towers are there, else torch.
 
 The embed stage writes the model's towers as ONNX beside the catalog vectors. With them a search
-command loads neither torch nor open_clip (seconds of start-up, BENCHMARKS.md); without them, or
-when they were exported from other weights, queries go through the saved model in torch, and the
-reason is logged once per process.
+command loads neither torch nor open_clip (seconds of start-up:
+BENCHMARKS.md#cold-modaclip-search-onnxruntime-vs-torch); without them, or when they were exported
+from other weights, queries go through the saved model in torch, and the reason is logged once per
+process.
 """
 
 from __future__ import annotations

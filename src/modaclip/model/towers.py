@@ -3,7 +3,7 @@
 Text queries are a few tokens long, so the text tower runs on the tokens up to the batch's last
 end-of-text, not on the padding to the full context: its attention is causal and it pools at the
 end-of-text token, so later positions cannot change the result, and on CPU the work for a batch
-of short queries halves (BENCHMARKS.md, "HTTP API under load"). Each block's attention is written
+of short queries halves (BENCHMARKS.md#http-api-under-load). Each block's attention is written
 out with `scaled_dot_product_attention` on the block's own weights, because torch's ONNX tracer
 fixes `nn.MultiheadAttention`'s sequence length to the example's, and a graph for one query
 length is no use; the export and the server check the result against open_clip's `encode_text`.

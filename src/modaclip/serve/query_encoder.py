@@ -5,7 +5,7 @@ repeats its popular queries. So while one forward pass runs, the queries of the 
 arrive meanwhile wait together and go into the next one, and recent results are kept in a bounded
 LRU cache. The batching happens on the event loop itself, not on request threads: a thread that
 wakes from a lock or a pipe must take the GIL back, and in a busy server that hand-back cost more
-than the forward pass (BENCHMARKS.md, "HTTP API under load").
+than the forward pass (BENCHMARKS.md#http-api-under-load).
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@
 torch releases the GIL inside each operator and takes it back between them. In a server whose
 event loop and request threads keep the GIL busy, every one of those hand-backs waits for the
 interpreter's switch interval: a text forward pass that takes 6 ms alone took 30 ms inside the
-loaded server, and the serialised passes capped its throughput (BENCHMARKS.md, "HTTP API under
-load"). A child process has its own interpreter; the server only sends it strings and reads back
+loaded server, and the serialised passes capped its throughput (BENCHMARKS.md#http-api-under-load).
+A child process has its own interpreter; the server only sends it strings and reads back
 vectors through a socket. The child is a plain `python -c` subprocess, not a multiprocessing
 one: it does not re-import the caller's main module, so a script that calls `serve` needs no
 `if __name__ == "__main__"` guard.
