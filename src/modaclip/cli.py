@@ -1,4 +1,9 @@
-"""`modaclip`: search the embedded catalog from the command line."""
+"""`modaclip`: the command line over a project's outputs.
+
+Search, similar products and zero-shot classify on the embedded catalog; serve it over HTTP; the
+eval report; retrain, promote and roll back through the model registry; export a saved model.
+`--verbose` shows an error's chain of causes and the DEBUG log lines (core/stage_runner.py).
+"""
 
 from __future__ import annotations
 
