@@ -40,7 +40,7 @@ def real_clean(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_real_catalog_judged_sets_by_params_alone(real_clean: Path, tmp_path: Path) -> None:
     params = Params(evaluate=EvaluateParams(query_sets=[f"beir:{JUDGED}", "shoppers:40"]))
-    sets, summaries = judged_sets(params, real_clean)
+    _, summaries = judged_sets(params, real_clean)
     judged = summaries["fashion-products"]
     # the set judges all 2,898 products; a 300-product subset lacks most of them, and says how many
     assert judged["queries"] == 12 and judged["judgments"] == 737
