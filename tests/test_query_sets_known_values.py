@@ -11,7 +11,6 @@ DCG = sum gain / log2(rank + 1); the ideal DCG sorts the query's judged gains, b
 
 from __future__ import annotations
 
-import json
 from math import log2
 from pathlib import Path
 
@@ -197,19 +196,17 @@ def test_the_gate_guards_a_query_sets_ndcg_by_dotted_path() -> None:
     assert "guarded finetuned.query_sets.shop.vector.ndcg@10 0.3000 vs production 0.4100" in dropped.reason
 
 
-def test_beir_example_from_the_docs_loads(tmp_path: Path) -> None:
-    """docs/evaluation.md's ten-line example set, read as the stage reads it."""
-    docs = Path(__file__).resolve().parents[1] / "docs" / "evaluation.md"
-    text = docs.read_text(encoding="utf-8")
-    queries = _fenced_block(text, "queries.jsonl")
-    qrels = _fenced_block(text, "qrels/test.tsv")
-    judged = load_beir(write_beir(tmp_path / "example", queries, qrels), "beir:example")
-    assert len(judged.queries) == 4 and sum(len(q) for q in judged.qrels.values()) == len(qrels) - 1
-    assert all(json.loads(line)["text"] for line in queries)
+def test_the_example_set_loads_and_is_the_one_in_the_docs() -> None:
+    """queries/example, the ten-line example docs/evaluation.md shows, read as the stage reads it."""
+    repo = Path(__file__).resolve().parents[1]
+    judged = load_beir(repo / "queries" / "example", "beir:queries/example")
+    assert len(judged.queries) == 4 and sum(len(q) for q in judged.qrels.values()) == 5
+    docs = (repo / "docs" / "evaluation.md").read_text(encoding="utf-8")
+    for name in ("queries.jsonl", "qrels/test.tsv"):
+        assert _fenced_block(docs, name) == (repo / "queries" / "example" / name).read_text(encoding="utf-8")
 
 
-def _fenced_block(text: str, title: str) -> list[str]:
-    """The lines of the fenced block right after the line that names `title` in backticks."""
-    after = text.split(f"`{title}`", 1)[1]
-    block = after.split("```", 2)[1]
-    return [line for line in block.splitlines()[1:] if line.strip()]
+def _fenced_block(text: str, title: str) -> str:
+    """The text of the fenced block right after a line holding only `title` in backticks."""
+    block = text.split(f"\n`{title}`\n", 1)[1].split("```", 2)[1]
+    return block.split("\n", 1)[1]
