@@ -22,6 +22,7 @@ from modaclip.core.errors import ModaclipError
 from modaclip.core.metrics import mean_reciprocal_rank, ndcg_per_query, recall_per_query
 from modaclip.evaluate.headline import headline_metrics
 from modaclip.evaluate.judged_queries import JudgedQueries, load_beir, load_trec, set_name
+from modaclip.evaluate.markdown_report import markdown_report
 from modaclip.evaluate.query_sets import in_catalog, open_query_sets, score_rankings
 from modaclip.registry.promotion import decide
 
@@ -210,3 +211,19 @@ def _fenced_block(text: str, title: str) -> str:
     """The text of the fenced block right after a line holding only `title` in backticks."""
     block = text.split(f"\n`{title}`\n", 1)[1].split("```", 2)[1]
     return block.split("\n", 1)[1]
+
+
+def test_the_markdown_report_states_each_sets_counts() -> None:
+    figures = {"query_sets": {"shop": {"vector": {"ndcg@10": 0.25}}}}
+    report = {
+        "test_items": 4,
+        "query_sets": {
+            "shop": {"source": "beir:shop", "queries": 12, "scored_queries": 10, "judgments_not_in_catalog": 3}
+        },
+        "base": figures,
+        "finetuned": {"query_sets": {"shop": {"vector": {"ndcg@10": 0.5}}}},
+        "delta": figures,
+    }
+    text = markdown_report(report, published=())
+    assert "| query_sets / shop / vector | ndcg@10 | 0.250 | 0.500 | +0.250 |" in text
+    assert "Judged query set `shop`: 10 of 12 queries scored over the whole catalog, 3 judgments of products" in text
