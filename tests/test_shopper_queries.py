@@ -7,9 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from modaclip.core.catalog_io import read_catalog, read_catalog_fields
 from modaclip.core.config import Params
+from modaclip.core.errors import ModaclipError
 from modaclip.core.fields import CatalogFields
 from modaclip.evaluate.query_sets import judged_sets
 from modaclip.evaluate.shopper_queries import TYPE_WORDS, Query, grades, shopper_queries
@@ -114,3 +116,9 @@ def test_the_default_params_make_a_set_from_a_clean_catalog(clean_dir: Path) -> 
     assert summaries["shoppers"]["scored_queries"] == len(judged.queries) >= 50
     assert read_catalog_fields(clean_dir).column("type") == "articleType"
     assert {p for q in judged.qrels.values() for p in q} <= set(products["id"].astype(str))
+
+
+def test_a_catalog_without_the_roles_stops_with_one_line() -> None:
+    frame = pd.DataFrame({"id": [1], "season": ["Summer"], "captions": [["a photo of a summer"]]})
+    with pytest.raises(ModaclipError, match=r"shoppers:30: the catalog fills too few of the type, colour and gender"):
+        generated(frame)

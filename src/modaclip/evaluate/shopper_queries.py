@@ -102,6 +102,7 @@ GENDER_WORDS: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]
     "Women": (("women's", "ladies"), ("women", "ladies", "female"), ("her", "ladies")),
     "Boys": (("boys'",), ("boys", "kids"), ("a boy",)),
     "Girls": (("girls'",), ("girls", "kids"), ("a girl",)),
+    "Unisex": (("unisex",), ("unisex",), ("anyone", "everyone")),
 }
 NEAR_GENDERS: dict[str, frozenset[str]] = {"Men": frozenset({"Unisex"}), "Women": frozenset({"Unisex"})}
 # usage -> (before a noun, "for ...") words; casual, most products' usage, makes no query ("everyday tee" is any tee)
@@ -285,7 +286,10 @@ def shopper_queries(
     columns = Columns.of(fields, catalog)
     kinds = [kind for kind, (roles, _) in KINDS.items() if all(getattr(columns, role) for role in roles)]
     if not kinds:
-        raise ModaclipError(f"{source}: the catalog fills neither type and colour nor colour and usage; no queries")
+        raise ModaclipError(
+            f"{source}: the catalog fills too few of the type, colour and gender roles and the usage column "
+            f"({columns}) to make a query"
+        )
     weights = np.array([KINDS[kind][1] for kind in kinds])
     trained = training_texts(catalog, fields, train_fields)
     rng = np.random.default_rng(SEED)
