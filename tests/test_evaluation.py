@@ -101,3 +101,24 @@ def test_a_model_scored_alone_matches_its_half_of_eval_json(evaluated: dict) -> 
     assert (alone["test_items"], alone["test_digest"]) == (report["test_items"], report["test_digest"])
     finetuned = evaluated["per_product"].filter(regex=r"^(id|finetuned\.)")
     pd.testing.assert_frame_equal(evaluated["alone_per_product"], finetuned)
+
+
+def test_judged_query_sets_for_both_models_both_searches(evaluated: dict) -> None:
+    """The default shoppers' set: figures for base and fine-tuned, vector and hybrid; production scoring (`alone`)
+    gets the same figures at the same dotted paths, so the gate can guard on them."""
+    report, alone = evaluated["report"], evaluated["alone"]
+    assert report["query_sets"]["shoppers"]["scored_queries"] >= 50
+    for model in ("base", "finetuned"):
+        figures = report[model]["query_sets"]["shoppers"]
+        assert figures.keys() == {"vector", "hybrid"}
+        for mode in figures.values():
+            assert mode.keys() == {"ndcg@10", "recall@10", "recall@50", "mrr@10"}
+            assert all(0.0 <= value <= 1.0 for value in mode.values())
+            assert mode["recall@50"] >= mode["recall@10"]
+    assert alone["finetuned"]["query_sets"] == report["finetuned"]["query_sets"]
+    path = "finetuned.query_sets.shoppers.hybrid.ndcg@10"
+    assert metric_value(alone, path, "production") == metric_value(report, path, "candidate")
+    assert report["delta"]["query_sets"]["shoppers"]["vector"]["ndcg@10"] == pytest.approx(
+        report["finetuned"]["query_sets"]["shoppers"]["vector"]["ndcg@10"]
+        - report["base"]["query_sets"]["shoppers"]["vector"]["ndcg@10"]
+    )

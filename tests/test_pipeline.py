@@ -92,8 +92,17 @@ def test_repro_runs_all_stages_and_writes_outputs(project: Path, first_run: str,
     assert clean["rows_in"] == 160 and clean["rows_dropped"] > 0
     assert sum(clean["splits"].values()) == clean["rows_kept"]
     for model in ("base", "finetuned"):
-        assert set(first_report[model]) == {"text_to_image", "image_to_image", "zero_shot", "kagl", "zero_shot_sets"}
+        assert set(first_report[model]) == {
+            "text_to_image",
+            "image_to_image",
+            "zero_shot",
+            "kagl",
+            "zero_shot_sets",
+            "query_sets",
+        }
         assert 0.0 <= first_report[model]["kagl"]["text_to_image"]["mrr"] <= 1.0
+        assert 0.0 <= first_report[model]["query_sets"]["shoppers"]["hybrid"]["ndcg@10"] <= 1.0
+    assert first_report["query_sets"]["shoppers"]["scored_queries"] > 0
     curve = json.loads((project / "metrics/recall_at_k.json").read_text())
     assert [row["k"] for row in curve] == list(range(1, 11))
     assert (project / "metrics/examples.png").stat().st_size > 1000

@@ -171,6 +171,7 @@ class EvaluateParams(Section):
         }
     )
     zero_shot_sets: list[str] = []
+    query_sets: list[str] = ["shoppers:200"]
     kagl_label_fields: list[str] = ["masterCategory", "subCategory", "baseColour"]
     kagl_label_template: str = "{label}"
     kagl_doc_text_weight: float = Field(0.1, ge=0.0, lt=1.0)

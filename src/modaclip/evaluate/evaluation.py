@@ -1,5 +1,6 @@
 """Benchmarks of a model on the test split: text->image, image->image, zero-shot classification and
-Marqo's KAGL protocol, plus zero-shot classification of labelled sets from outside the catalog.
+Marqo's KAGL protocol, plus zero-shot classification of labelled sets from outside the catalog and
+search of the whole catalog with judged query sets (query_sets.py).
 
 The retrieval metrics (`text_to_image`, `image_to_image`) take embeddings and labels and return
 plain numbers; the zero-shot and KAGL tasks also take the model, to encode their prompts and the
@@ -47,6 +48,7 @@ from modaclip.core.schema import ATTRIBUTE_COLUMNS
 from modaclip.embed.stored import image_key, load_embeddings
 from modaclip.evaluate.kagl import evaluate_kagl, kagl_counts
 from modaclip.evaluate.labelled_sets import LabelledImages, open_labelled_sets
+from modaclip.evaluate.query_sets import base_catalog_search, judged_sets, score_query_sets, stored_catalog_search
 from modaclip.model.clip_model import ClipBundle, create_base_model, encode_images, encode_texts, load_model
 from modaclip.model.zero_shot import predict_labels
 
@@ -288,9 +290,13 @@ def evaluate_saved_model(
     The report has eval.json's shape without the base model ({"test_items", "test_digest", "finetuned"}),
     so the same dotted paths name the same figures; the table holds the per-product values.
     """
+    query_sets, _ = judged_sets(params, catalog_dir)
     items, catalog, evaluate, labels = read_test_split(catalog_dir, params.evaluate)
     bundle, test = embedded_test_set(model_dir, embeddings_dir, items)
     evaluation = evaluate_model(bundle, test, labels, evaluate, catalog, open_labelled_sets(evaluate.zero_shot_sets))
+    evaluation.metrics["query_sets"] = score_query_sets(
+        query_sets, bundle, lambda: stored_catalog_search(bundle, model_dir, embeddings_dir, catalog_dir)
+    )
     report = {"test_items": len(items), "test_digest": split_digest(items), "finetuned": evaluation.metrics}
     return report, per_product_table(items, {"finetuned": evaluation})
 
@@ -300,6 +306,7 @@ def compare_base_and_finetuned(
 ) -> tuple[dict[str, Any], list[dict[str, float]], pd.DataFrame]:
     """eval.json's content, the Recall@k curve rows and the per-product values: base and fine-tuned side by side."""
     labelled_sets = open_labelled_sets(params.evaluate.zero_shot_sets)
+    query_sets, query_summaries = judged_sets(params, catalog_dir)
     items, catalog, evaluate, labels = read_test_split(catalog_dir, params.evaluate)
     tuned, tuned_test = embedded_test_set(model_dir, embeddings_dir, items)
     base = create_base_model(params.model.arch, params.model.pretrained, params.train.seed)
@@ -312,11 +319,16 @@ def compare_base_and_finetuned(
         "finetuned": evaluate_model(tuned, tuned_test, labels, evaluate, catalog, labelled_sets),
     }
     base_metrics, tuned_metrics = evaluations["base"].metrics, evaluations["finetuned"].metrics
+    base_metrics["query_sets"] = score_query_sets(query_sets, base, lambda: base_catalog_search(base, catalog_dir))
+    tuned_metrics["query_sets"] = score_query_sets(
+        query_sets, tuned, lambda: stored_catalog_search(tuned, model_dir, embeddings_dir, catalog_dir)
+    )
     report = {
         "test_items": len(items),
         "test_digest": split_digest(items),
         "kagl": kagl_counts(items, params.evaluate.kagl_label_fields),
         "zero_shot_sets": {s.name: s.summary() for s in labelled_sets},
+        "query_sets": query_summaries,
         "base": base_metrics,
         "finetuned": tuned_metrics,
         "delta": delta(base_metrics, tuned_metrics),

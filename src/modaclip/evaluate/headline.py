@@ -39,7 +39,7 @@ def headline_metrics(reports: dict[str, dict[str, Any]]) -> dict[str, float]:
     evaluate.zero_shot_fields) is left out, and the log says which.
     """
     figures, absent = {}, []
-    for name, (report, path) in HEADLINE.items():
+    for name, (report, path) in {**HEADLINE, **query_set_headlines(reports["eval"])}.items():
         value = _lookup(reports[report], path)
         if value is None:
             absent.append(f"{name} ({report}: {path})")
@@ -50,6 +50,14 @@ def headline_metrics(reports: dict[str, dict[str, Any]]) -> dict[str, float]:
     if absent:
         log.info("not in the reports, left out of the headline: %s", ", ".join(absent))
     return figures
+
+
+def query_set_headlines(report: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    """One figure per judged query set: the fine-tuned model's vector-search nDCG@10 (`shoppers_ndcg@10`)."""
+    return {
+        f"{name}_ndcg@10": ("eval", f"finetuned.query_sets.{name}.vector.ndcg@10")
+        for name in report.get("query_sets", {})
+    }
 
 
 def _lookup(report: dict[str, Any], path: str) -> float | None:

@@ -84,6 +84,11 @@ def _context(report: dict[str, Any]) -> list[str]:
         lines.append(
             f"Zero-shot set `{name}`: {info['images']} images, {info['classes']} classes, from `{info['source']}`."
         )
+    for name, info in report.get("query_sets", {}).items():
+        lines.append(
+            f"Judged query set `{name}`: {info['scored_queries']} of {info['queries']} queries scored over the whole "
+            f"catalog, {info['judgments_not_in_catalog']} judgments of products it lacks, from `{info['source']}`."
+        )
     return lines
 
 

@@ -95,6 +95,13 @@ class CatalogSearch:
             embedder, embeddings.ids, embeddings.vectors, info, Path(catalog_dir), index, params, embeddings.image_keys
         )
 
+    @classmethod
+    def from_vectors(
+        cls, embedder: Embedder, ids: np.ndarray, vectors: np.ndarray, catalog_dir: str | Path
+    ) -> CatalogSearch:
+        """Exact search over given vectors of catalog products: a model's embeddings that no embed stage stored."""
+        return cls(embedder, np.asarray(ids), vectors, _aligned_info(catalog_dir, ids), Path(catalog_dir))
+
     def __len__(self) -> int:
         return len(self.ids)
 
