@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from modaclip.core.atomic import atomic_directory, sweep_leftovers, write_json
+from modaclip.registry.retrain import remove_leftovers_of_killed_runs
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -58,3 +59,14 @@ def test_git_and_dvc_ignore_temporary_names() -> None:
         for name in names:
             assert subprocess.run([*command, name], cwd=REPO).returncode == 0, f"{command[0]} does not ignore {name}"
     assert subprocess.run(["git", "check-ignore", "-q", "metrics/train.json"], cwd=REPO).returncode == 1
+
+
+def test_retrain_removes_a_killed_runs_leftovers_from_the_pipeline_folders(tmp_path: Path) -> None:
+    killed = dead_pid()
+    (tmp_path / "metrics").mkdir()
+    (tmp_path / "metrics" / f".train.json.tmp-{killed}").write_text("{")
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / f".notes.tmp-{killed}").write_text("not a pipeline folder: left alone")
+    remove_leftovers_of_killed_runs(tmp_path)
+    assert not list((tmp_path / "metrics").iterdir())
+    assert (tmp_path / "src" / f".notes.tmp-{killed}").exists()
