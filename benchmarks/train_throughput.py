@@ -28,6 +28,7 @@ from modaclip.curate.clean_and_caption import clean_and_caption
 from modaclip.ingest.synthetic import generate_catalog
 from modaclip.model.clip_model import create_base_model
 from modaclip.train.batches import CaptionedImages, Collate
+from modaclip.train.run_identity import RunIdentity
 from modaclip.train.trainer import Trainer
 
 
@@ -70,7 +71,7 @@ def stage_loop(train, params: TrainParams, steps: int, directory: Path) -> tuple
         train.head(0),
         params,
         directory,
-        "bench",
+        RunIdentity({}),
         torch.device("cpu"),
     )
     timed: list[TimedBatches] = []

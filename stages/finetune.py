@@ -13,7 +13,8 @@ from modaclip.core.config import load_params
 from modaclip.core.stage_runner import run
 from modaclip.model.clip_model import create_base_model, save_model
 from modaclip.train.distributed import init_distributed, shutdown
-from modaclip.train.trainer import Trainer, run_fingerprint
+from modaclip.train.run_identity import RunIdentity
+from modaclip.train.trainer import Trainer
 
 
 def main() -> None:
@@ -35,8 +36,8 @@ def main() -> None:
         logging.getLogger("modaclip").setLevel(logging.WARNING)  # one copy of the progress log, from rank 0
     try:
         bundle = create_base_model(params.model.arch, params.model.pretrained, params.train.seed)
-        fingerprint = run_fingerprint(bundle.meta, params.train, train["id"].tolist(), context.world_size)
-        trainer = Trainer(bundle, train, val, params.train, args.checkpoints, fingerprint, device, context, catalog)
+        identity = RunIdentity.of(bundle, params.train, train, val, context.world_size)
+        trainer = Trainer(bundle, train, val, params.train, args.checkpoints, identity, device, context, catalog)
         summary = trainer.fit(args.curves)
         if context.is_main:
             bundle.model.cpu()

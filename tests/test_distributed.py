@@ -13,6 +13,7 @@ from test_training import splits
 
 from modaclip.model.clip_model import create_base_model
 from modaclip.train.distributed import DistContext, init_distributed, mean_over_ranks, shutdown
+from modaclip.train.run_identity import RunIdentity
 from modaclip.train.trainer import Trainer
 
 LOSSES = ["clip", "multipos", "fields"]
@@ -26,7 +27,7 @@ def train_steps(
     train, val = splits(clean_dir)
     params = TINY_TRAIN.model_copy(update={"loss": loss, "batch_size": batch_size})
     bundle = create_base_model(TEST_ARCH, "none", params.seed)
-    trainer = Trainer(bundle, train, val, params, checkpoints, "x", torch.device("cpu"), context)
+    trainer = Trainer(bundle, train, val, params, checkpoints, RunIdentity({}), torch.device("cpu"), context)
     loader = iter(trainer.loader(0))
     losses = [trainer.train_step([next(loader)])]
     grads = {n: p.grad.clone() for n, p in bundle.model.named_parameters() if p.grad is not None}

@@ -1,4 +1,6 @@
 import json
+import logging
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -7,10 +9,12 @@ from conftest import TEST_ARCH
 
 from modaclip.core.catalog_io import read_catalog, write_parts
 from modaclip.core.config import EmbedParams
+from modaclip.embed import stored
 from modaclip.embed.embedding import PreviousRows, embed_catalog
 from modaclip.embed.index import INDEX_FILE
 from modaclip.embed.stored import read_embeddings
 from modaclip.model.clip_model import create_base_model, save_model
+from modaclip.model.saved_model import OPEN_CLIP_CONFIG
 
 PARAMS = EmbedParams(batch_size=32)
 
@@ -67,3 +71,44 @@ def test_previous_rows_are_found_by_id_and_image_together() -> None:
     assert found.tolist() == [1, -1, -1, 0]  # 5's image changed, 9 is new
     empty = PreviousRows(np.array([], np.int64), np.array([], np.int64))
     assert empty.find(np.array([1]), np.array([1])).tolist() == [-1]
+
+
+def preprocessing_mean(config: dict) -> None:
+    config["preprocess_cfg"]["mean"] = [0.5, 0.5, 0.5]
+
+
+def quick_gelu(config: dict) -> None:
+    config["model_cfg"]["quick_gelu"] = not config["model_cfg"].get("quick_gelu", False)
+
+
+@pytest.mark.parametrize("edit", [preprocessing_mean, quick_gelu])
+def test_a_change_to_preprocessing_or_model_config_embeds_every_product_again(
+    model_dir: Path, clean_dir: Path, full_run: Path, tmp_path: Path, edit, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Same weights file, another model config or preprocessing: no vector of the old folder is reused."""
+    shutil.copytree(model_dir, tmp_path / "model")
+    same = embed_catalog(tmp_path / "model", clean_dir, tmp_path / "same", PARAMS, previous_dir=full_run)
+    assert same["reused"] == same["count"], "an unchanged model must reuse every vector"
+    config_path = tmp_path / "model" / OPEN_CLIP_CONFIG
+    config = json.loads(config_path.read_text())
+    edit(config)
+    config_path.write_text(json.dumps(config))
+    with caplog.at_level(logging.INFO, logger="modaclip.embed.embedding"):
+        meta = embed_catalog(tmp_path / "model", clean_dir, tmp_path / "out", PARAMS, previous_dir=full_run)
+    assert meta["reused"] == 0
+    assert "the model config or preprocessing changed" in caplog.text
+    assert meta["model_sha256"] == read_embeddings(full_run).meta["model_sha256"], "the weights file is the same"
+
+
+def test_a_change_to_the_embedding_code_embeds_every_product_again(
+    model_dir: Path, clean_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    package = tmp_path / "code" / "imagecode"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("RESIZE = 'bicubic'\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "code"))
+    monkeypatch.setattr(stored, "VECTOR_CODE", ("imagecode",))
+    embed_catalog(model_dir, clean_dir, tmp_path / "out", PARAMS)
+    assert embed_catalog(model_dir, clean_dir, tmp_path / "out", PARAMS)["reused"] > 0
+    (package / "__init__.py").write_text("RESIZE = 'bilinear'\n")
+    assert embed_catalog(model_dir, clean_dir, tmp_path / "out", PARAMS)["reused"] == 0

@@ -241,7 +241,7 @@ def test_rollback_restores_v1_and_search_follows_it(
 def test_round2_retrains_on_the_grown_catalog_against_production_on_the_same_split(
     project: Path, regrown: dict, round2: dict
 ) -> None:
-    assert stages_run(round2["out"]) == {"finetune", "embed", "evaluate"}
+    assert stages_run(round2["out"]) == {"download", "finetune", "embed", "evaluate"}
     record = round2["record"]
     assert round2["code"] == (0 if record["promoted"] else 3), round2["out"]
     assert record["baseline"] == "production" and record["production"]["version"] == "v1.0.0"
@@ -407,5 +407,5 @@ def test_remote_push_then_fresh_clone_pulls_everything_and_has_nothing_to_run(
     assert (clone / "models/finetuned/open_clip_model.safetensors").is_file()
     assert (clone / "data/embeddings/vectors.npy").is_file()
     assert (clone / "models/checkpoints/last.pt").is_file(), "the resume state travels with the model"
-    assert "Data and pipelines are up to date" in sh(clone, "dvc", "status")
-    assert stages_run(sh(clone, "dvc", "repro")) == set()
+    assert sh(clone, "dvc", "status").split() == ["download:", "always", "changed"], "everything else is pulled"
+    assert stages_run(sh(clone, "dvc", "repro")) == {"download"}

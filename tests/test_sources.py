@@ -137,7 +137,7 @@ def test_malformed_lines_past_max_bad_rows_stop_download_naming_the_first(tmp_pa
     (tmp_path / "catalog").mkdir()
     styles_without_display_names(tmp_path / "catalog", 20, {3: TWELVE_FIELDS, 7: TWELVE_FIELDS})
     named = (
-        r"styles.csv: 2 of 20 rows are malformed \(10.00%, more than data.max_bad_rows 1.00%\): "
+        r"styles.csv: 2 of 20 rows are malformed or repeat an id \(10.00%, more than data.max_bad_rows 1.00%\): "
         r"line 5: 12 fields under 9 columns \(too_many_fields\), line 9"
     )
 

@@ -18,6 +18,7 @@ from modaclip.model.clip_model import create_base_model, encode_images
 from modaclip.model.zero_shot import predict_labels
 from modaclip.train.batches import EpochBatches
 from modaclip.train.precision import resolve_precision
+from modaclip.train.run_identity import RunIdentity
 from modaclip.train.schedules import create_schedule
 from modaclip.train.trainer import Trainer, validation_scores
 from modaclip.train.wiseft import interpolate
@@ -219,7 +220,7 @@ def colour_accuracy(loss: str, clean: Path, checkpoints: Path) -> float:
     train, val = splits(clean)
     fields = {"{captions}": 1.0, "a photo of a {colour}": 1.0}
     params = TINY_TRAIN.model_copy(update={"loss": loss, "epochs": 6, "fields": fields})
-    trainer = Trainer(create_base_model(TEST_ARCH, "none", 0), train, val, params, checkpoints, "x", CPU)
+    trainer = Trainer(create_base_model(TEST_ARCH, "none", 0), train, val, params, checkpoints, RunIdentity({}), CPU)
     for epoch in range(params.epochs):
         trainer.run_epoch(epoch)
     items = pd.concat([train, val])

@@ -9,8 +9,9 @@ from modaclip.core.catalog_io import read_catalog
 from modaclip.core.config import TrainParams
 from modaclip.core.errors import ModaclipError
 from modaclip.model.clip_model import create_base_model
+from modaclip.train.run_identity import RunIdentity
 from modaclip.train.schedules import warmup_cosine
-from modaclip.train.trainer import CHECKPOINT, Trainer, parameter_groups, run_fingerprint
+from modaclip.train.trainer import CHECKPOINT, Trainer, parameter_groups
 
 
 def splits(clean_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -21,8 +22,8 @@ def splits(clean_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
 def make_trainer(clean_dir: Path, checkpoints: Path, params: TrainParams = TINY_TRAIN) -> Trainer:
     train, val = splits(clean_dir)
     bundle = create_base_model(TEST_ARCH, "none", params.seed)
-    fingerprint = run_fingerprint(bundle.meta, params, train["id"].tolist())
-    return Trainer(bundle, train, val, params, checkpoints, fingerprint, torch.device("cpu"))
+    identity = RunIdentity.of(bundle, params, train, val)
+    return Trainer(bundle, train, val, params, checkpoints, identity, torch.device("cpu"))
 
 
 def test_warmup_then_cosine() -> None:
@@ -101,4 +102,4 @@ def test_too_few_training_rows(clean_dir: Path, tmp_path: Path) -> None:
     train, val = splits(clean_dir)
     bundle = create_base_model(TEST_ARCH, "none", 0)
     with pytest.raises(ModaclipError, match="train split has 1 rows"):
-        Trainer(bundle, train.head(1), val, TINY_TRAIN, tmp_path, "x", torch.device("cpu"))
+        Trainer(bundle, train.head(1), val, TINY_TRAIN, tmp_path, RunIdentity({}), torch.device("cpu"))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -14,15 +14,27 @@ from modaclip.core.errors import ModaclipError
 from modaclip.core.fields import FIELD_COLUMNS, CatalogFields
 
 
-def write_parts(chunks: Iterable[pd.DataFrame], out_dir: str | Path) -> int:
-    """Write each chunk as `part-NNNNN.parquet` into a folder that appears only when all are written."""
+def write_parts(
+    chunks: Iterable[pd.DataFrame], out_dir: str | Path, finish: Callable[[Path], None] | None = None
+) -> int:
+    """Write each chunk as `part-NNNNN.parquet` into a folder that appears only when all are written.
+
+    `finish`, when given, is called on the complete temporary folder before it takes `out_dir`'s place
+    (ingest/unique_ids.py rewrites parts there). Returns the rows written by the chunks.
+    """
     rows = 0
     with atomic_directory(out_dir) as tmp:
         for number, chunk in enumerate(chunks):
             table = pa.Table.from_pandas(chunk.reset_index(drop=True), preserve_index=False)
-            pq.write_table(table, tmp / f"part-{number:05d}.parquet")
+            pq.write_table(table, part_path(tmp, number))
             rows += len(chunk)
+        if finish is not None:
+            finish(tmp)
     return rows
+
+
+def part_path(directory: Path, number: int) -> Path:
+    return directory / f"part-{number:05d}.parquet"
 
 
 def part_files(directory: str | Path) -> list[Path]:

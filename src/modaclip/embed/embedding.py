@@ -1,9 +1,10 @@
 """Embed a clean catalog with a saved model, streaming vectors to disk so memory stays bounded.
 
 The folder it writes is described in embed/stored.py. A run reuses the
-vectors of a previous folder made with the same model weights for every product whose id and image
-are unchanged, so adding products embeds only them, and the previous folder's ONNX towers when
-they were exported from these weights. `embed_rows` is the work on a block of rows that
+vectors of a previous folder made under the same vector key (weights, model config and
+preprocessing, embedding code and libraries: `stored.vector_key`) for every product whose id and
+image bytes are unchanged, so adding products embeds only them, and the previous folder's ONNX
+towers when they were exported from these weights. `embed_rows` is the work on a block of rows that
 both engines run (this module's `embed_catalog`, the `local` one, in this process; the `ray` one in
 an actor pool, embed/ray_engine.py), and `write_embeddings` writes the folder from the blocks in
 catalog order, so the engines write the same files.
@@ -40,12 +41,13 @@ from modaclip.embed.stored import (
     VECTORS_FILE,
     Embeddings,
     image_key,
+    key_changes,
     read_embeddings,
+    vector_key,
 )
 from modaclip.model.clip_model import ClipBundle, EncodedImages, load_model, resolve_device
 from modaclip.model.onnx_export import export_towers
 from modaclip.model.onnx_runtime import TOWERS_CONFIG, read_towers_config
-from modaclip.model.saved_model import weights_fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -108,8 +110,8 @@ def embed_catalog(
     """
     check_index_type(params.index)
     bundle = load_model(model_dir, device=str(resolve_device("auto")))
-    fingerprint = weights_fingerprint(model_dir)
-    previous = reusable(Path(previous_dir or out_dir), fingerprint)
+    key = vector_key(model_dir)
+    previous = reusable(Path(previous_dir or out_dir), key)
     rows = previous_rows(previous)
     blocks = (
         embed_rows(bundle, chunk["id"].to_numpy(), chunk["image"].tolist(), rows, params)
@@ -118,7 +120,7 @@ def embed_catalog(
     )
     dim = int(bundle.model_cfg["embed_dim"])
     towers_of = model_dir if towers else None
-    return write_embeddings(blocks, out_dir, count_rows(clean_dir), dim, fingerprint, previous, params.index, towers_of)
+    return write_embeddings(blocks, out_dir, count_rows(clean_dir), dim, key, previous, params.index, towers_of)
 
 
 def previous_rows(previous: Embeddings | None) -> PreviousRows | None:
@@ -130,12 +132,14 @@ def write_embeddings(
     out_dir: str | Path,
     count: int,
     dim: int,
-    fingerprint: str,
+    key: dict[str, str],
     previous: Embeddings | None,
     index_params: IndexParams,
     towers_of: str | Path | None = None,
 ) -> dict[str, Any]:
     """The embeddings folder of `count` rows from blocks in catalog order; reused rows are copied from `previous`.
+
+    `key` is the `vector_key` of the model the blocks were embedded with.
 
     `towers_of` names the model folder whose towers go into `onnx/` (`previous`'s when they are of these weights).
     """
@@ -160,10 +164,10 @@ def write_embeddings(
         vectors.flush()
         np.save(tmp / IDS_FILE, ids)
         np.save(tmp / KEYS_FILE, keys)
-        meta = {"count": count, "dim": dim, "model_sha256": fingerprint, "reused": reused}
+        meta = {"count": count, "dim": dim, "model_sha256": key["weights"], "made_with": key, "reused": reused}
         meta["index"] = _write_index(vectors, tmp, index_params)
         if towers_of is not None:
-            meta["onnx"] = _write_towers(towers_of, fingerprint, tmp / TOWERS_DIR, previous)
+            meta["onnx"] = _write_towers(towers_of, key["weights"], tmp / TOWERS_DIR, previous)
         del vectors
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2))
     log.info("embedded %d products, reused %d unchanged ones", count - reused, reused)
@@ -209,8 +213,8 @@ def part_chunks(path: str | Path) -> Iterator[pd.DataFrame]:
         yield batch.to_pandas()
 
 
-def reusable(directory: Path, fingerprint: str) -> Embeddings | None:
-    """A previous embeddings folder made with these weights, or None (missing, other model, unreadable)."""
+def reusable(directory: Path, key: dict[str, str]) -> Embeddings | None:
+    """A previous embeddings folder made under this vector key, or None (missing, made otherwise, unreadable)."""
     if not (directory / META_FILE).is_file():
         return None
     try:
@@ -218,8 +222,9 @@ def reusable(directory: Path, fingerprint: str) -> Embeddings | None:
     except ModaclipError as err:
         log.info("not reusing %s: %s", directory, err)
         return None
-    if previous.meta.get("model_sha256") != fingerprint:
-        log.info("not reusing %s: made with another model", directory)
+    changes = key_changes(key, previous.meta.get("made_with", {}))
+    if changes:
+        log.info("embedding every product again: %s changed since %s was made", ", ".join(changes), directory)
         return None
     return previous
 

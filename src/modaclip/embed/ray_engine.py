@@ -30,8 +30,9 @@ from modaclip.embed.embedding import (
     write_embeddings,
 )
 from modaclip.embed.index import check_index_type
+from modaclip.embed.stored import vector_key
 from modaclip.model.clip_model import load_model, resolve_device
-from modaclip.model.saved_model import saved_model_config, weights_fingerprint
+from modaclip.model.saved_model import saved_model_config
 
 
 class CatalogEncoder:
@@ -72,8 +73,8 @@ def embed_catalog_on_ray(
     check_index_type(params.index)
     model_dir = Path(model_dir).resolve()
     dim = int(saved_model_config(model_dir)["embed_dim"])
-    fingerprint = weights_fingerprint(model_dir)
-    previous = reusable(Path(out_dir), fingerprint)
+    key = vector_key(model_dir)
+    previous = reusable(Path(out_dir), key)
     with ray_session(cluster) as ray:
         parts = [{"path": str(path.resolve())} for path in part_files(clean_dir)]
         dataset = ray.data.from_items(parts, override_num_blocks=len(parts)).map_batches(
@@ -90,9 +91,7 @@ def embed_catalog_on_ray(
             for batch in dataset.iter_batches(batch_size=None, batch_format="numpy")
         )
         towers_of = model_dir if towers else None
-        return write_embeddings(
-            blocks, out_dir, count_rows(clean_dir), dim, fingerprint, previous, params.index, towers_of
-        )
+        return write_embeddings(blocks, out_dir, count_rows(clean_dir), dim, key, previous, params.index, towers_of)
 
 
 def _actor_pool(ray: ModuleType, params: EmbedParams) -> dict[str, Any]:

@@ -3,7 +3,8 @@
 An embeddings folder holds ids.npy, vectors.npy (L2-normalised float32, row i belongs to ids[i]),
 image_keys.npy (a digest of each row's image bytes), meta.json, index.faiss, and the embed stage's
 `onnx/` towers (model/onnx_runtime.py), which embed queries without torch. Search reads all of it
-before it needs any model.
+before it needs any model. meta.json records `made_with` (`vector_key`): what besides a product's
+image bytes made its vector, so a later run reuses a vector only when all of it, and the image, are the same.
 """
 
 from __future__ import annotations
@@ -11,19 +12,31 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from modaclip.core.errors import ModaclipError
-from modaclip.model.saved_model import weights_fingerprint
+from modaclip.core.source_digest import source_digest
+from modaclip.model.saved_model import OPEN_CLIP_CONFIG, weights_fingerprint
 
 VECTORS_FILE = "vectors.npy"
 IDS_FILE = "ids.npy"
 KEYS_FILE = "image_keys.npy"
 META_FILE = "meta.json"
 TOWERS_DIR = "onnx"
+# The project packages that decode, preprocess and encode an image into a vector (model/, embed/).
+VECTOR_CODE = ("modaclip.model", "modaclip.embed")
+VECTOR_LIBRARIES = ("open_clip_torch", "torch", "torchvision", "pillow")  # their transforms and decoders
+# Each part of a vector key, as the log line names it when it differs.
+KEY_PARTS = {
+    "weights": "the model weights",
+    "config": "the model config or preprocessing",
+    "code": "the embedding code",
+    "libraries": "the versions of open_clip, torch, torchvision or Pillow",
+}
 
 
 @dataclass
@@ -40,6 +53,24 @@ class Embeddings:
 def image_key(data: bytes) -> int:
     """A 64-bit digest of an image's bytes: a product whose photo changed is embedded again."""
     return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little", signed=True)
+
+
+def vector_key(model_dir: str | Path) -> dict[str, str]:
+    """What besides the image bytes makes a product's vector (KEY_PARTS): the weights, the saved model's
+    config (architecture and preprocessing: size, mean, std, resize mode), the code and libraries that run them."""
+    config = (Path(model_dir) / OPEN_CLIP_CONFIG).read_bytes()
+    libraries = json.dumps({name: version(name) for name in VECTOR_LIBRARIES}, sort_keys=True)
+    return {
+        "weights": weights_fingerprint(model_dir),
+        "config": hashlib.sha256(config).hexdigest(),
+        "code": source_digest(VECTOR_CODE),
+        "libraries": hashlib.sha256(libraries.encode()).hexdigest(),
+    }
+
+
+def key_changes(key: dict[str, str], recorded: dict[str, str]) -> list[str]:
+    """What differs between two vector keys, in words; empty when vectors made under `recorded` can be reused."""
+    return [KEY_PARTS[part] for part in KEY_PARTS if key.get(part) != recorded.get(part)]
 
 
 def read_embeddings(directory: str | Path) -> Embeddings:

@@ -1,9 +1,11 @@
-"""Source rows too malformed to read, skipped and counted: one broken line must not stop a million rows.
+"""Source rows skipped and counted, too malformed to read or repeating an id: one broken line must not stop a
+million rows.
 
 A reader that meets a row it cannot parse (a styles.csv line with more fields than its header and
 no free-text last column to absorb them, an id that is not a number) hands it to `BadRows.skip`
 and goes on. Past `data.max_bad_rows` of the rows read, the file is not a catalog with a few broken
 lines but a wrong file or a wrong mapping, and `check` stops the read naming the first bad lines.
+Rows that repeat an earlier row's id are counted here too, as `duplicate_id` (ingest/unique_ids.py).
 """
 
 from __future__ import annotations
@@ -43,10 +45,10 @@ class BadRows:
         share = self.total / max(rows_read, 1)
         if share > self.max_share:
             raise ModaclipError(
-                f"{source}: {self.total} of {rows_read} rows are malformed ({share:.2%}, more than "
+                f"{source}: {self.total} of {rows_read} rows are malformed or repeat an id ({share:.2%}, more than "
                 f"data.max_bad_rows {self.max_share:.2%}): {named}"
             )
-        log.warning("%s: skipped %d malformed rows of %d: %s", source, self.total, rows_read, named)
+        log.warning("%s: skipped %d malformed or repeated rows of %d: %s", source, self.total, rows_read, named)
 
     def summary(self) -> dict[str, object]:
         """For the download stage's metrics: how many rows were skipped, and why."""

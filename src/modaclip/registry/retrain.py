@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import modaclip
-from modaclip.core.atomic import write_json
+from modaclip.core.atomic import sweep_leftovers, write_json
 from modaclip.core.config import Params, load_params
 from modaclip.core.errors import ModaclipError
 from modaclip.core.paths import EVAL_METRICS
@@ -37,6 +37,8 @@ EXIT_STAGED = 4  # promote.mode review: the candidate passed and awaits `modacli
 OUTCOMES = {registry.PROD_STAGE: "promoted", registry.STAGING_STAGE: "staged for review"}  # by the stage assigned
 PROMOTION_PATH = "metrics/promotion.json"
 RUN_RECORDS = ["dvc.lock", "params.yaml", "metrics", "data/.gitignore", "models/.gitignore"]
+PIPELINE_FOLDERS = ("data", "models", "metrics")  # where the stages write: swept for a killed run's temporary files
+log = logging.getLogger(__name__)
 
 
 def retrain(root: Path) -> dict[str, Any]:
@@ -51,6 +53,7 @@ def retrain(root: Path) -> dict[str, Any]:
         check_only_run_records_changed(root)
         try:
             with Repo(str(root)) as repo, lock_repo(repo):
+                remove_leftovers_of_killed_runs(root)
                 repo.reproduce()
                 return gate_and_record(root, params)
         except LockError as err:
@@ -60,6 +63,13 @@ def retrain(root: Path) -> dict[str, Any]:
                 raise busy(root, "DVC's lock on the stage outputs is held") from err
             cause = f" ({err.__cause__})" if err.__cause__ else ""
             raise ModaclipError(" ".join(f"pipeline failed: {err}{cause}; production is unchanged".split())) from err
+
+
+def remove_leftovers_of_killed_runs(root: Path) -> None:
+    """Temporary files a killed run left (core/atomic.py's names): git and DVC ignore them; this frees their disk."""
+    removed = [path for folder in PIPELINE_FOLDERS for path in sweep_leftovers(root / folder)]
+    if removed:
+        log.info("removed %d temporary files of a killed run: %s", len(removed), ", ".join(map(str, removed[:5])))
 
 
 def busy(root: Path, which: str) -> ModaclipError:

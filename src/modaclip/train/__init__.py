@@ -1,6 +1,7 @@
 """The finetune stage: the contrastive training loop and its options (losses, schedules,
 precision, freezing, WiSE-FT, several processes)."""
 
-from modaclip.train.trainer import Trainer, run_fingerprint
+from modaclip.train.run_identity import RunIdentity
+from modaclip.train.trainer import Trainer
 
-__all__ = ["Trainer", "run_fingerprint"]
+__all__ = ["RunIdentity", "Trainer"]

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import hashlib
-import json
 import logging
 import math
 import time
@@ -40,13 +38,14 @@ from modaclip.train.field_texts import FieldTexts
 from modaclip.train.freezing import apply_freezing, trainable_share
 from modaclip.train.losses import FieldPart, create_loss
 from modaclip.train.precision import resolve_precision
+from modaclip.train.run_identity import RunIdentity
 from modaclip.train.schedules import create_schedule
 from modaclip.train.wiseft import interpolate
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT = "last.pt"
-BEST_WEIGHTS = "best.pt"
+LEGACY_BEST = "best.pt"  # the best weights' own file before they moved into last.pt; removed when met
 
 
 def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
@@ -58,17 +57,6 @@ def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[s
         exempt = param.ndim < 2 or "logit_scale" in name or "logit_bias" in name
         (no_decay if exempt else decay).append(param)
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-
-
-def run_fingerprint(
-    model_meta: dict[str, Any], params: TrainParams, train_ids: Sequence[int], world_size: int = 1
-) -> str:
-    """Identifies a training run, so a checkpoint is resumed only by the run that wrote it."""
-    digest = hashlib.sha256()
-    run = {"model": model_meta, "train": params.model_dump(), "world_size": world_size}
-    digest.update(json.dumps(run, sort_keys=True).encode())
-    digest.update(np.asarray(train_ids, dtype=np.int64).tobytes())
-    return digest.hexdigest()
 
 
 def _recall(text_vecs: np.ndarray, image_vecs: np.ndarray, k: int) -> float:
@@ -151,7 +139,7 @@ class Trainer:
         val: pd.DataFrame,
         params: TrainParams,
         checkpoint_dir: str | Path,
-        fingerprint: str,
+        identity: RunIdentity,
         device: torch.device,
         context: DistContext = DistContext(),
         catalog: CatalogFields | None = None,
@@ -159,7 +147,7 @@ class Trainer:
         if len(train) < 2:
             raise ModaclipError(f"the train split has {len(train)} rows; contrastive training needs at least 2")
         self.bundle, self.val, self.params, self.context = bundle, val, params, context
-        self.device, self.fingerprint = device, fingerprint
+        self.device, self.identity = device, identity
         self.checkpoint_dir = Path(checkpoint_dir)
         catalog = catalog or CatalogFields.of(train)
         self.zero_shot_field = catalog.resolve(params.zero_shot_field)
@@ -351,47 +339,76 @@ class Trainer:
         return mean
 
     def save_checkpoint(self) -> None:
-        """Everything needed to resume, mid-epoch included:
-        model, optimizer, schedule, scaler, progress, best weights."""
+        """Everything needed to resume, mid-epoch included, in one file: model, optimizer, schedule,
+        scaler, progress, and the best epoch's weights.
+
+        The best weights sit in the same file as the progress that names their epoch, and the file is
+        written under a temporary name and renamed into place, so a kill at any point leaves the
+        previous checkpoint or this one, each consistent. (Two files, last.pt then best.pt, left a
+        window in which the state named a best epoch whose weights were not yet written.) When the
+        epoch that just ended is the best, its weights are the model's own and are not stored twice.
+        """
         if not self.context.is_main:
             return
+        best_is_model = self.best_is_model(self.state)
         payload = {
-            "fingerprint": self.fingerprint,
+            "identity": dict(self.identity.parts),
             "model": self.bundle.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),
             "state": self.state.__dict__,
+            "best_is_model": best_is_model,
+            "best_weights": None if best_is_model else self.best_weights,
         }
         with atomic_file(self.checkpoint_dir / CHECKPOINT) as tmp:
             torch.save(payload, tmp)
-        if (
-            self.state.step_in_epoch == 0
-            and self.state.best_epoch == self.state.epoch - 1
-            and self.best_weights is not None
-        ):
-            with atomic_file(self.checkpoint_dir / BEST_WEIGHTS) as tmp:
-                torch.save(self.best_weights, tmp)
+
+    @staticmethod
+    def best_is_model(state: TrainState) -> bool:
+        """At the end of an epoch that scored best, the best weights are the model's."""
+        return state.step_in_epoch == 0 and state.best_epoch >= 0 and state.best_epoch == state.epoch - 1
+
+    def finished(self, state: TrainState) -> bool:
+        return state.stopped_early or state.epoch >= self.params.epochs
 
     def try_resume(self) -> bool:
-        """Continue from the last checkpoint of this same run, if there is one."""
+        """Continue an interrupted run from its checkpoint; any other checkpoint is left, saying why in one line.
+
+        Only the same run (RunIdentity: params, base model, processes, rows, code) that was interrupted
+        resumes; a finished checkpoint is never taken as a new run's result.
+        """
         path = self.checkpoint_dir / CHECKPOINT
         if not path.is_file():
+            log.info("starting fresh: no checkpoint at %s", path)
             return False
         payload = torch.load(path, map_location=self.device, weights_only=False)
-        if payload.get("fingerprint") != self.fingerprint:
-            log.info("ignoring %s: it belongs to a run with other params or data", path)
+        state = TrainState(**payload["state"])
+        reason = self.fresh_reason(payload, state)
+        if reason:
+            log.info("starting fresh: %s (%s)", reason, path)
             return False
         self.bundle.model.load_state_dict(payload["model"])
         self.optimizer.load_state_dict(payload["optimizer"])
         self.scheduler.load_state_dict(payload["scheduler"])
         self.scaler.load_state_dict(payload["scaler"])
-        self.state = TrainState(**payload["state"])
-        best_path = self.checkpoint_dir / BEST_WEIGHTS
-        if best_path.is_file():
-            self.best_weights = torch.load(best_path, map_location="cpu", weights_only=True)
+        self.state = state
+        self.best_weights = payload["best_weights"]
+        if payload["best_is_model"]:
+            self.best_weights = copy.deepcopy(self.bundle.model.state_dict())
         log.info("resuming from %s at epoch %d, step %d", path, self.state.epoch + 1, self.state.step_in_epoch)
         return True
+
+    def fresh_reason(self, payload: dict[str, Any], state: TrainState) -> str | None:
+        """Why a checkpoint cannot be resumed by this run, or None when it can."""
+        if "identity" not in payload:
+            return "the checkpoint was written by an earlier modaclip that did not record what its run read"
+        changes = self.identity.changes_from(payload["identity"])
+        if changes:
+            return f"{_join(changes)} changed since the checkpoint was written"
+        if self.finished(state):
+            return "the checkpoint is of a finished run, never taken as a new run's result"
+        return None
 
     def validate(self) -> dict[str, float]:
         return validation_scores(self.bundle, self.val, self.zero_shot_labels, self.zero_shot_field)
@@ -404,6 +421,7 @@ class Trainer:
         """Train for train.epochs (or until patience runs out), validating each epoch;
         leaves the chosen weights in the model."""
         self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        (self.checkpoint_dir / LEGACY_BEST).unlink(missing_ok=True)
         resumed = self.try_resume()
         live = None
         if self.context.is_main:
@@ -478,6 +496,11 @@ def _values(field: str | None, *frames: pd.DataFrame) -> list[str]:
     if field is None:
         return []
     return sorted({str(v) for frame in frames if field in frame.columns for v in frame[field].dropna()})
+
+
+def _join(words: list[str]) -> str:
+    """["a", "b", "c"] -> "a, b and c"."""
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
 
 
 def _format(scores: dict[str, float]) -> str:
