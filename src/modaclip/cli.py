@@ -16,7 +16,7 @@ from modaclip.core.stage_runner import run
 from modaclip.evaluate.markdown_report import markdown_report, read_eval_json
 from modaclip.model.zero_shot import DEFAULT_TEMPLATES, classification_json, classify_image
 from modaclip.registry import versions as registry
-from modaclip.registry.model_choice import query_embedder, search_source_for
+from modaclip.registry.model_choice import AUTO, query_embedder, search_source_for
 from modaclip.registry.retrain import EXIT_KEPT, EXIT_STAGED, exit_status, retrain
 from modaclip.search.engine import CatalogSearch, SearchHit, read_image_file
 from modaclip.search.filters import parse_filters
@@ -87,7 +87,7 @@ def add_retrain_command(commands: argparse._SubParsersAction) -> None:
             "`promote` params, write metrics/promotion.json, and if the candidate passes commit the run and tag it "
             "with GTO (modaclip-model@vN, then #prod, or #staging with promote.mode: review). "
             f"Exit status: 0 promoted, {EXIT_KEPT} kept production, {EXIT_STAGED} staged for review, "
-            "2 failed (including: another retrain or promote is running)."
+            "2 failed (including: another retrain is running here)."
         ),
     )
     retrain_parser.add_argument("--repo", default=".", help="project root (default: current directory)")
@@ -114,9 +114,10 @@ def add_promote_command(commands: argparse._SubParsersAction) -> None:
 def add_model_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model",
-        default="production",
+        default=AUTO,
         help=(
-            f"production (the registry's prod version, {MODEL_DIR} until one is promoted), "
+            f"auto (default: the registry's prod version, else {MODEL_DIR}; says which), "
+            "production (the prod version, or stop: for deployments), "
             "a version such as v2, "
             "base (the untuned model of params.yaml; its catalog embeddings are computed once and cached), "
             "or a saved model folder"
