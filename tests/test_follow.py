@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +17,12 @@ import numpy as np
 import pytest
 from test_registry import commit, repo  # noqa: F401 (the fixture)
 
+from modaclip.cli import main
 from modaclip.core.errors import ModaclipError
 from modaclip.registry import versions as registry
 from modaclip.registry.model_choice import SearchSource, search_source_for
 from modaclip.search.engine import CatalogSearch
+from modaclip.serve import follow
 from modaclip.serve.app import ServiceSettings, build_service
 from modaclip.serve.catalog_images import CatalogImages
 from modaclip.serve.follow import Follow, Generation, Serving, following_app
@@ -72,16 +75,10 @@ def loader(served_engine: CatalogSearch, served_images: CatalogImages) -> dict[s
         encoder = FakeEncoder(engine)
         made["encoders"].setdefault(source.version, []).append(encoder)
         service = build_service(engine, served_images, ServiceSettings(source), encoder.encode)
-        return Generation(service, encoder, registry_now())  # type: ignore[arg-type]
+        return Generation(service, encoder, datetime.now(timezone.utc))  # type: ignore[arg-type]
 
     made["load"] = load
     return made
-
-
-def registry_now() -> Any:
-    from datetime import datetime, timezone
-
-    return datetime.now(timezone.utc)
 
 
 def serving_production(root: Path, loader: dict[str, Any]) -> Serving:
@@ -194,3 +191,58 @@ def test_requests_in_flight_finish_on_the_version_they_started_on(
     assert during == SMALL, "a new request is answered by v2 while the old one runs"
     assert response.status_code == 200 and len(response.json()["results"]) == 100, "finished on v1's catalog"
     assert not closed_early and closed_after, "v1's encoder stopped only after its last request"
+
+
+def test_auto_serves_the_working_tree_until_the_first_promotion_then_follows_production(
+    repo: Path,  # noqa: F811
+    loader: dict[str, Any],
+    served_paths: dict[str, Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(registry, "materialise", lambda root, version: dict(served_paths))
+    load = loader["load"]
+    serving = Serving(load(search_source_for("auto", root=repo)), Follow(repo, "auto", 30), load)
+
+    async def session(client: httpx.AsyncClient) -> list[dict]:
+        before = (await client.get("/health")).json()
+        await serving.check()
+        registry.register(repo, commit(repo, {"metrics/eval.json": "{}"}, "run 1"), "v1.0.0", registry.PROD_STAGE, "")
+        await serving.check()
+        return [before, (await client.get("/health")).json()]
+
+    before, after = run(session, serving)
+    assert (before["source"], before["version"], before["status"]) == ("pipeline", None, "ok")
+    assert "working tree's fine-tuned model" in before["model"] and before["follow"]["model"] == "auto"
+    assert (after["source"], after["version"]) == ("production", "v1.0.0")
+
+
+@pytest.fixture
+def started(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """What `modaclip serve` hands the server, which is not started."""
+    given: dict[str, Any] = {}
+    monkeypatch.setattr(follow, "serve", lambda source, *args: given.update(source=source, follow=args[-1]))
+    return given
+
+
+def test_serve_follows_with_auto_or_production_and_pins_anything_else(
+    repo: Path,  # noqa: F811
+    served_paths: dict[str, Path],
+    started: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(repo)
+    (repo / "params.yaml").write_text("serve:\n  follow_seconds: 7\n")
+    main(["serve"])
+    assert (started["source"].kind, started["follow"].requested, started["follow"].every_s) == ("pipeline", "auto", 7)
+    main(["serve", "--follow-seconds", "0"])
+    assert started["follow"].every_s == 0
+    main(["serve", "--model", str(served_paths["model"])])
+    assert started["follow"].every_s == 0, "a model folder is pinned"
+    with pytest.raises(SystemExit) as stopped:
+        main(["serve", "--model", "production"])
+    err = capsys.readouterr().err
+    assert stopped.value.code == 2 and err.count("\n") == 1 and "no production version is visible" in err
+    with pytest.raises(SystemExit):
+        main(["serve", "--follow-seconds", "-1"])
+    assert "--follow-seconds must be at least 0" in capsys.readouterr().err
