@@ -1,4 +1,4 @@
-"""`modaclip serve`: an HTTP API and a search page over one loaded model, index and catalog.
+"""`modaclip serve`: an HTTP API and a search page over the served model, index and catalog.
 
 Every request reads the `Service` it uses once, through `Served.current()`: a fixed one (`create_app`), or
 the version serve/follow.py swaps in when production moves. Text queries are embedded
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -49,6 +50,7 @@ MAX_LABELS = 100
 PAGING = ("k", "offset")
 
 T = TypeVar("T")
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]  # what runs while the server does
 
 
 class ApiError(Exception):
@@ -148,7 +150,7 @@ def create_app(
     return app_for(FixedService(build_service(engine, images, settings, encode_text)))
 
 
-def app_for(served: Served, lifespan: Any = None) -> FastAPI:
+def app_for(served: Served, lifespan: Lifespan | None = None) -> FastAPI:
     """The FastAPI app: JSON API under /api, /health, the page at /, OpenAPI docs at /docs."""
     app = FastAPI(
         title="modaclip", summary="Fine-tuned CLIP search over a fashion catalog", version="1", lifespan=lifespan
