@@ -2,6 +2,7 @@
 
     PYTHONPATH=src python benchmarks/serve_load.py            # the pipeline's outputs in this project
     PYTHONPATH=src python benchmarks/serve_load.py --model /path/models/finetuned --embeddings ... --catalog ...
+    PYTHONPATH=src python benchmarks/serve_load.py --scenarios swap --seconds 60   # production moves under load
 
 Starts the server as `modaclip serve` in a subprocess, then drives it with `wrk` (Debian package
 `wrk`: a C load generator, so the client takes little of the CPU the server needs) and a Lua
@@ -10,9 +11,17 @@ script that cycles through queries made of the catalog's own attribute values. T
 - `distinct`: every request a query not seen before (more queries than requests) and the query
   cache off, so every request embeds its text: the worst case.
 - `popular`: 200 queries repeated, cache on: a shop's head queries.
+- `swap`: a server following production (`--model production`, checking every `--follow-seconds`)
+  under the `distinct` load while production is promoted from v1 to v2 and then rolled back: a
+  third of `--seconds` at rest, then each move under load until /health names the new version and
+  2 s more (at least a third of `--seconds` each). v1 and v2 live in a temporary registry (GTO tags
+  in a scratch git repo), their files already restored (by default the same model, embeddings and
+  catalog, so v2 costs what v1 does; `--v2-model/--v2-embeddings/--v2-catalog` for another version).
 
 Prints requests/s, p50 and p99 latency per scenario as a Markdown table, with the seconds the server
-took to answer /health and its resident memory (with the text encoder process) after the run.
+took to answer /health and its resident memory (with the text encoder process) after the run; for
+`swap`, per phase: failed requests, p99 at rest and during each swap, seconds from the tag move to
+/health naming the new version, and the peak resident memory (server and text encoders) in the phase.
 """
 
 from __future__ import annotations
@@ -24,6 +33,7 @@ import os
 import platform
 import random
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -33,8 +43,11 @@ import urllib.parse
 import urllib.request
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from modaclip.core.catalog_io import read_catalog
+
+SWAP_TIMEOUT_S = 300  # a swap not seen in /health by then is reported as never
 
 LUA = """
 local next_thread = 0
@@ -83,26 +96,17 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(args: argparse.Namespace, port: int, query_cache: int) -> tuple[subprocess.Popen, float]:
-    """The server, once /health answers, and the seconds that took."""
-    command = [
-        sys.executable,
-        "-m",
-        "modaclip.cli",
-        "serve",
-        "--port",
-        str(port),
-        "--query-cache",
-        str(query_cache),
-        "--model",
-        args.model,
-        "--embeddings",
-        args.embeddings,
-        "--catalog",
-        args.catalog,
-    ]
+def start_server(
+    args: argparse.Namespace, port: int, query_cache: int, serving: list[str] | None = None, cwd: Path | None = None
+) -> tuple[subprocess.Popen, float]:
+    """The server, once /health answers, and the seconds that took. `serving`: its --model arguments."""
+    if serving is None:
+        serving = ["--model", args.model, "--embeddings", args.embeddings, "--catalog", args.catalog]
+    command = [sys.executable, "-m", "modaclip.cli", "serve", "--port", str(port), "--query-cache", str(query_cache)]
     started = time.monotonic()
-    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    server = subprocess.Popen(
+        [*command, *serving], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=cwd
+    )
     deadline = started + 600
     while time.monotonic() < deadline:
         if server.poll() is not None:
@@ -118,16 +122,29 @@ def start_server(args: argparse.Namespace, port: int, query_cache: int) -> tuple
 
 
 def rss_mib(pid: int) -> float:
-    """Resident memory of a process and its children (the text encoder process), from /proc."""
-    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    """Resident memory of a process and its children (the text encoder processes), from /proc.
+
+    Every thread's children: a following server starts a new version's text encoder from a worker thread.
+    A thread or child that ends while this reads (a swapped-out text encoder) counts as nothing.
+    """
+    children = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            children += [int(child) for child in (task / "children").read_text().split()]
+        except FileNotFoundError:
+            continue
     total_kib = 0
-    for process in [pid, *map(int, children)]:
-        status = Path(f"/proc/{process}/status").read_text()
-        total_kib += int(next(line for line in status.splitlines() if line.startswith("VmRSS:")).split()[1])
+    for process in [pid, *children]:
+        try:
+            status = Path(f"/proc/{process}/status").read_text().splitlines()
+        except FileNotFoundError:
+            continue
+        total_kib += sum(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))  # none: a zombie
     return total_kib / 1024
 
 
-def run_wrk(args: argparse.Namespace, port: int, queries: list[str], workdir: Path) -> dict[str, float]:
+def wrk_script(args: argparse.Namespace, port: int, queries: list[str], workdir: Path) -> list[str]:
+    """The wrk command line (without its duration) for these queries, after a 3 s warm-up."""
     queries_file = workdir / "queries.txt"
     queries_file.write_text("\n".join(urllib.parse.quote(q) for q in queries) + "\n")
     script = workdir / "search.lua"
@@ -136,24 +153,122 @@ def run_wrk(args: argparse.Namespace, port: int, queries: list[str], workdir: Pa
     warm = subprocess.run(["wrk", "-t1", "-c1", "-d3s", "-s", str(script), url], capture_output=True, text=True)
     if warm.returncode != 0:
         sys.exit(f"wrk failed: {warm.stderr.strip()}")
-    done = subprocess.run(
-        [
-            "wrk",
-            f"-t{args.wrk_threads}",
-            f"-c{args.clients}",
-            f"-d{args.seconds}s",
-            "--timeout",
-            "10s",
-            "-s",
-            str(script),
-            url,
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    line = next(line for line in done.stdout.splitlines() if line.startswith("RESULT "))
+    return ["wrk", f"-t{args.wrk_threads}", f"-c{args.clients}", "--timeout", "10s", "-s", str(script), url]
+
+
+def wrk_result(stdout: str) -> dict[str, float]:
+    line = next(line for line in stdout.splitlines() if line.startswith("RESULT "))
     return json.loads(line.removeprefix("RESULT "))
+
+
+def run_wrk(args: argparse.Namespace, port: int, queries: list[str], workdir: Path) -> dict[str, float]:
+    command = wrk_script(args, port, queries, workdir)
+    done = subprocess.run([*command, f"-d{args.seconds}s"], capture_output=True, text=True, check=True)
+    return wrk_result(done.stdout)
+
+
+def served_version(port: int) -> str | None:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as response:
+            return json.load(response)["version"]
+    except OSError:
+        return None
+
+
+def registry_project(workdir: Path, args: argparse.Namespace) -> Path:
+    """A scratch git repo whose registry has v1 in production and v2 staged, their files already restored."""
+    from modaclip.core.paths import SEARCH_PATHS
+    from modaclip.registry import versions as registry
+
+    root = workdir / "registry"
+    root.mkdir()
+    registry.git(root, "init", "-q")
+    registry.git(root, "config", "user.email", "benchmark@example.com")
+    registry.git(root, "config", "user.name", "benchmark")
+    folders = {
+        "v1.0.0": {"model": args.model, "embeddings": args.embeddings, "catalog": args.catalog},
+        "v2.0.0": {
+            "model": args.v2_model or args.model,
+            "embeddings": args.v2_embeddings or args.embeddings,
+            "catalog": args.v2_catalog or args.catalog,
+        },
+    }
+    for version, stage in (("v1.0.0", registry.PROD_STAGE), ("v2.0.0", registry.STAGING_STAGE)):
+        (root / "version").write_text(version)
+        registry.git(root, "add", "version")
+        registry.git(root, "commit", "-qm", version)
+        registry.register(root, registry.git(root, "rev-parse", "HEAD").strip(), version, stage, "benchmark")
+        for role, path in SEARCH_PATHS.items():
+            restored = root / registry.CACHE_DIR / version / path
+            restored.parent.mkdir(parents=True, exist_ok=True)
+            restored.symlink_to(Path(folders[version][role]).resolve())
+    return root
+
+
+def load_phase(
+    command: list[str], port: int, server: subprocess.Popen, min_s: float, move: Any = None, expect: str = ""
+) -> dict[str, Any]:
+    """wrk for at least `min_s`; with `move`, production is moved 2 s in and the phase runs until /health
+    names `expect` and 2 s more. The server's resident memory is sampled every 0.1 s."""
+    wrk = subprocess.Popen([*command, "-d3600s"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    started = time.monotonic()
+    peak, moved_at, swap_s = 0.0, None, None
+    while time.monotonic() - started < min_s + SWAP_TIMEOUT_S:
+        peak = max(peak, rss_mib(server.pid))
+        elapsed = time.monotonic() - started
+        if move is not None and moved_at is None and elapsed >= 2:
+            move()
+            moved_at = time.monotonic()
+        if moved_at is not None and swap_s is None and served_version(port) == expect:
+            swap_s = time.monotonic() - moved_at
+        settled = move is None or (swap_s is not None and time.monotonic() - moved_at - swap_s >= 2)
+        if elapsed >= min_s and settled:
+            break
+        time.sleep(0.1)
+    wrk.send_signal(signal.SIGINT)  # wrk stops and reports what it measured
+    out, err = wrk.communicate(timeout=30)
+    if wrk.returncode != 0:
+        sys.exit(f"wrk failed: {err.strip()}")
+    return {**wrk_result(out), "swap_s": swap_s, "peak_mib": peak}
+
+
+def swap_scenario(args: argparse.Namespace, queries: list[str], workdir: Path) -> list[tuple[str, dict[str, Any]]]:
+    """Rest, promote v1 -> v2, rollback v2 -> v1, each under the same load on one following server."""
+    from modaclip.registry import versions as registry
+
+    root = registry_project(workdir, args)
+    port = free_port()
+    following = ["--model", "production", "--follow-seconds", str(args.follow_seconds)]
+    server, _ = start_server(args, port, 0, following, cwd=root)
+    try:
+        command = wrk_script(args, port, queries, workdir)
+        phase_s = args.seconds / 3
+        return [
+            ("at rest (v1)", load_phase(command, port, server, phase_s)),
+            (
+                "promote v1 -> v2",
+                load_phase(command, port, server, phase_s, lambda: registry.promote(root, "v2"), "v2.0.0"),
+            ),
+            (
+                "rollback v2 -> v1",
+                load_phase(command, port, server, phase_s, lambda: registry.rollback(root), "v1.0.0"),
+            ),
+        ]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def print_swap_table(phases: list[tuple[str, dict[str, Any]]], follow_seconds: int) -> None:
+    print(f"# swap: production moves under load; the server checks the registry every {follow_seconds} s\n")
+    print("| phase | requests | requests/s | p50 ms | p99 ms | failed | tag move -> /health s | peak RSS MiB |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for name, r in phases:
+        swap = "-" if name.startswith("at rest") else "never" if r["swap_s"] is None else f"{r['swap_s']:.1f}"
+        print(
+            f"| {name} | {r['requests']} | {r['requests'] / r['seconds']:.0f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} "
+            f"| {r['errors']} | {swap} | {r['peak_mib']:.0f} |"
+        )
 
 
 def main() -> None:
@@ -167,16 +282,27 @@ def main() -> None:
     parser.add_argument(
         "--wrk-threads", type=int, default=1, help="wrk threads (default %(default)s: leaves the cores to the server)"
     )
-    parser.add_argument("--scenarios", nargs="+", choices=["distinct", "popular"], default=["distinct", "popular"])
+    parser.add_argument(
+        "--scenarios", nargs="+", choices=["distinct", "popular", "swap"], default=["distinct", "popular"]
+    )
+    parser.add_argument(
+        "--follow-seconds", type=int, default=5, help="swap: the server's registry check interval (default %(default)s)"
+    )
+    parser.add_argument("--v2-model", help="swap: v2's model folder (default: --model's)")
+    parser.add_argument("--v2-embeddings", help="swap: v2's embeddings (default: --embeddings)")
+    parser.add_argument("--v2-catalog", help="swap: v2's catalog (default: --catalog)")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk not found: apt-get install -y wrk")
     distinct = catalog_queries(Path(args.catalog), 50_000, seed=0)
     plans = {"distinct": (distinct, 0), "popular": (distinct[:200], 10_000)}
     rows = []
+    swap_phases = []
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
-        for name in args.scenarios:
+        if "swap" in args.scenarios:
+            swap_phases = swap_scenario(args, distinct, Path(tmp))
+        for name in [name for name in args.scenarios if name != "swap"]:
             queries, cache = plans[name]
             port = free_port()
             server, start_s = start_server(args, port, cache)
@@ -196,6 +322,10 @@ def main() -> None:
     print(
         f"# {args.clients} clients, {args.seconds} s per scenario, k={args.k}, wrk with {args.wrk_threads} thread(s)\n"
     )
+    if swap_phases:
+        print_swap_table(swap_phases, args.follow_seconds)
+    if not rows:
+        return
     print(
         "| scenario | distinct queries | query cache | requests | requests/s "
         "| p50 ms | p99 ms | errors | start-up s | RSS MiB |"

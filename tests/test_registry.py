@@ -4,17 +4,31 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import subprocess
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import gto.api
 import pytest
 
+from modaclip.cli import main
 from modaclip.core.config import Params
 from modaclip.core.errors import ModaclipError
 from modaclip.registry import versions as registry
 from modaclip.registry.model_choice import search_source_for
-from modaclip.registry.retrain import check_only_run_records_changed, gate_and_record, unchanged, version_at_head
+from modaclip.registry.promotion import Decision
+from modaclip.registry.retrain import (
+    EXIT_STAGED,
+    check_only_run_records_changed,
+    exit_status,
+    gate_and_record,
+    rolled_back_model,
+    unchanged,
+    version_at_head,
+)
 
 
 def git(repo: Path, *args: str) -> str:
@@ -39,10 +53,10 @@ def repo(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def test_empty_registry_has_no_production_and_search_uses_the_workspace(repo: Path) -> None:
+def test_empty_registry_has_no_production_and_auto_uses_the_workspace(repo: Path) -> None:
     assert registry.production(repo) is None and registry.versions(repo) == []
     assert registry.next_version(repo) == "v1.0.0"
-    workspace = search_source_for("production", root=repo)
+    workspace = search_source_for("auto", root=repo)
     assert (workspace.model, workspace.embeddings, workspace.catalog) == (
         Path("models/finetuned"),
         Path("data/embeddings"),
@@ -51,10 +65,12 @@ def test_empty_registry_has_no_production_and_search_uses_the_workspace(repo: Pa
     assert search_source_for("elsewhere/model", root=repo).model == Path("elsewhere/model")
 
 
-def test_search_source_says_what_is_served(repo: Path) -> None:
-    pipeline = search_source_for("production", root=repo)
+def test_search_source_says_what_is_served(repo: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="modaclip"):
+        pipeline = search_source_for("auto", root=repo)
     assert (pipeline.kind, pipeline.version, pipeline.model) == ("pipeline", None, Path("models/finetuned"))
-    assert "no production version yet" in pipeline.description
+    assert "the registry has no production version" in pipeline.description
+    assert caplog.messages == [f"--model auto: {pipeline.description}"], "auto says which model it chose"
     folder = search_source_for("elsewhere/model", root=repo)
     assert (folder.kind, folder.description, folder.embeddings) == (
         "folder",
@@ -73,6 +89,7 @@ def test_search_source_names_the_production_version(repo: Path, monkeypatch: pyt
     )
     source = search_source_for("production", root=repo)
     assert (source.kind, source.version, source.model) == ("production", "v1.0.0", Path("restored/model"))
+    assert search_source_for("auto", root=repo) == source, "auto is production once the registry has one"
     assert source.description == f"production v1.0.0 (modaclip-model@v1.0.0, commit {head[:8]})"
     assert source.since == registry.production_since(repo) is not None
     assert search_source_for("v1", root=repo).description.startswith("v1.0.0 (")
@@ -226,13 +243,125 @@ def test_a_failed_restore_leaves_production_and_the_tags_untouched(repo: Path, m
     assert tag_names(repo) == before and registry.production(repo).version == "v3.0.0"
 
 
-def test_one_registry_command_at_a_time(repo: Path, restored: list[str]) -> None:
+def test_explicit_production_without_a_visible_one_stops_with_one_line_saying_what_to_do(
+    repo: Path, tmp_path_factory: pytest.TempPathFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(ModaclipError, match=r"--model production: no production version is visible") as raised:
+        search_source_for("production", root=repo)
+    message = str(raised.value)
+    assert "\n" not in message and "git fetch --tags" in message and "modaclip promote vN" in message
+    outside = tmp_path_factory.mktemp("not-git")  # no repository at all: the same refusal, not a fallback
+    with pytest.raises(ModaclipError, match="no production version is visible"):
+        search_source_for("production", root=outside)
+    (outside / "params.yaml").write_text("train: {}\n")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(outside)
+        with pytest.raises(SystemExit) as stopped:
+            main(["search", "red dress", "--model", "production"])
+    err = capsys.readouterr().err
+    assert stopped.value.code == 2 and err.count("\n") == 1 and "git fetch --tags" in err, err
+
+
+def test_one_registry_move_at_a_time_the_second_waits_for_the_first(
+    repo: Path, restored: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     three_versions(repo)
-    with registry.registry_lock(repo), pytest.raises(ModaclipError, match="another retrain or promote is running here"):
+    monkeypatch.setattr(registry, "REGISTRY_WAIT_S", 0.3)
+    with registry.registry_lock(repo), pytest.raises(ModaclipError, match="another promote, rollback or retrain"):
         registry.rollback(repo)
     assert registry.production(repo).version == "v3.0.0"
-    registry.rollback(repo)
+    held = threading.Event()
+
+    def hold_briefly() -> None:
+        with registry.registry_lock(repo):
+            held.set()
+            time.sleep(0.2)
+
+    holder = threading.Thread(target=hold_briefly)
+    holder.start()
+    held.wait()
+    registry.rollback(repo)  # waits the 0.2 s out instead of failing
+    holder.join()
     assert registry.production(repo).version == "v2.0.0", "the lock is released after use"
+
+
+def test_rollback_succeeds_while_a_retrain_holds_its_lock(repo: Path, restored: list[str]) -> None:
+    three_versions(repo)
+    with registry.retrain_lock(repo):
+        assert registry.rollback(repo)[1].version == "v2.0.0"
+        with pytest.raises(ModaclipError, match="another retrain is running here"), registry.retrain_lock(repo):
+            pass
+    assert registry.production(repo).version == "v2.0.0"
+
+
+def test_a_rollback_that_found_production_moved_changes_nothing(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two people rolling back at once: the second one's restore ends after the first one's tag."""
+    three_versions(repo)
+
+    def restore_while_someone_else_rolls_back(root: Path, version: registry.ModelVersion) -> None:
+        monkeypatch.setattr(registry, "materialise", lambda root, version: None)
+        registry.rollback(root)
+
+    monkeypatch.setattr(registry, "materialise", restore_while_someone_else_rolls_back)
+    with pytest.raises(ModaclipError, match=r"production moved from v3\.0\.0 while this rollback restored v2\.0\.0"):
+        registry.rollback(repo)
+    assert registry.production(repo).version == "v2.0.0", "one version back, not two"
+
+
+def lock_with_model(md5: str, embeddings: str = "e1") -> str:
+    """A dvc.lock whose finetune stage recorded the model folder with this hash, and embed its embeddings."""
+    return (
+        "schema: '2.0'\nstages:\n"
+        f"  finetune:\n    outs:\n    - path: models/finetuned\n      md5: {md5}.dir\n"
+        f"  embed:\n    outs:\n    - path: data/embeddings\n      md5: {embeddings}.dir\n"
+    )
+
+
+def passing_gate(monkeypatch: pytest.MonkeyPatch, during: Callable[[], None] = lambda: None) -> list[str | None]:
+    """The gate passes every candidate; `during` runs inside the first gate. Returns the productions it scored."""
+    scored: list[str | None] = []
+
+    def gate(root: Path, params: Params, candidate: dict, current: registry.ModelVersion | None) -> tuple:
+        scored.append(current.version if current else None)
+        if len(scored) == 1:
+            during()
+        return Decision(True, "production", "better", []), None
+
+    monkeypatch.setattr("modaclip.registry.retrain.gate_candidate", gate)
+    return scored
+
+
+def two_promoted_models(repo: Path) -> None:
+    for n, md5 in ((1, "aaa"), (2, "bbb")):
+        files = {"dvc.lock": lock_with_model(md5), "metrics/eval.json": f'{{"finetuned": {{"r": 0.{n}}}}}'}
+        registry.register(repo, commit(repo, files, f"run {n}"), f"v{n}.0.0", registry.PROD_STAGE, f"round {n}")
+
+
+def test_a_retrain_gates_against_the_production_of_the_moment_it_decides(
+    repo: Path, restored: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    two_promoted_models(repo)
+    (repo / "dvc.lock").write_text(lock_with_model("ccc"))  # a newly trained model
+    scored = passing_gate(monkeypatch, during=lambda: registry.rollback(repo))  # rolled back mid-gate
+    record = gate_and_record(repo, Params())
+    assert scored == ["v2.0.0", "v1.0.0"], "the gate ran again against the production that holds when it decides"
+    assert record["promoted"] and record["production"]["version"] == "v1.0.0"
+    assert registry.production(repo).version == "v3.0.0"
+
+
+def test_a_retrain_never_silently_promotes_a_model_rolled_back_during_its_run(
+    repo: Path, restored: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    two_promoted_models(repo)
+    (repo / "dvc.lock").write_text(lock_with_model("bbb", "e2"))  # finetune did not rerun: v2's model, new embeddings
+    passing_gate(monkeypatch, during=lambda: registry.rollback(repo))
+    record = gate_and_record(repo, Params())
+    assert record["decision"] == "staged for review" and record["passed"] and not record["promoted"]
+    assert "its model is that of v2.0.0, rolled back from production at" in record["reason"]
+    assert exit_status(record) == EXIT_STAGED
+    assert registry.production(repo).version == "v1.0.0" and registry.staged(repo).version == "v3.0.0"
+    (repo / "dvc.lock").write_text(lock_with_model("ddd"))
+    assert rolled_back_model(repo) is None, "a model no rollback took out is promoted as usual"
 
 
 def test_rerun_with_nothing_changed_reports_the_staged_version_again_without_a_new_one(repo: Path) -> None:

@@ -265,7 +265,7 @@ def test_second_retrain_at_once_stops_with_one_line(round3: dict) -> None:
     second = round3["second"]
     assert second.returncode == 2
     assert second.stderr.strip().count("\n") == 0, second.stderr
-    assert "another retrain or promote is running" in second.stderr
+    assert "another retrain is running here" in second.stderr
 
 
 def test_round3_ruined_model_is_rejected_and_production_unchanged(project: Path, round2: dict, round3: dict) -> None:

@@ -21,7 +21,7 @@ from PIL import Image
 from modaclip.cli import main
 from modaclip.registry.model_choice import SearchSource
 from modaclip.search.engine import CatalogSearch
-from modaclip.serve import app as service
+from modaclip.serve import follow
 from modaclip.serve.app import MAX_DEPTH, ServiceSettings, catalog_facets, create_app
 from modaclip.serve.catalog_images import CatalogImages
 from modaclip.serve.text_encoder_process import TextEncoderError
@@ -411,10 +411,10 @@ def started(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     """What `modaclip serve` hands the server, which is not started."""
     given: dict[str, Any] = {}
     monkeypatch.setattr(
-        service,
+        follow,
         "serve",
-        lambda served_engine, settings, host, port, text_threads: given.update(
-            engine=served_engine, settings=settings, host=host, port=port, text_threads=text_threads
+        lambda source, settings, host, port, text_threads, following: given.update(
+            source=source, settings=settings, host=host, port=port, text_threads=text_threads, follow=following
         ),
     )
     return given
@@ -438,7 +438,7 @@ def test_serve_command_binds_localhost_without_cors_by_default(
     assert (started["host"], started["port"]) == ("127.0.0.1", 8000)
     assert settings.cors_origins == () and settings.max_upload_bytes == 10 * 2**20
     assert settings.source.kind == "folder" and settings.source.model == served_paths["model"]
-    assert len(started["engine"]) > 100
+    assert started["source"] == settings.source and started["follow"].every_s == 0, "a model folder is pinned"
 
 
 def test_serve_command_hands_every_flag_to_the_server(served_paths: dict[str, Path], started: dict[str, Any]) -> None:

@@ -13,19 +13,24 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from modaclip.core.atomic import atomic_file
+from modaclip.core.config import DEFAULT_PARAMS_PATH, ServeParams, load_params
 from modaclip.core.errors import ModaclipError
 from modaclip.core.paths import CATALOG_DIR, EMBEDDINGS_DIR, EVAL_METRICS, MODEL_DIR
 from modaclip.core.stage_runner import run
 from modaclip.evaluate.markdown_report import markdown_report, read_eval_json
 from modaclip.model.zero_shot import DEFAULT_TEMPLATES, classification_json, classify_image
 from modaclip.registry import versions as registry
-from modaclip.registry.model_choice import query_embedder, search_source_for
+from modaclip.registry.model_choice import AUTO, PRODUCTION, query_embedder, search_source_for
 from modaclip.registry.retrain import EXIT_KEPT, EXIT_STAGED, exit_status, retrain
 from modaclip.search.engine import CatalogSearch, SearchHit, read_image_file
 from modaclip.search.filters import parse_filters
 from modaclip.search.grid import GridCell, retrieval_grid, save_png_atomic
+
+if TYPE_CHECKING:
+    from modaclip.serve.follow import Follow
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -98,7 +103,7 @@ def add_retrain_command(commands: argparse._SubParsersAction) -> None:
             "`promote` params, write metrics/promotion.json, and if the candidate passes commit the run and tag it "
             "with GTO (modaclip-model@vN, then #prod, or #staging with promote.mode: review). "
             f"Exit status: 0 promoted, {EXIT_KEPT} kept production, {EXIT_STAGED} staged for review, "
-            "2 failed (including: another retrain or promote is running)."
+            "2 failed (including: another retrain is running here)."
         ),
     )
     retrain_parser.add_argument("--repo", default=".", help="project root (default: current directory)")
@@ -125,9 +130,10 @@ def add_promote_command(commands: argparse._SubParsersAction) -> None:
 def add_model_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model",
-        default="production",
+        default=AUTO,
         help=(
-            f"production (the registry's prod version, {MODEL_DIR} until one is promoted), "
+            f"auto (default: the registry's prod version, else {MODEL_DIR}; says which), "
+            "production (the prod version, or stop: for deployments), "
             "a version such as v2, "
             "base (the untuned model of params.yaml; its catalog embeddings are computed once and cached), "
             "or a saved model folder"
@@ -243,6 +249,23 @@ def add_serve_command(commands: argparse._SubParsersAction) -> None:
         default=10_000,
         help="text query embeddings kept for repeated queries; 0 = off (default %(default)s)",
     )
+    serve.add_argument(
+        "--follow-seconds",
+        type=int,
+        help=(
+            "a server of production (--model production, or auto once the registry has one) checks the registry "
+            "this often and swaps in a new production; 0 keeps the version it started with "
+            "(default: params.yaml serve.follow_seconds, 30)"
+        ),
+    )
+    serve.add_argument(
+        "--fetch-from",
+        metavar="REMOTE",
+        help=(
+            "a server in its own clone: the git remote whose registry tags are fetched at start and before each "
+            "check; versions come from the DVC remote (default: params.yaml serve.fetch_from; '' = none)"
+        ),
+    )
     add_engine_arguments(serve)
     serve.set_defaults(handler=serve_command)
 
@@ -279,18 +302,35 @@ def export_command(args: argparse.Namespace) -> None:
 
 
 def serve_command(args: argparse.Namespace) -> None:
-    from modaclip.serve.app import ServiceSettings, serve  # web libraries load only for this command
+    from modaclip.serve.app import ServiceSettings  # web libraries load only for this command
+    from modaclip.serve.follow import fetch_tags, serve
 
     if args.max_upload_mb <= 0 or args.threads < 1 or args.text_threads < 1 or args.query_cache < 0:
         raise ModaclipError(
             "--max-upload-mb must be positive, --threads and --text-threads at least 1 and --query-cache at least 0"
         )
+    follow = follow_settings(args)
+    if follow.every_s and follow.fetch_from:
+        fetch_tags(follow.root, follow.fetch_from)
     source = search_source_for(args.model, args.embeddings, args.catalog)
-    engine = CatalogSearch.open(source.model, source.embeddings, source.catalog)
     settings = ServiceSettings(
         source, int(args.max_upload_mb * 2**20), tuple(args.cors_origin), args.threads, args.query_cache
     )
-    serve(engine, settings, args.host, args.port, args.text_threads)
+    serve(source, settings, args.host, args.port, args.text_threads, follow)
+
+
+def follow_settings(args: argparse.Namespace) -> Follow:
+    """Whether and how `serve` follows production: flags over params.yaml's `serve` section (its defaults
+    outside a project). Only production (or auto) with the version's own embeddings and catalog follows."""
+    from modaclip.serve.follow import Follow
+
+    params = load_params().serve if DEFAULT_PARAMS_PATH.is_file() else ServeParams()
+    every = params.follow_seconds if args.follow_seconds is None else args.follow_seconds
+    if every < 0:
+        raise ModaclipError(f"--follow-seconds must be at least 0 (0 keeps the version it started with), got {every}")
+    follows = args.model in (AUTO, PRODUCTION) and not (args.embeddings or args.catalog)
+    fetch_from = params.fetch_from if args.fetch_from is None else args.fetch_from
+    return Follow(Path("."), args.model, every if follows else 0, fetch_from)
 
 
 def read_queries(args: argparse.Namespace) -> list[str]:

@@ -201,6 +201,13 @@ class PromoteParams(Section):
     mode: Literal["auto", "review"] = "auto"
 
 
+class ServeParams(Section):
+    """`modaclip serve`: how a server of production follows the registry (serve/follow.py)."""
+
+    follow_seconds: int = Field(30, ge=0)  # 0 pins the version it started with
+    fetch_from: str = ""  # git remote whose tags are fetched before each check; "" = this workspace's tags
+
+
 class Params(Section):
     data: DataParams = DataParams()
     caption: CaptionParams = CaptionParams()
@@ -210,6 +217,7 @@ class Params(Section):
     evaluate: EvaluateParams = EvaluateParams()
     promote: PromoteParams = PromoteParams()
     ray: RayParams = RayParams()
+    serve: ServeParams = ServeParams()
 
 
 def parse_params(raw: object, source: str = "params.yaml") -> Params:

@@ -1,10 +1,13 @@
-"""`--model production|vN|base|CHECKPOINT|PATH`: the one place that says which model a command uses, with
+"""`--model auto|production|vN|base|CHECKPOINT|PATH`: the one place that says which model a command uses, with
 its embeddings and catalog.
 
-`production` is the registry's prod version (GTO tags, see versions.py), restored from DVC once;
-before any promotion (or outside git) it is the workspace's pipeline output, so a plain `dvc repro`
-followed by `modaclip search` works without a registry. `vN` is a registered version, anything
-else a saved model folder searched over the workspace's embeddings and catalog.
+`production` is the registry's prod version (GTO tags, see versions.py), restored from DVC once; asked
+for explicitly it fails closed: with no prod tag visible (tags not fetched, a shallow clone, nothing
+promoted yet) the command stops and says what to do, rather than serve something else. `auto`, the
+default, is production when the registry has one, else the workspace's pipeline output (so a plain
+`dvc repro` followed by `modaclip search` works without a registry), and logs which. `vN` is a
+registered version, anything else a saved model folder searched over the workspace's embeddings and
+catalog.
 
 `base` is the model fine-tuning starts from (params.yaml `model` section and `train.seed`, as the
 evaluate stage builds it), so a user can compare it with the fine-tuned one on a query; a
@@ -27,6 +30,7 @@ from pathlib import Path
 
 from modaclip.core.catalog_io import part_files
 from modaclip.core.config import DEFAULT_PARAMS_PATH, EmbedParams, Params, load_params
+from modaclip.core.errors import ModaclipError
 from modaclip.core.paths import CATALOG_DIR, EMBEDDINGS_DIR, MODEL_DIR, SEARCH_PATHS
 from modaclip.embed.stored import META_FILE, TOWERS_DIR
 from modaclip.model.embedders import Embedder, TorchEmbedder, open_embedder
@@ -37,6 +41,7 @@ log = logging.getLogger(__name__)
 
 BASE = "base"
 PRODUCTION = "production"
+AUTO = "auto"
 CACHE_ENV = "MODACLIP_CACHE"
 KEY_CHARS = 16  # hex digits of each digest in a cache folder name
 
@@ -48,7 +53,7 @@ class SearchSource:
     model: Path
     embeddings: Path
     catalog: Path
-    kind: str  # "production", "version", "pipeline" (no production yet), "folder" or "base"
+    kind: str  # "production", "version", "pipeline" (auto with no production yet), "folder" or "base"
     description: str
     version: str | None = None
     since: datetime | None = None  # production: when it became production (its newest prod tag)
@@ -112,18 +117,26 @@ def search_source_for(
 
 
 def registered_source(spec: str, root: Path = Path(".")) -> SearchSource:
-    """`--model production|vN|PATH`: a registry version (restored once), the workspace's outputs, or a folder."""
-    if spec == PRODUCTION:
+    """`--model auto|production|vN|PATH`: a registry version (restored once), the workspace's outputs, or a folder."""
+    if spec in (PRODUCTION, AUTO):
         version = registry.production(root)
-        kind = PRODUCTION
-    elif re.fullmatch(r"v\d+(\.\d+\.\d+)?", spec):
-        version = registry.find_version(root, spec)
-        kind = "version"
-    else:
-        return SearchSource(Path(spec), EMBEDDINGS_DIR, CATALOG_DIR, "folder", f"model folder {spec}")
-    if version is None:
-        description = f"pipeline fine-tuned model ({MODEL_DIR}; no production version yet)"
-        return SearchSource(**SEARCH_PATHS, kind="pipeline", description=description)
+        if version is not None:
+            source = version_source(root, version, PRODUCTION)
+        elif spec == PRODUCTION:
+            raise ModaclipError(no_production_message(root))
+        else:
+            description = f"working tree's fine-tuned model ({MODEL_DIR}; the registry has no production version)"
+            source = SearchSource(**SEARCH_PATHS, kind="pipeline", description=description)
+        if spec == AUTO:
+            log.info("--model auto: %s", source.description)
+        return source
+    if re.fullmatch(r"v\d+(\.\d+\.\d+)?", spec):
+        return version_source(root, registry.find_version(root, spec), "version")
+    return SearchSource(Path(spec), EMBEDDINGS_DIR, CATALOG_DIR, "folder", f"model folder {spec}")
+
+
+def version_source(root: Path, version: registry.ModelVersion, kind: str = PRODUCTION) -> SearchSource:
+    """A registered version's restored model, embeddings and catalog (as production: named so, with since when)."""
     paths = registry.materialise(root, version)
     label = "production " if kind == PRODUCTION else ""
     return SearchSource(
@@ -132,6 +145,17 @@ def registered_source(spec: str, root: Path = Path(".")) -> SearchSource:
         description=f"{label}{version.version} ({version.tag}, commit {version.commit[:8]})",
         version=version.version,
         since=registry.production_since(root) if kind == PRODUCTION else None,
+    )
+
+
+def no_production_message(root: Path) -> str:
+    """Why `--model production` cannot resolve here, and the two ways out."""
+    return (
+        f"--model production: no production version is visible in {root.resolve()} "
+        f"(no {registry.ARTIFACT}#{registry.PROD_STAGE} tag: tags not fetched, a shallow clone, "
+        "or nothing promoted yet); "
+        "run `git fetch --tags` (a clone), or promote one (`modaclip promote vN`, `modaclip retrain`), "
+        "or pass --model auto to use the working tree's model"
     )
 
 

@@ -8,8 +8,13 @@ person to approve with `modaclip promote vN`, instead of going to production.
 The order is what keeps production safe: the pipeline runs and its metrics are complete before the gate
 looks at them, and the registry changes only in the very last step (two git tags). A run killed anywhere
 before that leaves the registry as it was; the next run resumes (DVC skips finished stages, finetune
-resumes from its checkpoint). The whole run holds DVC's repository lock, so a second retrain, or any
-`dvc repro` / `dvc exp run` in the same workspace, stops at once instead of racing it.
+resumes from its checkpoint). The whole run holds DVC's repository lock and the retrain lock, so a second
+retrain, or any `dvc repro` / `dvc exp run` in the same workspace, stops at once instead of racing it.
+
+A promote or a rollback may happen at any time, also during a retrain: the registry lock is taken only
+for the decision itself (read production, commit, tag). Production is read again under it, and a gate
+that scored a production which has since moved scores the new one. A candidate whose model is one a
+rollback took out of production is staged for review, never promoted again unannounced.
 
 A passing model is committed first (dvc.lock, params.yaml, metrics/ on the current branch), because
 the version tag must point at the commit that records it.
@@ -19,23 +24,29 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
+
+from ruamel.yaml import YAML, YAMLError
 
 import modaclip
 from modaclip.core.atomic import sweep_leftovers, write_json
 from modaclip.core.config import Params, load_params
 from modaclip.core.errors import ModaclipError
-from modaclip.core.paths import EVAL_METRICS
+from modaclip.core.paths import EVAL_METRICS, MODEL_DIR
 from modaclip.registry import versions as registry
 from modaclip.registry.champion import gate_candidate
 from modaclip.registry.promotion import FINETUNED, Decision
+
+log = logging.getLogger(__name__)
 
 # promoted exits 0; a failure exits 2 like every ModaclipError (stage_runner.run)
 EXIT_KEPT = 3  # the candidate failed the gate: production unchanged
 EXIT_STAGED = 4  # promote.mode review: the candidate passed and awaits `modaclip promote vN`
 OUTCOMES = {registry.PROD_STAGE: "promoted", registry.STAGING_STAGE: "staged for review"}  # by the stage assigned
 PROMOTION_PATH = "metrics/promotion.json"
+GATE_ATTEMPTS = 3  # gates run in a row when production keeps moving under them
 RUN_RECORDS = ["dvc.lock", "params.yaml", "metrics", "data/.gitignore", "models/.gitignore"]
 PIPELINE_FOLDERS = ("data", "models", "metrics")  # where the stages write: swept for a killed run's temporary files
 log = logging.getLogger(__name__)
@@ -49,7 +60,7 @@ def retrain(root: Path) -> dict[str, Any]:
 
     logging.getLogger("dvc").propagate = False  # DVC prints its own progress; ours would repeat each line
     params = load_params(root / "params.yaml")
-    with registry.registry_lock(root):
+    with registry.retrain_lock(root):
         check_only_run_records_changed(root)
         try:
             with Repo(str(root)) as repo, lock_repo(repo):
@@ -90,20 +101,55 @@ def check_only_run_records_changed(root: Path) -> None:
 
 
 def gate_and_record(root: Path, params: Params) -> dict[str, Any]:
-    """Score production on the candidate's split, apply the gate, write promotion.json, then register the candidate."""
+    """Score production on the candidate's split, apply the gate, write promotion.json, then register the candidate.
+
+    The gate runs without the registry lock (it can take minutes); under the lock, production is read
+    again, and if a promote or rollback moved it meanwhile, the gate runs again against the new one.
+    """
     itself = version_at_head(root)
     interrupted = interrupted_decision(root, itself) if itself else None
     if itself and interrupted:
         stage = registry.PROD_STAGE if interrupted["promoted"] else registry.STAGING_STAGE
-        registry.register(root, itself.commit, itself.version, stage, interrupted["reason"])
+        with registry.registry_lock(root):
+            registry.register(root, itself.commit, itself.version, stage, interrupted["reason"])
         return interrupted
     candidate = read_report(root / EVAL_METRICS)
-    current = registry.production(root)
-    if itself:
-        decision, champion = unchanged(root, itself, current), None
-    else:
-        decision, champion = gate_candidate(root, params, candidate, current)
+    for _ in range(GATE_ATTEMPTS):
+        current = registry.production(root)
+        if itself:
+            decision, champion = unchanged(root, itself, current), None
+        else:
+            decision, champion = gate_candidate(root, params, candidate, current)
+        with registry.registry_lock(root):
+            now = registry.production(root)
+            if now == current:
+                return record_decision(root, params, candidate, itself, decision, current, champion)
+        log.info(
+            "production moved from %s to %s while the gate ran; gating again against %s",
+            current.version if current else "none",
+            now.version if now else "none",
+            now.version if now else "the base model",
+        )
+    raise ModaclipError(
+        f"production moved {GATE_ATTEMPTS} times while the gate ran; nothing was recorded (run retrain again)"
+    )
+
+
+def record_decision(
+    root: Path,
+    params: Params,
+    candidate: dict[str, Any],
+    itself: registry.ModelVersion | None,
+    decision: Decision,
+    current: registry.ModelVersion | None,
+    champion: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """Write promotion.json and, for a passing new candidate, commit and tag it (under the registry lock)."""
     stage = registry.PROD_STAGE if params.promote.mode == "auto" and not itself else registry.STAGING_STAGE
+    returning = rolled_back_model(root) if decision.passed and stage == registry.PROD_STAGE else None
+    if returning:
+        stage = registry.STAGING_STAGE
+        decision = replace(decision, reason=f"{decision.reason}; {returning}")
     record = {
         "decision": OUTCOMES[stage] if decision.passed else "kept production",
         "promoted": decision.passed and stage == registry.PROD_STAGE,
@@ -124,6 +170,33 @@ def gate_and_record(root: Path, params: Params) -> dict[str, Any]:
         commit = commit_run(root, f"retrain: {registry.ARTIFACT} {version} {record['decision']} ({decision.reason})")
         record["candidate"]["version"] = registry.register(root, commit, version, stage, decision.reason).version
     return record
+
+
+def rolled_back_model(root: Path) -> str | None:
+    """Why the candidate must not go to production by itself: its model is that of a version a rollback took
+    out of production (finetune was not rerun, or trained the same weights), or None."""
+    model = model_out(root, None)
+    if model is None:
+        return None
+    for name, when in registry.rolled_back(root).items():
+        version = registry.find_version(root, name)
+        if model_out(root, version.commit) == model:
+            return (
+                f"but its model is that of {version.version}, rolled back from production at {when:%Y-%m-%d %H:%M}: "
+                "staged for review instead of promoted"
+            )
+    return None
+
+
+def model_out(root: Path, commit: str | None) -> str | None:
+    """The hash DVC recorded for the fine-tuned model folder in dvc.lock (the workspace's, or a commit's)."""
+    try:
+        text = registry.git(root, "show", f"{commit}:dvc.lock") if commit else (root / "dvc.lock").read_text()
+        lock = YAML(typ="safe", pure=True).load(text)
+        outs = [out for stage in lock["stages"].values() for out in stage.get("outs", [])]
+    except (ModaclipError, OSError, YAMLError, TypeError, KeyError, AttributeError):
+        return None
+    return next((out.get("md5") for out in outs if out.get("path") == MODEL_DIR.as_posix()), None)
 
 
 def interrupted_decision(root: Path, itself: registry.ModelVersion) -> dict[str, Any] | None:

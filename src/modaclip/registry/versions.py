@@ -63,22 +63,49 @@ def git(root: Path, *args: str) -> str:
     return done.stdout
 
 
-@contextmanager
-def registry_lock(root: Path) -> Iterator[None]:
-    """One retrain or promote at a time in a workspace: both end by writing registry tags.
+REGISTRY_WAIT_S = 30.0  # how long a registry move waits for another one's few seconds of tagging
 
-    A retrain holds it for its whole run (DVC's repository lock is released while stages run). The OS
-    releases it when its holder dies, so a killed command never leaves it behind.
-    """
-    path = root / ".dvc" / "tmp" / "registry.lock"
+
+@contextmanager
+def retrain_lock(root: Path) -> Iterator[None]:
+    """One retrain at a time in a workspace, held for its whole run (DVC's repository lock is released while
+    stages run). It does not stop a promote or a rollback: those take `registry_lock`, as a retrain does only
+    for its final decision."""
+    with _held(
+        root / ".dvc" / "tmp" / "retrain.lock",
+        0.0,
+        "another retrain is running here; nothing was done (a retrain can be stopped at any time and rerun later)",
+    ):
+        yield
+
+
+@contextmanager
+def registry_lock(root: Path, wait_s: float | None = None) -> Iterator[None]:
+    """One move of the registry at a time: a promote, a rollback, or a retrain's decision (read production,
+    commit, tag). Each holds it for seconds, so a second one waits up to `REGISTRY_WAIT_S` for it."""
+    with _held(
+        root / ".dvc" / "tmp" / "registry.lock",
+        REGISTRY_WAIT_S if wait_s is None else wait_s,
+        "another promote, rollback or retrain decision is writing registry tags here; nothing was done",
+    ):
+        yield
+
+
+@contextmanager
+def _held(path: Path, wait_s: float, busy: str) -> Iterator[None]:
+    """A lock file taken within `wait_s` seconds, else a one-line error. The OS releases it when its holder
+    dies, so a killed command never leaves it behind."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        lock = zc.lockfile.LockFile(str(path))
-    except zc.lockfile.LockError as err:
-        raise ModaclipError(
-            f"{root.resolve()}: another retrain or promote is running here ({path.relative_to(root)} is held); "
-            "nothing was done (a retrain can be stopped at any time and rerun later)"
-        ) from err
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            lock = zc.lockfile.LockFile(str(path))
+            break
+        except zc.lockfile.LockError as err:
+            if time.monotonic() >= deadline:
+                waited = f" for {wait_s:g} s" if wait_s else ""
+                raise ModaclipError(f"{path.parents[2].resolve()}: {busy} ({path.name} held{waited})") from err
+            time.sleep(0.1)
     try:
         yield
     finally:
@@ -218,19 +245,16 @@ def register(root: Path, commit: str, version: str, stage: str, reason: str) -> 
 def promote(root: Path, name: str) -> tuple[ModelVersion | None, ModelVersion]:
     """Move `prod` to a registered version newer than production (an approved staging candidate): one tag.
 
-    Its files are restored first, so a version that cannot serve never reaches production.
+    Its files are restored first, so a version that cannot serve never reaches production; the restore
+    runs before the registry lock, which is then held only for the checks and the tag.
     Returns (previous production, new production).
     """
+    target = find_version(root, name)
+    check_promotable(target, production(root))
+    materialise(root, target)
     with registry_lock(root):
-        target, current = find_version(root, name), production(root)
-        if current == target:
-            raise ModaclipError(f"{target.version} is already in production")
-        if current and _major(target.version) < _major(current.version):
-            raise ModaclipError(
-                f"{target.version} is older than production {current.version}; to go back, use "
-                "`modaclip promote --rollback` (it hands production back to the version before the current one)"
-            )
-        materialise(root, target)
+        current = production(root)
+        check_promotable(target, current)
         after_last_move(root)
         try:
             gto.api.assign(str(root), ARTIFACT, PROD_STAGE, version=target.version, message="promoted after review")
@@ -239,18 +263,31 @@ def promote(root: Path, name: str) -> tuple[ModelVersion | None, ModelVersion]:
     return current, target
 
 
+def check_promotable(target: ModelVersion, current: ModelVersion | None) -> None:
+    if current == target:
+        raise ModaclipError(f"{target.version} is already in production")
+    if current and _major(target.version) < _major(current.version):
+        raise ModaclipError(
+            f"{target.version} is older than production {current.version}; to go back, use "
+            "`modaclip promote --rollback` (it hands production back to the version before the current one)"
+        )
+
+
 def rollback(root: Path) -> tuple[ModelVersion, ModelVersion]:
     """Hand `prod` back to the version that held it before the current one: one unassignment tag.
 
-    Its files are restored first. Returns (rolled back version, new production).
+    Its files are restored first, before the registry lock; production that moved meanwhile (another
+    rollback, a promote) stops it, so two people rolling back at once go back one version, not two.
+    Returns (rolled back version, new production).
     """
+    current, previous = _last_two_holders(root)
+    materialise(root, previous)
     with registry_lock(root):
-        holders = stage_holders(root, PROD_STAGE)
-        if len(holders) < 2:
-            which = f"only {holders[0].version} holds prod" if holders else "nothing is in production"
-            raise ModaclipError(f"no previous version to roll back to: {which}")
-        current, previous = holders[0], holders[1]
-        materialise(root, previous)
+        if _last_two_holders(root) != (current, previous):
+            raise ModaclipError(
+                f"production moved from {current.version} while this rollback restored {previous.version}; "
+                "nothing was done (see `gto show`, then roll back again if still needed)"
+            )
         after_last_move(root)
         try:
             message = f"rolled back to {previous.version}"
@@ -258,6 +295,23 @@ def rollback(root: Path) -> tuple[ModelVersion, ModelVersion]:
         except GTOException as err:
             raise ModaclipError(f"cannot take {current.tag} out of {PROD_STAGE}: {err}") from err
     return current, previous
+
+
+def _last_two_holders(root: Path) -> tuple[ModelVersion, ModelVersion]:
+    holders = stage_holders(root, PROD_STAGE)
+    if len(holders) < 2:
+        which = f"only {holders[0].version} holds prod" if holders else "nothing is in production"
+        raise ModaclipError(f"no previous version to roll back to: {which}")
+    return holders[0], holders[1]
+
+
+def rolled_back(root: Path) -> dict[str, datetime]:
+    """Versions a rollback took out of production and that have not held it since: version -> when."""
+    newest: dict[str, dict[str, Any]] = {}
+    for event in _history(root):  # newest first
+        if event.get("stage") == PROD_STAGE and event["event"] in ("assignment", "unassignment"):
+            newest.setdefault(event["version"], event)
+    return {version: e["timestamp"] for version, e in newest.items() if e["event"] == "unassignment"}
 
 
 def materialise(root: Path, version: ModelVersion, cache_dir: Path = CACHE_DIR) -> dict[str, Path]:

@@ -1,6 +1,7 @@
-"""`modaclip serve`: an HTTP API and a search page over one loaded model, index and catalog.
+"""`modaclip serve`: an HTTP API and a search page over the served model, index and catalog.
 
-The engine (`CatalogSearch`) is loaded once; every request reuses it. Text queries are embedded
+Every request reads the `Service` it uses once, through `Served.current()`: a fixed one (`create_app`), or
+the version serve/follow.py swaps in when production moves. Text queries are embedded
 by a child process (`TextEncoderProcess`) in batches gathered on the event loop (`QueryEncoder`),
 and ranked on the event loop; image uploads and the other heavy calls run on worker threads
 (`ModelWorkers`). Every error a client can cause is a 4xx whose body is one line of JSON,
@@ -12,16 +13,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import anyio
-import faiss
-import numpy as np
 import pandas as pd
-import uvicorn
 from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
@@ -32,14 +31,13 @@ from starlette.exceptions import HTTPException
 
 from modaclip.core.errors import ModaclipError
 from modaclip.embed.index import index_kind_of
-from modaclip.embed.stored import TOWERS_DIR
 from modaclip.model.zero_shot import DEFAULT_TEMPLATES, classification_json, classify_image
 from modaclip.registry.model_choice import SearchSource
 from modaclip.search.engine import CatalogSearch, SearchHit, json_value
 from modaclip.search.filters import FILTERABLE_COLUMNS, AttributeFilter, filter_mask
 from modaclip.serve.catalog_images import CatalogImages, image_media_type
 from modaclip.serve.query_encoder import DEFAULT_CACHE_SIZE, BatchEncoder, QueryEncoder
-from modaclip.serve.text_encoder_process import TextEncoderError, TextEncoderProcess
+from modaclip.serve.text_encoder_process import TextEncoderError
 from modaclip.serve.uploads import UploadError, image_field, read_form
 
 log = logging.getLogger(__name__)
@@ -52,6 +50,7 @@ MAX_LABELS = 100
 PAGING = ("k", "offset")
 
 T = TypeVar("T")
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]  # what runs while the server does
 
 
 class ApiError(Exception):
@@ -103,22 +102,60 @@ class Service:
             raise ApiError(404, f"product id {product_id} is not in the catalog")
 
 
-def create_app(
-    engine: CatalogSearch, images: CatalogImages, settings: ServiceSettings, encode_text: BatchEncoder | None = None
-) -> FastAPI:
-    """The FastAPI app: JSON API under /api, /health, the page at /, OpenAPI docs at /docs.
+class Served(Protocol):
+    """Where the routes get the service of the request (the one accessor), and what /health adds about it."""
 
-    Text queries are embedded by `encode_text` (`serve` gives `TextEncoderProcess.encode`), by
-    default on a worker thread of this process.
-    """
-    app = FastAPI(title="modaclip", summary="Fine-tuned CLIP search over a fashion catalog", version="1")
+    def current(self) -> Service: ...
+
+    def status(self) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class FixedService:
+    """One service for the app's whole life (`create_app`: tests, notebooks, a pinned model)."""
+
+    service: Service
+
+    def current(self) -> Service:
+        return self.service
+
+    def status(self) -> dict[str, Any]:
+        return {}
+
+
+def build_service(
+    engine: CatalogSearch,
+    images: CatalogImages,
+    settings: ServiceSettings,
+    encode_text: BatchEncoder | None = None,
+    workers: ModelWorkers | None = None,
+) -> Service:
+    """The service over one loaded engine. Text queries are embedded by `encode_text` (`serve` gives
+    `TextEncoderProcess.encode`), by default on a worker thread of this process."""
     encode_queries = QueryEncoder(
         encode_text or partial(anyio.to_thread.run_sync, engine.embedder.embed_texts), settings.query_cache
     )
     filter_columns = [c for c in FILTERABLE_COLUMNS if c in engine.info.columns]
     facets = catalog_facets(engine.info, filter_columns)
     filter_docs = {"parameters": [_filter_parameter(column, facets) for column in filter_columns]}
-    service = Service(engine, images, settings, ModelWorkers(settings.threads), encode_queries, facets, filter_docs)
+    return Service(
+        engine, images, settings, workers or ModelWorkers(settings.threads), encode_queries, facets, filter_docs
+    )
+
+
+def create_app(
+    engine: CatalogSearch, images: CatalogImages, settings: ServiceSettings, encode_text: BatchEncoder | None = None
+) -> FastAPI:
+    """The FastAPI app over one fixed engine (see `app_for`)."""
+    return app_for(FixedService(build_service(engine, images, settings, encode_text)))
+
+
+def app_for(served: Served, lifespan: Lifespan | None = None) -> FastAPI:
+    """The FastAPI app: JSON API under /api, /health, the page at /, OpenAPI docs at /docs."""
+    app = FastAPI(
+        title="modaclip", summary="Fine-tuned CLIP search over a fashion catalog", version="1", lifespan=lifespan
+    )
+    settings = served.current().settings
     _add_error_handlers(app)
     if settings.cors_origins:
         app.add_middleware(
@@ -128,19 +165,19 @@ def create_app(
             allow_headers=["*"],
         )
     for routes in (health_routes, search_routes, product_routes, classify_routes, page_routes):
-        app.include_router(routes(service))
+        app.include_router(routes(served))
     app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
     return app
 
 
-def health_routes(service: Service) -> APIRouter:
+def health_routes(served: Served) -> APIRouter:
     router = APIRouter()
-    engine, source = service.engine, service.settings.source
 
     @router.get(
         "/health", summary="Which model version is served and since when, over how many products, with which index"
     )
     async def health() -> dict[str, Any]:
+        engine, source = served.current().engine, served.current().settings.source
         return {
             "status": "ok",
             "model": source.description,
@@ -151,20 +188,21 @@ def health_routes(service: Service) -> APIRouter:
             "catalog_size": len(engine),
             "index": index_kind_of(engine.index),
             "embedding_dim": int(engine.vectors.shape[1]),
+            **served.status(),
         }
 
     return router
 
 
-def search_routes(service: Service) -> APIRouter:
+def search_routes(served: Served) -> APIRouter:
     """Text search and similar products (by catalog id or uploaded image), paged and filtered."""
     router = APIRouter(prefix="/api")
-    engine, workers = service.engine, service.workers
+    filter_docs = served.current().filter_docs
 
     @router.get(
         "/search",
         summary="Text-to-image search; filters are query parameters such as gender=Women",
-        openapi_extra=service.filter_docs,
+        openapi_extra=filter_docs,
     )
     async def search(
         request: Request,
@@ -173,6 +211,8 @@ def search_routes(service: Service) -> APIRouter:
         offset: int = Query(0, ge=0, description="hits to skip (paging)"),
         hybrid: bool = Query(False, description="fuse the vector ranking with BM25 over names and attributes"),
     ) -> dict[str, Any]:
+        service = served.current()
+        engine, workers = service.engine, service.workers
         filters = request_filters(request, {"q", "hybrid", *PAGING})
         depth = search_depth(offset, k, len(engine))
         engine.check_text_search([q], depth)
@@ -187,7 +227,7 @@ def search_routes(service: Service) -> APIRouter:
     @router.get(
         "/similar/{product_id}",
         summary="Products that look like a catalog product (itself excluded)",
-        openapi_extra=service.filter_docs,
+        openapi_extra=filter_docs,
     )
     async def similar_to_product(
         request: Request,
@@ -195,48 +235,54 @@ def search_routes(service: Service) -> APIRouter:
         k: int = Query(24, ge=1, le=MAX_PAGE),
         offset: int = Query(0, ge=0),
     ) -> dict[str, Any]:
+        service = served.current()
+        engine = service.engine
         filters = request_filters(request, set(PAGING))
         service.require_product(product_id)
         depth = search_depth(offset, k, len(engine))
-        hits = await workers.run(engine.similar, product_id, depth, filters)
+        hits = await service.workers.run(engine.similar, product_id, depth, filters)
         return {"product": product_json(engine, product_id), **page(hits, offset, k)}
 
     @router.post(
         "/similar",
         summary="Products that look like an uploaded image (multipart field 'image')",
         openapi_extra={
-            **service.filter_docs,
+            **filter_docs,
             "requestBody": _upload_body({"image": {"type": "string", "format": "binary"}}),
         },
     )
     async def similar_to_image(
         request: Request, k: int = Query(24, ge=1, le=MAX_PAGE), offset: int = Query(0, ge=0)
     ) -> dict[str, Any]:
+        service = served.current()
+        engine = service.engine
         filters = request_filters(request, set(PAGING))
         depth = search_depth(offset, k, len(engine))
         image = await image_field(await read_form(request, service.settings.max_upload_bytes))
-        hits = await workers.run(engine.similar, image, depth, filters)
+        hits = await service.workers.run(engine.similar, image, depth, filters)
         return page(hits, offset, k)
 
     return router
 
 
-def product_routes(service: Service) -> APIRouter:
+def product_routes(served: Served) -> APIRouter:
     """The catalog itself: facets for the filter controls, a product's record and its image."""
     router = APIRouter(prefix="/api")
-    engine = service.engine
 
     @router.get("/facets", summary="Filterable columns with their values (or numeric range) and product counts")
     async def get_facets() -> dict[str, Any]:
-        return {"catalog_size": len(engine), "facets": service.facets}
+        service = served.current()
+        return {"catalog_size": len(service.engine), "facets": service.facets}
 
     @router.get("/products/{product_id}", summary="A product's name, attributes and image URL")
     async def product(product_id: int = PathParam(description="a catalog product id")) -> dict[str, Any]:
+        service = served.current()
         service.require_product(product_id)
-        return product_json(engine, product_id)
+        return product_json(service.engine, product_id)
 
     @router.get("/products/{product_id}/image", summary="A product's stored image", response_class=Response)
     async def product_image(product_id: int = PathParam(description="a catalog product id")) -> Response:
+        service = served.current()
         service.require_product(product_id)
         data = service.images.get(product_id)
         if data is None:
@@ -246,7 +292,7 @@ def product_routes(service: Service) -> APIRouter:
     return router
 
 
-def classify_routes(service: Service) -> APIRouter:
+def classify_routes(served: Served) -> APIRouter:
     router = APIRouter(prefix="/api")
 
     @router.post(
@@ -271,6 +317,7 @@ def classify_routes(service: Service) -> APIRouter:
         },
     )
     async def classify(request: Request) -> dict[str, Any]:
+        service = served.current()
         form = await read_form(request, service.settings.max_upload_bytes)
         labels = form_labels(form.getlist("labels"))
         templates = [str(t) for t in form.getlist("template")] or list(DEFAULT_TEMPLATES)
@@ -284,7 +331,7 @@ def classify_routes(service: Service) -> APIRouter:
     return router
 
 
-def page_routes(service: Service) -> APIRouter:
+def page_routes(served: Served) -> APIRouter:
     """The search page (its scripts and styles are the /static mount)."""
     router = APIRouter()
 
@@ -432,25 +479,3 @@ def _add_error_handlers(app: FastAPI) -> None:
     async def server_error(request: Request, err: Exception) -> JSONResponse:
         """Our bug, not the client's: still one line of JSON; the traceback goes to the server log."""
         return _error(500, f"internal error ({err.__class__.__name__}); see the server log")
-
-
-def serve(engine: CatalogSearch, settings: ServiceSettings, host: str, port: int, text_threads: int) -> None:
-    """Start the text encoder process, load the catalog's images and answer requests until interrupted."""
-    faiss.omp_set_num_threads(1)  # a single query's index search is too small to gain from threads
-    log.info("starting the text encoder process (%d thread%s)", text_threads, "s"[: text_threads > 1])
-    towers = Path(settings.source.embeddings) / TOWERS_DIR
-    with TextEncoderProcess(settings.source.model, towers, text_threads) as text_encoder:
-        probes = ["red summer dress", "men black leather shoes"]
-        if not np.allclose(text_encoder(probes), engine.embedder.embed_texts(probes), atol=1e-4):
-            raise ModaclipError(
-                f"the text encoder process loaded {settings.source.model} but embeds differently from the served model"
-            )
-        images = CatalogImages.load(engine.catalog_dir, engine.ids.tolist())
-        log.info(
-            "serving %s: %d products, %.1f MB of images, %s index",
-            settings.source.description,
-            len(engine),
-            images.nbytes / 2**20,
-            index_kind_of(engine.index),
-        )
-        uvicorn.run(create_app(engine, images, settings, text_encoder.encode), host=host, port=port)

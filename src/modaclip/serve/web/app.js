@@ -160,9 +160,19 @@ function setUp() {
   });
   if (window.matchMedia("(max-width: 480px)").matches) $("filter-box").open = false;  // phones: results first
   loadFacets().catch((error) => $("heading").replaceChildren(element("span", "error", error.message)));
+  showHealth();
+  setInterval(showHealth, 30000);  // a server that follows production swaps versions while the page is open
+}
+
+function showHealth() {
   api("/health").then((health) => {
     const since = health.since ? ` since ${new Date(health.since).toLocaleString()}` : "";
-    $("model").textContent = `${health.model}${since} · ${health.catalog_size} products · ${health.index} index`;
+    const checked = health.follow && health.follow.last_check
+      ? ` · registry checked ${new Date(health.follow.last_check).toLocaleTimeString()}` : "";
+    const degraded = health.status === "degraded" ? ` · degraded: ${health.problem}` : "";
+    $("model").textContent =
+      `${health.model}${since} · ${health.catalog_size} products · ${health.index} index${checked}${degraded}`;
+    $("model").classList.toggle("error", health.status === "degraded");
   });
 }
 
