@@ -109,7 +109,8 @@ def test_the_cli_verbose_flag_shows_the_cause_and_the_default_does_not(tmp_path:
         [*command[:3], "--verbose", *command[3:]], capture_output=True, text=True, env=env, check=False
     )
     assert plain.returncode == verbose.returncode == 2
-    assert len(plain.stderr.splitlines()) == 1 and plain.stderr.startswith("modaclip: error: ")
+    notice, error = plain.stderr.splitlines()  # `--model auto` says which model it chose, then the one error line
+    assert "--model auto: " in notice and error.startswith("modaclip: error: ")
     assert "FileNotFoundError" not in plain.stderr
     assert "FileNotFoundError" in verbose.stderr and "direct cause" in verbose.stderr
-    assert verbose.stderr.splitlines()[-1] == plain.stderr.strip()
+    assert verbose.stderr.splitlines()[-1] == error
