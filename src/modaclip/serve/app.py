@@ -57,7 +57,7 @@ from modaclip.serve.limits import (
     ServiceLimits,
 )
 from modaclip.serve.metrics import ServerGauges, add_metrics
-from modaclip.serve.overload import Overloaded, ShedOverload, UploadBudget, add_rate_limit, shed_response
+from modaclip.serve.overload import Overloaded, RateLimit, ShedOverload, UploadBudget, shed_response
 from modaclip.serve.query_encoder import DEFAULT_CACHE_SIZE, BatchEncoder, QueryEncoder
 from modaclip.serve.schemas import (
     Classification,
@@ -191,7 +191,7 @@ def create_app(
         app.include_router(routes)
     app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
     if limits.rate_limit:
-        add_rate_limit(app, limits.rate_limit)
+        app.add_middleware(RateLimit, rate=limits.rate_limit)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

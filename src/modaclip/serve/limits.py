@@ -35,7 +35,7 @@ class ServiceLimits:
         encoder_batch: text queries in one forward pass.
         encode_timeout_s: a forward pass that takes longer means a hung encoder, which is replaced.
         keep_alive_s: an idle keep-alive connection is closed after this.
-        rate_limit: per-client rate such as "120/minute" (slowapi's syntax); None = no rate limit.
+        rate_limit: per-client rate such as "120/minute" (the `limits` library's syntax); None = no rate limit.
     """
 
     max_in_flight: int = 256

@@ -1,22 +1,24 @@
 """Shedding load the server cannot take: a 503 with Retry-After at once, never a queue that grows without bound.
 
 `ShedOverload` caps the requests in flight; `UploadBudget` caps the upload bytes held in memory by
-all requests together; `add_rate_limit` puts slowapi's per-client rate limit in front of the API.
-/health and /metrics are exempt from all three, so a load balancer and a scraper still get answers.
+all requests together; `RateLimit` is the optional per-client rate limit (the `limits` library's
+moving window, the engine slowapi uses: slowapi's own middleware finds no route inside FastAPI's
+included routers, so it let every request through). /health and /metrics are exempt from the
+in-flight cap and the rate limit, so a load balancer and a scraper still get answers.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from slowapi import Limiter
-from slowapi.errors import RateLimitExceeded
-from slowapi.middleware import SlowAPIASGIMiddleware
-from slowapi.util import get_remote_address
+from limits import parse
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from modaclip.serve.limits import RETRY_AFTER_S
@@ -106,16 +108,30 @@ class UploadAccount:
         self.taken += size
 
 
-def add_rate_limit(app: FastAPI, rate: str) -> None:
-    """slowapi's per-client (remote address) limit on every route but /health and /metrics: 429 + Retry-After."""
-    limiter = Limiter(key_func=get_remote_address, default_limits=[rate], headers_enabled=True)
-    for route in app.routes:
-        if getattr(route, "path", None) in EXEMPT_PATHS and hasattr(route, "endpoint"):
-            limiter.exempt(route.endpoint)
-    app.state.limiter = limiter
-    app.add_middleware(SlowAPIASGIMiddleware)
+class RateLimit:
+    """ASGI middleware: at most `rate` requests (such as "120/minute") per client address; then a 429 + Retry-After.
 
-    @app.exception_handler(RateLimitExceeded)
-    async def too_many(request: Request, err: RateLimitExceeded) -> JSONResponse:
-        response = JSONResponse({"error": f"rate limit exceeded: {err.detail} per client"}, status_code=429)
-        return request.app.state.limiter._inject_headers(response, request.state.view_rate_limit)
+    The client is the connection's address, which uvicorn takes from X-Forwarded-For when the proxy
+    in front is trusted (its --forwarded-allow-ips), so each shopper behind a load balancer counts alone.
+    """
+
+    def __init__(self, app: ASGIApp, rate: str) -> None:
+        self.app = app
+        self.rate = parse(rate)
+        self._limiter = MovingWindowRateLimiter(MemoryStorage())
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in EXEMPT_PATHS:
+            await self.app(scope, receive, send)
+            return
+        client = (scope.get("client") or ("unknown",))[0]
+        if self._limiter.hit(self.rate, client):
+            await self.app(scope, receive, send)
+            return
+        reset = self._limiter.get_window_stats(self.rate, client).reset_time
+        response = JSONResponse(
+            {"error": f"rate limit exceeded: {self.rate} per client; retry later"},
+            status_code=429,
+            headers={"Retry-After": str(max(1, math.ceil(reset - time.time())))},
+        )
+        await response(scope, receive, send)
