@@ -38,7 +38,7 @@ class ServiceLimits:
         rate_limit: per-client rate such as "120/minute" (the `limits` library's syntax); None = no rate limit.
     """
 
-    max_in_flight: int = 256
+    max_in_flight: int = 512  # above 256 slow uploads plus the normal traffic of benchmarks/serve_overload.py
     max_connections: int = 1024
     body_timeout_s: float = 20.0
     upload_memory_bytes: int = 256 * 2**20
