@@ -63,11 +63,12 @@ class Samples:
 def start_server(args: argparse.Namespace, port: int) -> subprocess.Popen:
     command = [sys.executable, "-m", "modaclip.cli", "serve", "--host", HOST, "--port", str(port)]
     command += ["--model", args.model, "--embeddings", args.embeddings, "--catalog", args.catalog]
-    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    log = Path(args.server_log).open("w")  # noqa: SIM115 (open for the server's lifetime)
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log, text=True)
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            sys.exit(f"server exited: {server.stderr.read().strip()}")
+            sys.exit(f"server exited: see {args.server_log}")
         try:
             if httpx.get(f"http://{HOST}:{port}/health", timeout=2).status_code == 200:
                 return server
@@ -203,6 +204,7 @@ def main() -> None:
     parser.add_argument(
         "--byte-interval", type=float, default=0.1, help="seconds between a slow client's bytes (default %(default)s)"
     )
+    parser.add_argument("--server-log", default="serve_overload.log", help="the server's stderr (default %(default)s)")
     args = parser.parse_args()
     if not 0 < args.seconds <= 600 or not 0 < args.normal_clients + args.slow_clients <= MAX_CLIENTS:
         sys.exit(f"--seconds must be in (0, 600] and the clients together in (0, {MAX_CLIENTS}]")
@@ -234,7 +236,11 @@ def main() -> None:
         rss_after = rss_mib(server.pid)
     finally:
         server.terminate()
-        server.wait(timeout=30)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            sys.exit("the server did not stop within 30 s of SIGTERM")
     print(
         f"# {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} CPUs; load average before {load_before}, after {os.getloadavg()}"

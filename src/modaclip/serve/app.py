@@ -676,6 +676,7 @@ def serve(engine: CatalogSearch, settings: ServiceSettings, host: str, port: int
             port=port,
             limit_concurrency=limits.max_connections,
             timeout_keep_alive=limits.keep_alive_s,
+            timeout_graceful_shutdown=limits.shutdown_s,
         )
     finally:
         text_encoder.close()

@@ -35,6 +35,7 @@ class ServiceLimits:
         encoder_batch: text queries in one forward pass.
         encode_timeout_s: a forward pass that takes longer means a hung encoder, which is replaced.
         keep_alive_s: an idle keep-alive connection is closed after this.
+        shutdown_s: on SIGTERM, requests still running after this are cancelled and the server stops.
         rate_limit: per-client rate such as "120/minute" (the `limits` library's syntax); None = no rate limit.
     """
 
@@ -46,4 +47,5 @@ class ServiceLimits:
     encoder_batch: int = 64
     encode_timeout_s: float = 10.0
     keep_alive_s: int = 5
+    shutdown_s: int = 10
     rate_limit: str | None = None

@@ -19,7 +19,7 @@ import anyio
 from PIL import Image, UnidentifiedImageError
 from starlette.datastructures import FormData, UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from modaclip.serve.limits import MAX_FORM_FIELDS, MAX_IMAGE_PIXELS
 from modaclip.serve.overload import UploadAccount, UploadBudget
@@ -28,7 +28,8 @@ ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
 
 
 class UploadError(Exception):
-    """A bad upload, with the HTTP status that says why (413 too large, 415 wrong type, 408 too slow, 400 broken)."""
+    """A bad upload, with the HTTP status that says why (413 too large, 415 wrong type, 408 too slow, 400 broken,
+    499 abandoned by its client)."""
 
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
@@ -69,6 +70,8 @@ async def upload_form(
             raise UploadError(408, f"upload not received whole within {timeout_s:g} s") from None
         except MultiPartException as err:
             raise UploadError(400, f"bad multipart upload: {err}") from None
+        except ClientDisconnect:  # nobody reads the answer; the status tells the access log and /metrics
+            raise UploadError(499, "the client closed the connection before its upload arrived whole") from None
         try:
             yield form
         finally:
