@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+import httpx
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
@@ -247,6 +248,25 @@ def test_an_upload_that_trickles_in_is_cut_off_at_the_body_deadline(
                 continue
         assert reply.startswith(b"HTTP/1.1 408"), reply[:200]
         assert b"within 1 s" in reply
+
+
+def test_an_upload_its_client_abandons_is_counted_as_a_499_not_a_500(
+    served_engine: CatalogSearch, served_images: CatalogImages, served_paths: dict[str, Path]
+) -> None:
+    app = make_client(served_engine, served_images, served_paths).app
+    with live_server(app) as url:
+        with socket.create_connection((urlparse(url).hostname, urlparse(url).port), 10) as sock:
+            sock.sendall(
+                b"POST /api/similar HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n"
+                b"Content-Type: multipart/form-data; boundary=xxxx\r\n\r\n--xxxx\r\n"
+            )
+            time.sleep(0.3)
+        deadline, metrics = time.monotonic() + 15, ""
+        while 'handler="/api/similar",method="POST",status="499"' not in metrics:
+            assert time.monotonic() < deadline, metrics
+            time.sleep(0.2)
+            metrics = httpx.get(f"{url}/metrics", timeout=10).text
+    assert 'status="500"' not in metrics
 
 
 # --- parameters, errors, paths ---
