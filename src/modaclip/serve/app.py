@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractAsyncContextManager, contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -34,6 +34,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 
 from modaclip.core.errors import ModaclipError
@@ -145,6 +146,15 @@ class Service:
         if self.engine.row_of.get(product_id) is None:
             raise ApiError(404, f"product id {product_id} is not in the catalog")
 
+    def upload_form(self, request: Request) -> AbstractAsyncContextManager[FormData]:
+        """The request's multipart form under this server's upload caps: size, deadline and memory budget."""
+        settings = self.settings
+        return upload_form(request, settings.max_upload_bytes, settings.limits.body_timeout_s, self.uploads)
+
+    async def uploaded_image(self, form: FormData) -> bytes:
+        """The form's image, checked on a worker thread (decoding is too slow for the event loop)."""
+        return await self.workers.run(check_image, await image_bytes(form))
+
     def problem(self) -> str | None:
         """Why the service cannot answer every request now (its text encoder is down), or None."""
         return self.text_encoder.problem() if self.text_encoder is not None else None
@@ -182,9 +192,15 @@ def create_app(
     filter_columns = [c for c in FILTERABLE_COLUMNS if c in engine.info.columns]
     facets = catalog_facets(engine.info, filter_columns)
     filter_docs = {"parameters": [_filter_parameter(column, facets) for column in filter_columns]}
-    uploads = UploadBudget(limits.upload_memory_bytes)
     app.state.service = Service(
-        engine, images, settings, ModelWorkers(settings.threads), encode_queries, uploads, facets, text_encoder
+        engine=engine,
+        images=images,
+        settings=settings,
+        workers=ModelWorkers(settings.threads),
+        encode_queries=encode_queries,
+        uploads=UploadBudget(limits.upload_memory_bytes),
+        facets=facets,
+        text_encoder=text_encoder,
     )
     _add_error_handlers(app)
     for routes in (health_routes(), search_routes(filter_docs), product_routes(), classify_routes(), page_routes()):
@@ -327,14 +343,12 @@ def search_routes(filter_docs: dict[str, Any]) -> APIRouter:
         k: int = Query(24, ge=1, le=MAX_PAGE),
         offset: int = Query(0, ge=0),
     ) -> dict[str, Any]:
-        engine, workers, settings = service.engine, service.workers, service.settings
+        engine = service.engine
         filters, ignored = request_filters(request, engine, set(PAGING))
         depth = search_depth(offset, k, len(engine))
-        async with upload_form(
-            request, settings.max_upload_bytes, settings.limits.body_timeout_s, service.uploads
-        ) as form:
-            image = await workers.run(check_image, await image_bytes(form))
-            hits = await workers.run(similar_hits, engine, image, depth, filters)
+        async with service.upload_form(request) as form:
+            image = await service.uploaded_image(form)
+            hits = await service.workers.run(similar_hits, engine, image, depth, filters)
         return page(hits, offset, k, ignored)
 
     return router
@@ -406,14 +420,11 @@ def classify_routes() -> APIRouter:
         },
     )
     async def classify(request: Request, service: ServiceDep) -> dict[str, Any]:
-        settings, workers = service.settings, service.workers
-        async with upload_form(
-            request, settings.max_upload_bytes, settings.limits.body_timeout_s, service.uploads
-        ) as form:
+        async with service.upload_form(request) as form:
             labels = form_labels(form.getlist("labels"))
             templates = form_templates(form.getlist("template"))
-            image = await workers.run(check_image, await image_bytes(form))
-            ranked = await workers.run(classify_image, service.engine.embedder, image, labels, templates)
+            image = await service.uploaded_image(form)
+            ranked = await service.workers.run(classify_image, service.engine.embedder, image, labels, templates)
         return classification_json(ranked)
 
     return router
