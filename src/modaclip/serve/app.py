@@ -403,19 +403,21 @@ def classify_routes() -> APIRouter:
                     "image": {"type": "string", "format": "binary"},
                     "labels": {
                         "type": "array",
-                        "items": {"type": "string", "maxLength": MAX_LABEL_CHARS},
+                        "items": {"type": "string", "minLength": 1, "maxLength": MAX_LABEL_CHARS},
+                        "minItems": 1,
                         "maxItems": MAX_LABELS,
                         "description": f"repeat the field, or comma-separate; at most {MAX_LABELS} labels "
                         f"of {MAX_LABEL_CHARS} characters",
                     },
                     "template": {
                         "type": "array",
-                        "items": {"type": "string", "maxLength": MAX_TEMPLATE_CHARS},
+                        "items": {"type": "string", "maxLength": MAX_TEMPLATE_CHARS, "pattern": "\\{label\\}"},
                         "maxItems": MAX_TEMPLATES,
                         "description": f"prompts with {LABEL_FIELD} (filled in as plain text), default "
                         f"{DEFAULT_TEMPLATES[0]!r}; at most {MAX_TEMPLATES} of {MAX_TEMPLATE_CHARS} characters",
                     },
-                }
+                },
+                required=["image", "labels"],
             )
         },
     )
@@ -606,8 +608,8 @@ def _filter_parameter(column: str, facets: list[dict[str, Any]]) -> dict[str, An
     return {"name": column, "in": "query", "required": False, "schema": schema, "description": description}
 
 
-def _upload_body(properties: dict[str, Any]) -> dict[str, Any]:
-    schema = {"type": "object", "properties": properties, "required": ["image"]}
+def _upload_body(properties: dict[str, Any], required: Sequence[str] = ("image",)) -> dict[str, Any]:
+    schema = {"type": "object", "properties": properties, "required": list(required)}
     return {"required": True, "content": {"multipart/form-data": {"schema": schema}}}
 
 
