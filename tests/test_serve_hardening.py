@@ -14,6 +14,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -32,6 +33,7 @@ from modaclip.model.zero_shot import class_embeddings, fill_template
 from modaclip.search.engine import CatalogSearch
 from modaclip.search.filters import AttributeFilter
 from modaclip.serve import app as service_module
+from modaclip.serve.app import build_service
 from modaclip.serve.catalog_images import CatalogImages
 from modaclip.serve.limits import (
     MAX_FILTER_CHARS,
@@ -308,6 +310,21 @@ def test_a_server_fault_is_a_500_that_names_no_file(
         response = failing.get("/api/search", params={"q": "red"})
     assert_error(response, 500, "internal error")
     assert str(served_paths["embeddings"]) not in response.text and "Traceback" not in response.text
+
+
+def test_replacing_the_service_swaps_what_every_route_serves(
+    client: TestClient, served_engine: CatalogSearch, served_images: CatalogImages
+) -> None:
+    """Routes reach the engine only through `current_service`, so a follower of the registry can swap it."""
+    before = client.app.state.service
+    source = replace(before.settings.source, kind="production", description="production v9.0.0", version="v9.0.0")
+    try:
+        client.app.state.service = build_service(served_engine, served_images, replace(before.settings, source=source))
+        assert client.get("/health").json()["version"] == "v9.0.0"
+        assert 'version="v9.0.0"' in client.get("/metrics").text
+    finally:
+        client.app.state.service = before
+    assert client.get("/health").json()["version"] is None
 
 
 # --- overload ---

@@ -181,31 +181,14 @@ def create_app(
     process), else by `encode_text`, else on a worker thread of this process.
     """
     app = FastAPI(title="modaclip", summary="Fine-tuned CLIP search over a fashion catalog", version="1")
-    limits = settings.limits
-    encode = text_encoder.encode if text_encoder else encode_text
-    encode_queries = QueryEncoder(
-        encode or partial(anyio.to_thread.run_sync, engine.embedder.embed_texts),
-        settings.query_cache,
-        limits.encoder_queue,
-        limits.encoder_batch,
-    )
-    filter_columns = [c for c in FILTERABLE_COLUMNS if c in engine.info.columns]
-    facets = catalog_facets(engine.info, filter_columns)
-    filter_docs = {"parameters": [_filter_parameter(column, facets) for column in filter_columns]}
-    app.state.service = Service(
-        engine=engine,
-        images=images,
-        settings=settings,
-        workers=ModelWorkers(settings.threads),
-        encode_queries=encode_queries,
-        uploads=UploadBudget(limits.upload_memory_bytes),
-        facets=facets,
-        text_encoder=text_encoder,
-    )
+    service = build_service(engine, images, settings, encode_text, text_encoder)
+    app.state.service = service
+    filter_docs = {"parameters": [_filter_parameter(facet["name"], service.facets) for facet in service.facets]}
     _add_error_handlers(app)
     for routes in (health_routes(), search_routes(filter_docs), product_routes(), classify_routes(), page_routes()):
         app.include_router(routes)
     app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
+    limits = settings.limits
     if limits.rate_limit:
         app.add_middleware(RateLimit, rate=limits.rate_limit)
     if settings.cors_origins:
@@ -241,6 +224,38 @@ def _gauges(app: FastAPI) -> ServerGauges:
         encoder_restarts=lambda: service().text_encoder.restarts if service().text_encoder else 0,
         upload_bytes=lambda: service().uploads.held,
         model=model,
+    )
+
+
+def build_service(
+    engine: CatalogSearch,
+    images: CatalogImages,
+    settings: ServiceSettings,
+    encode_text: BatchEncoder | None = None,
+    text_encoder: SupervisedTextEncoder | None = None,
+) -> Service:
+    """Everything the routes use around one engine (`create_app` says where text is embedded).
+
+    Assigning a new one to `app.state.service` swaps the served model for every later request;
+    requests already running finish with the one they started with.
+    """
+    limits = settings.limits
+    encode = text_encoder.encode if text_encoder else encode_text
+    encode_queries = QueryEncoder(
+        encode or partial(anyio.to_thread.run_sync, engine.embedder.embed_texts),
+        settings.query_cache,
+        limits.encoder_queue,
+        limits.encoder_batch,
+    )
+    return Service(
+        engine=engine,
+        images=images,
+        settings=settings,
+        workers=ModelWorkers(settings.threads),
+        encode_queries=encode_queries,
+        uploads=UploadBudget(limits.upload_memory_bytes),
+        facets=catalog_facets(engine.info, [c for c in FILTERABLE_COLUMNS if c in engine.info.columns]),
+        text_encoder=text_encoder,
     )
 
 
