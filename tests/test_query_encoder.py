@@ -12,6 +12,7 @@ import torch
 
 from modaclip.model.clip_model import ClipBundle, create_base_model, encode_texts
 from modaclip.model.towers import unpadded_text_encoder
+from modaclip.serve.overload import Overloaded
 from modaclip.serve.query_encoder import QueryEncoder
 
 
@@ -155,3 +156,38 @@ def test_a_text_tower_that_sees_the_padding_gets_the_plain_encoder(
     """Without the causal mask the padding changes the result: the probe comparison must catch that."""
     monkeypatch.setattr(bundle.model, "attn_mask", torch.zeros_like(bundle.model.attn_mask))
     assert unpadded_text_encoder(bundle) == bundle.embed_texts
+
+
+def test_a_request_cancelled_while_it_waits_is_dropped_before_its_text_is_embedded() -> None:
+    model = SlowEncoder()
+    encoder = QueryEncoder(model, cache_size=0)
+
+    async def session() -> None:
+        first = asyncio.ensure_future(encoder(["first"]))
+        await asyncio.sleep(0.005)  # its pass is running
+        gone = asyncio.ensure_future(encoder(["client went away"]))
+        kept = asyncio.ensure_future(encoder(["kept"]))
+        await asyncio.sleep(0)
+        gone.cancel()
+        await asyncio.gather(first, kept)
+
+    asyncio.run(session())
+    assert model.batches == [["first"], ["kept"]]
+
+
+def test_past_max_queue_a_request_is_refused_at_once_and_a_pass_takes_at_most_max_batch() -> None:
+    model = SlowEncoder()
+    encoder = QueryEncoder(model, cache_size=0, max_queue=4, max_batch=2)
+
+    async def session() -> list[object]:
+        first = asyncio.ensure_future(encoder(["first"]))
+        await asyncio.sleep(0.005)  # its pass is running; the next four texts wait
+        waiting = [asyncio.ensure_future(encoder([f"q{i}"])) for i in range(4)]
+        await asyncio.sleep(0)
+        with pytest.raises(Overloaded, match="4 text queries wait"):
+            await encoder(["one too many"])
+        assert encoder.queued == 4
+        return await asyncio.gather(first, *waiting)
+
+    assert len(asyncio.run(session())) == 5
+    assert model.batches == [["first"], ["q0", "q1"], ["q2", "q3"]]

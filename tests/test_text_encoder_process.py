@@ -4,23 +4,31 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
 import pytest
+from fastapi.testclient import TestClient
 
 from modaclip.core.errors import ModaclipError
 from modaclip.model.clip_model import encode_texts, load_model
+from modaclip.registry.model_choice import SearchSource
 from modaclip.search.engine import CatalogSearch
-from modaclip.serve.text_encoder_process import TextEncoderError, TextEncoderProcess
+from modaclip.serve import text_encoder_process
+from modaclip.serve.app import ServiceSettings, create_app
+from modaclip.serve.catalog_images import CatalogImages
+from modaclip.serve.text_encoder_process import SupervisedTextEncoder, TextEncoderError, TextEncoderProcess
 
 TEXTS = ["red summer dress", "a", "women blue casual slim fit jeans for the summer season and more words"]
 
@@ -124,3 +132,82 @@ def test_modaclip_serve_takes_its_flags_searches_through_the_child_and_stops_it_
 
 def child_pids(pid: int) -> list[int]:
     return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def supervised_app(
+    served_engine: CatalogSearch, served_paths: dict[str, Path], start: Callable[[], TextEncoderProcess]
+) -> tuple[SupervisedTextEncoder, TestClient]:
+    encoder = SupervisedTextEncoder(start, timeout_s=3.0)
+    source = SearchSource(served_paths["model"], served_paths["embeddings"], served_paths["catalog"], "folder", "test")
+    settings = ServiceSettings(source, query_cache=0)
+    app = create_app(served_engine, CatalogImages({}), settings, text_encoder=encoder)
+    return encoder, TestClient(app)
+
+
+def health_until(client: TestClient, status: int, fragment: str = "", seconds: float = 120) -> dict[str, Any]:
+    deadline = time.monotonic() + seconds
+    while True:
+        response = client.get("/health")
+        if response.status_code == status and fragment in (response.json()["reason"] or ""):
+            return response.json()
+        assert time.monotonic() < deadline, f"/health still {response.status_code}: {response.text}"
+        time.sleep(0.2)
+
+
+@pytest.mark.parametrize(
+    ("fault", "fragment"),
+    [(signal.SIGSTOP, "did not answer within 3 s"), (signal.SIGKILL, f"exited (exit code -{signal.SIGKILL})")],
+)
+def test_a_hung_or_killed_child_is_replaced_and_health_is_503_with_the_reason_meanwhile(
+    served_engine: CatalogSearch, served_paths: dict[str, Path], fault: signal.Signals, fragment: str
+) -> None:
+    encoder, client = supervised_app(served_engine, served_paths, partial(TextEncoderProcess, served_paths["model"]))
+    expected = [hit.id for hit in served_engine.search_text(["red dress"], k=5)[0]]
+    try:
+        with client:
+            assert client.get("/health").json()["status"] == "ok"
+            child = encoder._process
+            assert child is not None
+            os.kill(child._process.pid, fault)
+            if fault == signal.SIGKILL:
+                while child.exit_code is None:
+                    time.sleep(0.05)
+            search = client.get("/api/search", params={"q": "red dress", "k": 5})
+            assert search.status_code == 503 and search.headers["retry-after"] == "1", search.text
+            assert fragment in search.json()["error"]
+            down = client.get("/health")
+            assert down.status_code == 503 and down.json()["status"] == "unavailable"
+            assert fragment in down.json()["reason"]
+            up = health_until(client, 200)
+            assert up["status"] == "ok" and up["text_encoder_restarts"] == 1
+            assert [
+                hit["id"] for hit in client.get("/api/search", params={"q": "red dress", "k": 5}).json()["results"]
+            ] == expected
+            assert "modaclip_text_encoder_restarts_total 1.0" in client.get("/metrics").text
+    finally:
+        encoder.close()
+    assert child.exit_code is not None  # the old child is gone, not left running beside the new one
+
+
+def test_a_replacement_that_fails_to_start_is_retried_and_health_names_no_path(
+    served_engine: CatalogSearch, served_paths: dict[str, Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(text_encoder_process, "RESTART_PAUSE_S", 0.2)
+    starts = []
+
+    def start() -> TextEncoderProcess:
+        starts.append(time.monotonic())
+        if len(starts) == 2:  # the first replacement fails, as a model folder being rewritten would
+            raise ModaclipError(f"{tmp_path}: not a saved model")
+        return TextEncoderProcess(served_paths["model"])
+
+    encoder, client = supervised_app(served_engine, served_paths, start)
+    try:
+        with client:
+            encoder._process._process.kill()
+            down = health_until(client, 503, "could not start", seconds=60)
+            assert str(tmp_path) not in str(down) and "see the server log" in down["reason"]
+            assert health_until(client, 200)["text_encoder_restarts"] == 1
+    finally:
+        encoder.close()
+    assert len(starts) == 3

@@ -12,6 +12,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,6 +32,7 @@ from modaclip.search.grid import GridCell, retrieval_grid, save_png_atomic
 
 if TYPE_CHECKING:
     from modaclip.serve.follow import Follow
+    from modaclip.serve.limits import ServiceLimits
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -266,8 +268,46 @@ def add_serve_command(commands: argparse._SubParsersAction) -> None:
             "check; versions come from the DVC remote (default: params.yaml serve.fetch_from; '' = none)"
         ),
     )
+    add_serve_limit_arguments(serve)
     add_engine_arguments(serve)
     serve.set_defaults(handler=serve_command)
+
+
+def add_serve_limit_arguments(serve: argparse.ArgumentParser) -> None:
+    """The load caps of `modaclip serve` (serve/limits.py; docs/search.md says what each answers past its cap)."""
+    from modaclip.serve.limits import ServiceLimits  # no web library: the module holds only numbers
+
+    defaults = ServiceLimits()
+    limits = serve.add_argument_group("load limits")
+    limits.add_argument(
+        "--max-in-flight",
+        type=int,
+        default=defaults.max_in_flight,
+        help="requests handled at once; more get 503 + Retry-After (default %(default)s)",
+    )
+    limits.add_argument(
+        "--max-connections",
+        type=int,
+        default=defaults.max_connections,
+        help="open connections; more get uvicorn's 503 (default %(default)s)",
+    )
+    limits.add_argument(
+        "--body-timeout",
+        type=float,
+        default=defaults.body_timeout_s,
+        help="seconds an upload may take to arrive; later is a 408 (default %(default)s)",
+    )
+    limits.add_argument(
+        "--encode-timeout",
+        type=float,
+        default=defaults.encode_timeout_s,
+        help="seconds a text forward pass may take before the encoder process counts as hung (default %(default)s)",
+    )
+    limits.add_argument(
+        "--rate-limit",
+        metavar="RATE",
+        help='per-client limit such as "120/minute"; more get 429 + Retry-After (default: none)',
+    )
 
 
 def add_export_command(commands: argparse._SubParsersAction) -> None:
@@ -312,9 +352,10 @@ def serve_command(args: argparse.Namespace) -> None:
     follow = follow_settings(args)
     if follow.every_s and follow.fetch_from:
         fetch_tags(follow.root, follow.fetch_from)
+    limits = serve_limits(args)
     source = search_source_for(args.model, args.embeddings, args.catalog)
     settings = ServiceSettings(
-        source, int(args.max_upload_mb * 2**20), tuple(args.cors_origin), args.threads, args.query_cache
+        source, int(args.max_upload_mb * 2**20), tuple(args.cors_origin), args.threads, args.query_cache, limits
     )
     serve(source, settings, args.host, args.port, args.text_threads, follow)
 
@@ -331,6 +372,30 @@ def follow_settings(args: argparse.Namespace) -> Follow:
     follows = args.model in (AUTO, PRODUCTION) and not (args.embeddings or args.catalog)
     fetch_from = params.fetch_from if args.fetch_from is None else args.fetch_from
     return Follow(Path("."), args.model, every if follows else 0, fetch_from)
+
+
+def serve_limits(args: argparse.Namespace) -> ServiceLimits:
+    from modaclip.serve.limits import ServiceLimits
+
+    if min(args.max_in_flight, args.max_connections) < 1 or min(args.body_timeout, args.encode_timeout) <= 0:
+        raise ModaclipError(
+            "--max-in-flight and --max-connections must be at least 1, --body-timeout and --encode-timeout positive"
+        )
+    if args.rate_limit:
+        from limits import parse
+
+        try:
+            parse(args.rate_limit)
+        except ValueError as err:
+            raise ModaclipError(f"--rate-limit {args.rate_limit!r}: expected a rate such as 120/minute") from err
+    return replace(
+        ServiceLimits(),
+        max_in_flight=args.max_in_flight,
+        max_connections=args.max_connections,
+        body_timeout_s=args.body_timeout,
+        encode_timeout_s=args.encode_timeout,
+        rate_limit=args.rate_limit,
+    )
 
 
 def read_queries(args: argparse.Namespace) -> list[str]:

@@ -13,6 +13,7 @@ from modaclip.core.errors import ModaclipError
 from modaclip.model.embedders import Embedder
 
 DEFAULT_TEMPLATES: tuple[str, ...] = ("a photo of a {label}",)  # CLIP's prompt; params.yaml's evaluate default too
+LABEL_FIELD = "{label}"
 
 
 def classify_image(
@@ -29,8 +30,7 @@ def classify_image(
     if len(set(labels)) != len(labels):
         raise ModaclipError(f"--labels: repeated label among {labels}")
     for template in templates:
-        if "{label}" not in template:
-            raise ModaclipError(f"--template {template!r}: must contain {{label}}")
+        check_template(template)
     similarity = label_similarities(embedder, embedder.embed_images([image]), labels, templates)[0]
     logits = similarity * embedder.logit_scale
     probabilities = np.exp(logits - logits.max())
@@ -49,9 +49,23 @@ def classification_json(ranked: Sequence[tuple[str, float, float]]) -> dict[str,
     }
 
 
+def check_template(template: str) -> None:
+    if LABEL_FIELD not in template:
+        raise ModaclipError(f"--template {template!r}: must contain {LABEL_FIELD}")
+
+
+def fill_template(template: str, label: str) -> str:
+    """The prompt for one label: every `{label}` replaced, any other brace kept as written.
+
+    Plain substitution, never `str.format`: a template may come from an HTTP client, and a format
+    string such as `{label:>300000000}` would allocate hundreds of MB per prompt.
+    """
+    return template.replace(LABEL_FIELD, label)
+
+
 def class_embeddings(embedder: Embedder, labels: Sequence[str], templates: Sequence[str]) -> np.ndarray:
     """One unit vector per label: the mean of its prompts' embeddings (CLIP's prompt ensembling)."""
-    prompts = [template.format(label=label.lower()) for label in labels for template in templates]
+    prompts = [fill_template(template, label.lower()) for label in labels for template in templates]
     vectors = embedder.embed_texts(prompts).reshape(len(labels), len(templates), -1).mean(axis=1)
     return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
 

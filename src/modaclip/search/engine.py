@@ -154,7 +154,11 @@ class CatalogSearch:
         it gives the same hits as its id, not the product itself first at score 1.
         """
         self._check_k(k)
-        allowed = filter_mask(self.info, filters)
+        return self.rank_similar(image_or_id, k, filter_mask(self.info, filters))
+
+    def rank_similar(self, image_or_id: bytes | int, k: int, allowed: np.ndarray | None) -> list[SearchHit]:
+        """`similar` once its filters made a row mask (`filter_mask`): a server checks them first, as the
+        client's errors, and then ranks here."""
         if isinstance(image_or_id, bytes):
             same = self._rows_of_image(image_or_id)
             if not len(same):
@@ -197,11 +201,14 @@ class CatalogSearch:
         Unfiltered: the index. Filtered to at most `exact_below` rows: exact inner products over
         just those rows, which is exact and cheap. Filtered to more: the index with an ID selector,
         and for any query where the approximate walk came back short, the exact search instead.
+        Filtered to none: empty results.
         """
         if allowed is None:
             scores, rows = search_index(self.index, query_vectors, k)
             return [(r, s) for r, s in zip(rows, scores)]
         count = int(allowed.sum())
+        if not count:  # filters that each match but not together: no hits, not a k=0 search
+            return [(np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)) for _ in query_vectors]
         k = min(k, count)
         if count <= self.index_params.exact_below:
             return self._exact_subset(query_vectors, k, np.flatnonzero(allowed))

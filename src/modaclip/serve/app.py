@@ -1,56 +1,99 @@
-"""`modaclip serve`: an HTTP API and a search page over the served model, index and catalog.
+"""`modaclip serve`: an HTTP API and a search page over one loaded model, index and catalog.
 
-Every request reads the `Service` it uses once, through `Served.current()`: a fixed one (`create_app`), or
-the version serve/follow.py swaps in when production moves. Text queries are embedded
-by a child process (`TextEncoderProcess`) in batches gathered on the event loop (`QueryEncoder`),
-and ranked on the event loop; image uploads and the other heavy calls run on worker threads
-(`ModelWorkers`). Every error a client can cause is a 4xx whose body is one line of JSON,
-`{"error": "..."}`. Routes are grouped by concern, one APIRouter each: health, search (text and
-similar products), products (facets, records, images), classify and the page.
+Every request reaches the engine (`CatalogSearch`) and everything around it through one accessor,
+`current_service`: the service its request started on. A fixed one (`create_app`), or the version
+serve/follow.py swaps in when production moves, by replacing `app.state.service`.
+Text queries are embedded by a supervised child process (`SupervisedTextEncoder`) in batches
+gathered on the event loop (`QueryEncoder`); image decoding, filter masks, filtered and hybrid
+ranking and the other heavy calls run on worker threads (`ModelWorkers`), so a slow request never
+holds up the event loop. Every limit is in `serve/limits.py`; past a load limit the answer is a 503
+with Retry-After (`serve/overload.py`). A client's error is a 4xx, a server fault a 5xx, each body
+one line of JSON, `{"error": "..."}`, with no file path or stack trace. Routes are grouped by
+concern, one APIRouter each: health, search (text and similar products), products (facets, records,
+images), classify and the page; /metrics is Prometheus's (`serve/metrics.py`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable, Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import AbstractAsyncContextManager, contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import anyio
+import numpy as np
 import pandas as pd
-from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 
 from modaclip.core.errors import ModaclipError
 from modaclip.embed.index import index_kind_of
-from modaclip.model.zero_shot import DEFAULT_TEMPLATES, classification_json, classify_image
+from modaclip.model.zero_shot import DEFAULT_TEMPLATES, LABEL_FIELD, classification_json, classify_image
 from modaclip.registry.model_choice import SearchSource
 from modaclip.search.engine import CatalogSearch, SearchHit, json_value
 from modaclip.search.filters import FILTERABLE_COLUMNS, AttributeFilter, filter_mask
 from modaclip.serve.catalog_images import CatalogImages, image_media_type
+from modaclip.serve.limits import (
+    MAX_DEPTH,
+    MAX_FILTER_CHARS,
+    MAX_LABEL_CHARS,
+    MAX_LABELS,
+    MAX_PAGE,
+    MAX_QUERY_CHARS,
+    MAX_TEMPLATE_CHARS,
+    MAX_TEMPLATES,
+    RETRY_AFTER_S,
+    ServiceLimits,
+)
+from modaclip.serve.metrics import ServerGauges, add_metrics
+from modaclip.serve.overload import Overloaded, RateLimit, ShedOverload, UploadBudget, shed_response
 from modaclip.serve.query_encoder import DEFAULT_CACHE_SIZE, BatchEncoder, QueryEncoder
-from modaclip.serve.text_encoder_process import TextEncoderError
-from modaclip.serve.uploads import UploadError, image_field, read_form
+from modaclip.serve.schemas import (
+    Classification,
+    ErrorBody,
+    Facets,
+    HealthReport,
+    Page,
+    Product,
+    SimilarProductPage,
+    TextSearchPage,
+)
+from modaclip.serve.text_encoder_process import SupervisedTextEncoder, TextEncoderError
+from modaclip.serve.uploads import UploadError, check_image, image_bytes, upload_form
 
 log = logging.getLogger(__name__)
 
 WEB_DIR = Path(__file__).parent / "web"
-MAX_PAGE = 100  # hits per request
-MAX_DEPTH = 1000  # offset + k: a page that deep costs a search that deep, so deeper ones are refused
-MAX_QUERY_CHARS = 300
-MAX_LABELS = 100
 PAGING = ("k", "offset")
+IMAGE_TYPES = ("image/jpeg", "image/png", "image/webp", "image/gif", "image/bmp", "image/tiff")
+ERRORS = {
+    status: {"model": ErrorBody, "description": description}
+    for status, description in {
+        400: "a bad parameter, filter or form field (the message names it)",
+        404: "no such product or path",
+        408: "the upload did not arrive in time",
+        413: "the upload or image is over its size cap",
+        415: "not multipart/form-data, or not an image in an accepted format",
+        422: "a parameter of the wrong type or out of range",
+        429: "over the per-client rate limit (only with --rate-limit); see Retry-After",
+        500: "a server fault (details in the server log)",
+        503: "overloaded or text search down; see Retry-After",
+    }.items()
+}
 
 T = TypeVar("T")
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]  # what runs while the server does
+FollowStatus = Callable[[], dict[str, Any]]  # what a server that follows production adds to /health
 
 
 class ApiError(Exception):
@@ -66,12 +109,13 @@ class ServiceSettings:
     source: SearchSource
     max_upload_bytes: int = 10 * 2**20
     cors_origins: tuple[str, ...] = ()
-    threads: int = 16  # image uploads, similar products and hybrid searches handled at once
+    threads: int = 16  # image uploads, similar products, filtered and hybrid searches handled at once
     query_cache: int = DEFAULT_CACHE_SIZE  # text query embeddings kept; 0 turns the cache off
+    limits: ServiceLimits = ServiceLimits()
 
 
 class ModelWorkers:
-    """Runs model and index calls off the event loop, at most `threads` at a time.
+    """Runs model, decoding and index calls off the event loop, at most `threads` at a time.
 
     torch and faiss release the GIL while they compute, so calls on different threads use
     different cores. The model is only read (eval mode, no gradients), so concurrent calls are
@@ -94,69 +138,70 @@ class Service:
     settings: ServiceSettings
     workers: ModelWorkers
     encode_queries: QueryEncoder
+    uploads: UploadBudget
     facets: list[dict[str, Any]]
-    filter_docs: dict[str, Any]  # OpenAPI parameters of the attribute filters, for the routes that take them
+    text_encoder: SupervisedTextEncoder | None = None  # None: text is embedded in this process
 
     def require_product(self, product_id: int) -> None:
         if self.engine.row_of.get(product_id) is None:
             raise ApiError(404, f"product id {product_id} is not in the catalog")
 
+    def upload_form(self, request: Request) -> AbstractAsyncContextManager[FormData]:
+        """The request's multipart form under this server's upload caps: size, deadline and memory budget."""
+        settings = self.settings
+        return upload_form(request, settings.max_upload_bytes, settings.limits.body_timeout_s, self.uploads)
 
-class Served(Protocol):
-    """Where the routes get the service of the request (the one accessor), and what /health adds about it."""
+    async def uploaded_image(self, form: FormData) -> bytes:
+        """The form's image, checked on a worker thread (decoding is too slow for the event loop)."""
+        return await self.workers.run(check_image, await image_bytes(form))
 
-    def current(self) -> Service: ...
-
-    def status(self) -> dict[str, Any]: ...
-
-
-@dataclass(frozen=True)
-class FixedService:
-    """One service for the app's whole life (`create_app`: tests, notebooks, a pinned model)."""
-
-    service: Service
-
-    def current(self) -> Service:
-        return self.service
-
-    def status(self) -> dict[str, Any]:
-        return {}
+    def problem(self) -> str | None:
+        """Why the service cannot answer every request now (its text encoder is down), or None."""
+        return self.text_encoder.problem() if self.text_encoder is not None else None
 
 
-def build_service(
+def current_service(request: Request) -> Service:
+    """The one place a route gets the engine and everything around it: the service the request started
+    on (serve/follow.py leases it on arrival), else the app's; replacing `app.state.service` swaps all."""
+    return getattr(request.state, "service", None) or request.app.state.service
+
+
+ServiceDep = Annotated[Service, Depends(current_service)]
+
+
+def create_app(
     engine: CatalogSearch,
     images: CatalogImages,
     settings: ServiceSettings,
     encode_text: BatchEncoder | None = None,
-    workers: ModelWorkers | None = None,
-) -> Service:
-    """The service over one loaded engine. Text queries are embedded by `encode_text` (`serve` gives
-    `TextEncoderProcess.encode`), by default on a worker thread of this process."""
-    encode_queries = QueryEncoder(
-        encode_text or partial(anyio.to_thread.run_sync, engine.embedder.embed_texts), settings.query_cache
-    )
-    filter_columns = [c for c in FILTERABLE_COLUMNS if c in engine.info.columns]
-    facets = catalog_facets(engine.info, filter_columns)
-    filter_docs = {"parameters": [_filter_parameter(column, facets) for column in filter_columns]}
-    return Service(
-        engine, images, settings, workers or ModelWorkers(settings.threads), encode_queries, facets, filter_docs
-    )
-
-
-def create_app(
-    engine: CatalogSearch, images: CatalogImages, settings: ServiceSettings, encode_text: BatchEncoder | None = None
+    text_encoder: SupervisedTextEncoder | None = None,
 ) -> FastAPI:
-    """The FastAPI app over one fixed engine (see `app_for`)."""
-    return app_for(FixedService(build_service(engine, images, settings, encode_text)))
+    """The FastAPI app over one fixed engine (see `app_for`).
+
+    Text queries are embedded by `text_encoder` when given (`serve` gives a supervised child
+    process), else by `encode_text`, else on a worker thread of this process.
+    """
+    return app_for(build_service(engine, images, settings, encode_text, text_encoder))
 
 
-def app_for(served: Served, lifespan: Lifespan | None = None) -> FastAPI:
-    """The FastAPI app: JSON API under /api, /health, the page at /, OpenAPI docs at /docs."""
+def app_for(service: Service, lifespan: Lifespan | None = None, follow_status: FollowStatus | None = None) -> FastAPI:
+    """The FastAPI app: JSON API under /api, /health, /metrics, the page at /, OpenAPI docs at /docs.
+
+    `follow_status` (serve/follow.py) adds to /health whether the server keeps up with production."""
     app = FastAPI(
         title="modaclip", summary="Fine-tuned CLIP search over a fashion catalog", version="1", lifespan=lifespan
     )
-    settings = served.current().settings
+    app.state.service = service
+    app.state.follow_status = follow_status
+    settings = service.settings
+    filter_docs = {"parameters": [_filter_parameter(facet["name"], service.facets) for facet in service.facets]}
     _add_error_handlers(app)
+    for routes in (health_routes(), search_routes(filter_docs), product_routes(), classify_routes(), page_routes()):
+        app.include_router(routes)
+    app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
+    limits = settings.limits
+    if limits.rate_limit:
+        app.add_middleware(RateLimit, rate=limits.rate_limit)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -164,125 +209,209 @@ def app_for(served: Served, lifespan: Lifespan | None = None) -> FastAPI:
             allow_methods=["GET", "POST"],
             allow_headers=["*"],
         )
-    for routes in (health_routes, search_routes, product_routes, classify_routes, page_routes):
-        app.include_router(routes(served))
-    app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
+    app.add_middleware(ShedOverload, max_in_flight=limits.max_in_flight)
+    add_metrics(app, _gauges(app))
     return app
 
 
-def health_routes(served: Served) -> APIRouter:
+def _gauges(app: FastAPI) -> ServerGauges:
+    def shedder() -> ShedOverload | None:
+        stack = app.middleware_stack  # built at the first request
+        while stack is not None and not isinstance(stack, ShedOverload):
+            stack = getattr(stack, "app", None)
+        return stack
+
+    def service() -> Service:
+        return app.state.service
+
+    def model() -> dict[str, str]:
+        source = service().settings.source
+        return {"version": source.version or "", "source": source.kind, "model": public_model_name(source)}
+
+    return ServerGauges(
+        in_flight=lambda: shedder().in_flight if shedder() else 0,
+        shed=lambda: shedder().shed if shedder() else 0,
+        encoder_queue=lambda: service().encode_queries.queued,
+        encoder_restarts=lambda: service().text_encoder.restarts if service().text_encoder else 0,
+        upload_bytes=lambda: service().uploads.held,
+        model=model,
+    )
+
+
+def build_service(
+    engine: CatalogSearch,
+    images: CatalogImages,
+    settings: ServiceSettings,
+    encode_text: BatchEncoder | None = None,
+    text_encoder: SupervisedTextEncoder | None = None,
+    workers: ModelWorkers | None = None,
+) -> Service:
+    """Everything the routes use around one engine (`create_app` says where text is embedded).
+
+    Assigning a new one to `app.state.service` swaps the served model for every later request;
+    requests already running finish with the one they started with.
+    """
+    limits = settings.limits
+    encode = text_encoder.encode if text_encoder else encode_text
+    encode_queries = QueryEncoder(
+        encode or partial(anyio.to_thread.run_sync, engine.embedder.embed_texts),
+        settings.query_cache,
+        limits.encoder_queue,
+        limits.encoder_batch,
+    )
+    return Service(
+        engine=engine,
+        images=images,
+        settings=settings,
+        workers=workers or ModelWorkers(settings.threads),
+        encode_queries=encode_queries,
+        uploads=UploadBudget(limits.upload_memory_bytes),
+        facets=catalog_facets(engine.info, [c for c in FILTERABLE_COLUMNS if c in engine.info.columns]),
+        text_encoder=text_encoder,
+    )
+
+
+def health_routes() -> APIRouter:
     router = APIRouter()
 
     @router.get(
-        "/health", summary="Which model version is served and since when, over how many products, with which index"
+        "/health",
+        summary="Whether the server can answer (503 with the reason when not), which model serves since when",
+        response_model=HealthReport,
+        responses={503: {"model": HealthReport, "description": "text search is down; `reason` says why"}},
     )
-    async def health() -> dict[str, Any]:
-        engine, source = served.current().engine, served.current().settings.source
-        return {
-            "status": "ok",
-            "model": source.description,
-            "source": source.kind,
-            "version": source.version,
-            "since": source.since.isoformat() if source.since else None,
-            "model_dir": str(source.model),
-            "catalog_size": len(engine),
-            "index": index_kind_of(engine.index),
-            "embedding_dim": int(engine.vectors.shape[1]),
-            **served.status(),
-        }
+    async def health(service: ServiceDep, request: Request, response: Response) -> HealthReport:
+        problem = service.problem()
+        follow = request.app.state.follow_status() if request.app.state.follow_status else {}
+        if problem:
+            response.status_code = 503
+            response.headers["Retry-After"] = str(RETRY_AFTER_S)
+        engine, source = service.engine, service.settings.source
+        return HealthReport(
+            status="unavailable" if problem else follow.get("status", "ok"),
+            reason=problem,
+            problem=follow.get("problem"),
+            loaded=follow.get("loaded"),
+            follow=follow.get("follow"),
+            model=public_model_name(source),
+            source=source.kind,
+            version=source.version,
+            since=source.since.isoformat() if source.since else None,
+            catalog_size=len(engine),
+            index=index_kind_of(engine.index),
+            embedding_dim=int(engine.vectors.shape[1]),
+            text_encoder_restarts=service.text_encoder.restarts if service.text_encoder else 0,
+        )
 
     return router
 
 
-def search_routes(served: Served) -> APIRouter:
+def public_model_name(source: SearchSource) -> str:
+    """The served model as /health and /metrics name it: a model folder by its name only, never its path."""
+    return f"model folder {Path(source.model).name}" if source.kind == "folder" else source.description
+
+
+def search_routes(filter_docs: dict[str, Any]) -> APIRouter:
     """Text search and similar products (by catalog id or uploaded image), paged and filtered."""
-    router = APIRouter(prefix="/api")
-    filter_docs = served.current().filter_docs
+    router = APIRouter(prefix="/api", responses=ERRORS)
 
     @router.get(
         "/search",
         summary="Text-to-image search; filters are query parameters such as gender=Women",
         openapi_extra=filter_docs,
+        response_model=TextSearchPage,
     )
     async def search(
         request: Request,
+        service: ServiceDep,
         q: str = Query(..., max_length=MAX_QUERY_CHARS, description="the text query, e.g. red summer dress"),
         k: int = Query(24, ge=1, le=MAX_PAGE, description="hits in this page"),
         offset: int = Query(0, ge=0, description="hits to skip (paging)"),
         hybrid: bool = Query(False, description="fuse the vector ranking with BM25 over names and attributes"),
     ) -> dict[str, Any]:
-        service = served.current()
         engine, workers = service.engine, service.workers
-        filters = request_filters(request, {"q", "hybrid", *PAGING})
+        filters, ignored = request_filters(request, engine, {"q", "hybrid", *PAGING})
         depth = search_depth(offset, k, len(engine))
-        engine.check_text_search([q], depth)
-        allowed = filter_mask(engine.info, filters)
-        vectors = await service.encode_queries([q])
-        if hybrid:  # BM25 over the whole catalog: too slow for the event loop
-            hits = (await workers.run(engine.rank_text, [q], vectors, depth, allowed, True))[0]
+        with client_errors():
+            engine.check_text_search([q], depth)
+        allowed = await workers.run(mask_of, engine, filters) if filters else None
+        vectors = await until_client_leaves(request, service.encode_queries([q]))
+        if allowed is not None or hybrid:  # exact ranking of a filtered subset, or BM25: too slow for the event loop
+            hits = (await workers.run(engine.rank_text, [q], vectors, depth, allowed, hybrid))[0]
         else:
-            hits = engine.rank_text([q], vectors, depth, allowed)[0]
-        return {"query": q, **page(hits, offset, k)}
+            hits = engine.rank_text([q], vectors, depth, None)[0]
+        return {"query": q, **page(hits, offset, k, ignored)}
 
     @router.get(
         "/similar/{product_id}",
         summary="Products that look like a catalog product (itself excluded)",
         openapi_extra=filter_docs,
+        response_model=SimilarProductPage,
     )
     async def similar_to_product(
         request: Request,
+        service: ServiceDep,
         product_id: int = PathParam(description="a catalog product id"),
         k: int = Query(24, ge=1, le=MAX_PAGE),
         offset: int = Query(0, ge=0),
     ) -> dict[str, Any]:
-        service = served.current()
         engine = service.engine
-        filters = request_filters(request, set(PAGING))
+        filters, ignored = request_filters(request, engine, set(PAGING))
         service.require_product(product_id)
         depth = search_depth(offset, k, len(engine))
-        hits = await service.workers.run(engine.similar, product_id, depth, filters)
-        return {"product": product_json(engine, product_id), **page(hits, offset, k)}
+        hits = await service.workers.run(similar_hits, engine, product_id, depth, filters)
+        return {"product": product_json(engine, product_id), **page(hits, offset, k, ignored)}
 
     @router.post(
         "/similar",
         summary="Products that look like an uploaded image (multipart field 'image')",
-        openapi_extra={
-            **filter_docs,
-            "requestBody": _upload_body({"image": {"type": "string", "format": "binary"}}),
-        },
+        openapi_extra={**filter_docs, "requestBody": _upload_body({"image": {"type": "string", "format": "binary"}})},
+        response_model=Page,
     )
     async def similar_to_image(
-        request: Request, k: int = Query(24, ge=1, le=MAX_PAGE), offset: int = Query(0, ge=0)
+        request: Request,
+        service: ServiceDep,
+        k: int = Query(24, ge=1, le=MAX_PAGE),
+        offset: int = Query(0, ge=0),
     ) -> dict[str, Any]:
-        service = served.current()
         engine = service.engine
-        filters = request_filters(request, set(PAGING))
+        filters, ignored = request_filters(request, engine, set(PAGING))
         depth = search_depth(offset, k, len(engine))
-        image = await image_field(await read_form(request, service.settings.max_upload_bytes))
-        hits = await service.workers.run(engine.similar, image, depth, filters)
-        return page(hits, offset, k)
+        async with service.upload_form(request) as form:
+            image = await service.uploaded_image(form)
+            hits = await service.workers.run(similar_hits, engine, image, depth, filters)
+        return page(hits, offset, k, ignored)
 
     return router
 
 
-def product_routes(served: Served) -> APIRouter:
+def product_routes() -> APIRouter:
     """The catalog itself: facets for the filter controls, a product's record and its image."""
-    router = APIRouter(prefix="/api")
+    router = APIRouter(prefix="/api", responses=ERRORS)
 
-    @router.get("/facets", summary="Filterable columns with their values (or numeric range) and product counts")
-    async def get_facets() -> dict[str, Any]:
-        service = served.current()
+    @router.get(
+        "/facets",
+        summary="Filterable columns with their values (or numeric range) and product counts",
+        response_model=Facets,
+        response_model_exclude_none=True,
+    )
+    async def get_facets(service: ServiceDep) -> dict[str, Any]:
         return {"catalog_size": len(service.engine), "facets": service.facets}
 
-    @router.get("/products/{product_id}", summary="A product's name, attributes and image URL")
-    async def product(product_id: int = PathParam(description="a catalog product id")) -> dict[str, Any]:
-        service = served.current()
+    @router.get("/products/{product_id}", summary="A product's name, attributes and image URL", response_model=Product)
+    async def product(service: ServiceDep, product_id: int = PathParam(description="a catalog product id")) -> Any:
         service.require_product(product_id)
         return product_json(service.engine, product_id)
 
-    @router.get("/products/{product_id}/image", summary="A product's stored image", response_class=Response)
-    async def product_image(product_id: int = PathParam(description="a catalog product id")) -> Response:
-        service = served.current()
+    @router.get(
+        "/products/{product_id}/image",
+        summary="A product's stored image",
+        response_class=Response,
+        responses={200: {"content": {kind: {} for kind in IMAGE_TYPES}, "description": "the image's bytes"}},
+    )
+    async def product_image(
+        service: ServiceDep, product_id: int = PathParam(description="a catalog product id")
+    ) -> Response:
         service.require_product(product_id)
         data = service.images.get(product_id)
         if data is None:
@@ -292,46 +421,49 @@ def product_routes(served: Served) -> APIRouter:
     return router
 
 
-def classify_routes(served: Served) -> APIRouter:
-    router = APIRouter(prefix="/api")
+def classify_routes() -> APIRouter:
+    router = APIRouter(prefix="/api", responses=ERRORS)
 
     @router.post(
         "/classify",
         summary="Zero-shot classification of an uploaded image among candidate labels",
+        response_model=Classification,
         openapi_extra={
             "requestBody": _upload_body(
                 {
                     "image": {"type": "string", "format": "binary"},
                     "labels": {
                         "type": "array",
-                        "items": {"type": "string"},
-                        "description": "repeat the field, or comma-separate",
+                        "items": {"type": "string", "minLength": 1, "maxLength": MAX_LABEL_CHARS},
+                        "minItems": 1,
+                        "maxItems": MAX_LABELS,
+                        "description": f"repeat the field, or comma-separate; at most {MAX_LABELS} labels "
+                        f"of {MAX_LABEL_CHARS} characters",
                     },
                     "template": {
                         "type": "array",
-                        "items": {"type": "string"},
-                        "description": f"prompts with {{label}}, default {DEFAULT_TEMPLATES[0]!r}",
+                        "items": {"type": "string", "maxLength": MAX_TEMPLATE_CHARS, "pattern": "\\{label\\}"},
+                        "maxItems": MAX_TEMPLATES,
+                        "description": f"prompts with {LABEL_FIELD} (filled in as plain text), default "
+                        f"{DEFAULT_TEMPLATES[0]!r}; at most {MAX_TEMPLATES} of {MAX_TEMPLATE_CHARS} characters",
                     },
-                }
+                },
+                required=["image", "labels"],
             )
         },
     )
-    async def classify(request: Request) -> dict[str, Any]:
-        service = served.current()
-        form = await read_form(request, service.settings.max_upload_bytes)
-        labels = form_labels(form.getlist("labels"))
-        templates = [str(t) for t in form.getlist("template")] or list(DEFAULT_TEMPLATES)
-        for template in templates:
-            if "{label}" not in template:
-                raise ApiError(400, f"template {template!r} must contain {{label}}")
-        image = await image_field(form)
-        ranked = await service.workers.run(classify_image, service.engine.embedder, image, labels, templates)
+    async def classify(request: Request, service: ServiceDep) -> dict[str, Any]:
+        async with service.upload_form(request) as form:
+            labels = form_labels(form.getlist("labels"))
+            templates = form_templates(form.getlist("template"))
+            image = await service.uploaded_image(form)
+            ranked = await service.workers.run(classify_image, service.engine.embedder, image, labels, templates)
         return classification_json(ranked)
 
     return router
 
 
-def page_routes(served: Served) -> APIRouter:
+def page_routes() -> APIRouter:
     """The search page (its scripts and styles are the /static mount)."""
     router = APIRouter()
 
@@ -342,18 +474,72 @@ def page_routes(served: Served) -> APIRouter:
     return router
 
 
-def request_filters(request: Request, reserved: set[str]) -> list[AttributeFilter]:
-    """Every query parameter that is not a named one is a filter: `gender=Women`, `baseColour=Red,Blue` or
-    repeated, `year=2012..2015`. The engine refuses unknown columns and values that match nothing."""
-    params = request.query_params
+@contextmanager
+def client_errors() -> Iterator[None]:
+    """A ModaclipError raised inside is the request's fault (a bad query or filter): a 400 with its message.
+
+    Anywhere else a ModaclipError is the server's fault: a 500 whose message stays in the log.
+    """
     try:
-        return [
-            AttributeFilter.parse(f"{name}={','.join(params.getlist(name))}")
-            for name in dict.fromkeys(params.keys())
-            if name not in reserved
-        ]
+        yield
     except ModaclipError as err:
         raise ApiError(400, str(err)) from err
+
+
+def mask_of(engine: CatalogSearch, filters: Sequence[AttributeFilter]) -> np.ndarray | None:
+    with client_errors():
+        return filter_mask(engine.info, filters)
+
+
+def similar_hits(
+    engine: CatalogSearch, image_or_id: bytes | int, depth: int, filters: Sequence[AttributeFilter]
+) -> list[SearchHit]:
+    """`engine.similar` with its filters checked first, as the client's errors (on a worker thread)."""
+    return engine.rank_similar(image_or_id, depth, mask_of(engine, filters))
+
+
+async def until_client_leaves(request: Request, work: Awaitable[T]) -> T:
+    """`work`'s result, or cancelled as soon as the client disconnects, so a text query whose client
+    went away is dropped from the encoder's queue instead of embedded for nobody."""
+
+    async def cancel_when_gone(scope: anyio.CancelScope) -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+        scope.cancel()
+
+    with anyio.CancelScope() as scope:
+        watcher = asyncio.create_task(cancel_when_gone(scope))
+        try:
+            return await work
+        finally:
+            watcher.cancel()
+    raise ApiError(499, "client closed the request")
+
+
+def request_filters(
+    request: Request, engine: CatalogSearch, named: set[str]
+) -> tuple[list[AttributeFilter], list[str]]:
+    """The attribute filters among the query parameters, and the names of those that are neither named nor a filter.
+
+    A parameter named for a filterable column of the catalog is a filter: `gender=Women`,
+    `baseColour=Red,Blue` or repeated, `year=2012..2015`. Any other (`utm_source`, a cache-busting
+    `_`) is ignored, and listed in the response's `ignored_parameters`.
+    """
+    params = request.query_params
+    columns = set(FILTERABLE_COLUMNS) & set(engine.info.columns)
+    filters, ignored = [], []
+    for name in dict.fromkeys(params.keys()):
+        if name in named:
+            continue
+        if name not in columns:
+            ignored.append(name)
+            continue
+        value = ",".join(params.getlist(name))
+        if len(value) > MAX_FILTER_CHARS:
+            raise ApiError(400, f"filter {name}: at most {MAX_FILTER_CHARS} characters of values, got {len(value)}")
+        with client_errors():
+            filters.append(AttributeFilter.parse(f"{name}={value}"))
+    return filters, ignored
 
 
 def search_depth(offset: int, k: int, catalog_size: int) -> int:
@@ -363,7 +549,7 @@ def search_depth(offset: int, k: int, catalog_size: int) -> int:
     return min(offset + k + 1, catalog_size)
 
 
-def page(hits: Sequence[SearchHit], offset: int, k: int) -> dict[str, Any]:
+def page(hits: Sequence[SearchHit], offset: int, k: int, ignored: list[str]) -> dict[str, Any]:
     shown = hits[offset : offset + k]
     more = len(hits) > offset + k and offset + k < MAX_DEPTH
     return {
@@ -371,6 +557,7 @@ def page(hits: Sequence[SearchHit], offset: int, k: int) -> dict[str, Any]:
         "k": k,
         "results": [hit_json(hit) for hit in shown],
         "next_offset": offset + k if more else None,
+        "ignored_parameters": ignored,
     }
 
 
@@ -405,9 +592,25 @@ def form_labels(fields: Sequence[Any]) -> list[str]:
         )
     if len(labels) > MAX_LABELS:
         raise ApiError(400, f"labels: at most {MAX_LABELS} labels, got {len(labels)}")
+    longest = max(labels, key=len)
+    if len(longest) > MAX_LABEL_CHARS:
+        raise ApiError(400, f"labels: at most {MAX_LABEL_CHARS} characters a label, got {len(longest)}")
     if len(set(labels)) != len(labels):
         raise ApiError(400, f"labels: a label is repeated among {labels}")
     return labels
+
+
+def form_templates(fields: Sequence[Any]) -> list[str]:
+    """Prompt templates from repeated `template` fields (the default prompt when none); each must hold {label}."""
+    templates = [field for field in fields if isinstance(field, str)] or list(DEFAULT_TEMPLATES)
+    if len(templates) > MAX_TEMPLATES:
+        raise ApiError(400, f"template: at most {MAX_TEMPLATES} templates, got {len(templates)}")
+    for template in templates:
+        if len(template) > MAX_TEMPLATE_CHARS:
+            raise ApiError(400, f"template: at most {MAX_TEMPLATE_CHARS} characters a template, got {len(template)}")
+        if LABEL_FIELD not in template:
+            raise ApiError(400, f"template {template!r} must contain {LABEL_FIELD}")
+    return templates
 
 
 def catalog_facets(info: pd.DataFrame, columns: Sequence[str]) -> list[dict[str, Any]]:
@@ -432,21 +635,22 @@ def _filter_parameter(column: str, facets: list[dict[str, Any]]) -> dict[str, An
         description = "one value or several comma-separated (case-insensitive); e.g. " + ", ".join(
             v["value"] for v in facet.get("values", [])[:5]
         )
-    return {"name": column, "in": "query", "required": False, "schema": {"type": "string"}, "description": description}
+    schema = {"type": "string", "maxLength": MAX_FILTER_CHARS}
+    return {"name": column, "in": "query", "required": False, "schema": schema, "description": description}
 
 
-def _upload_body(properties: dict[str, Any]) -> dict[str, Any]:
-    schema = {"type": "object", "properties": properties, "required": ["image"]}
+def _upload_body(properties: dict[str, Any], required: Sequence[str] = ("image",)) -> dict[str, Any]:
+    schema = {"type": "object", "properties": properties, "required": list(required)}
     return {"required": True, "content": {"multipart/form-data": {"schema": schema}}}
 
 
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": " ".join(message.split())}, status_code=status)
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": " ".join(message.split())}, status_code=status, headers=headers)
 
 
 def _add_error_handlers(app: FastAPI) -> None:
-    """Every failure a client can cause becomes `{"error": "one line"}` with a 4xx status;
-    anything else a 500 of the same shape (a 503 when text queries cannot be embedded)."""
+    """Every failure a client can cause becomes `{"error": "one line"}` with a 4xx status; a load cap or a
+    down text encoder a 503 with Retry-After; anything else a 500 that names no file and shows no stack."""
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, err: ApiError) -> JSONResponse:
@@ -456,15 +660,22 @@ def _add_error_handlers(app: FastAPI) -> None:
     async def upload_error(request: Request, err: UploadError) -> JSONResponse:
         return _error(err.status, str(err))
 
-    @app.exception_handler(ModaclipError)
-    async def bad_input(request: Request, err: ModaclipError) -> JSONResponse:
-        return _error(400, str(err))
+    @app.exception_handler(Overloaded)
+    async def overloaded(request: Request, err: Overloaded) -> JSONResponse:
+        return shed_response(str(err))
 
     @app.exception_handler(TextEncoderError)
     async def encoder_failed(request: Request, err: TextEncoderError) -> JSONResponse:
         """The server cannot embed text queries: a 503 that says so, not a client error."""
         log.error("%s", err)
-        return _error(503, str(err))
+        return _error(503, str(err), {"Retry-After": str(RETRY_AFTER_S)})
+
+    @app.exception_handler(ModaclipError)
+    async def server_fault(request: Request, err: ModaclipError) -> JSONResponse:
+        """Past `client_errors`, a ModaclipError is ours (a broken model or index file): its message names
+        files, so it goes to the log only."""
+        log.error("%s %s failed", request.method, request.url.path, exc_info=err)
+        return _error(500, "internal error (ModaclipError); see the server log")
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, err: RequestValidationError) -> JSONResponse:

@@ -41,7 +41,7 @@ from modaclip.registry.model_choice import PRODUCTION, SearchSource, no_producti
 from modaclip.search.engine import CatalogSearch
 from modaclip.serve.app import ModelWorkers, Service, ServiceSettings, app_for, build_service
 from modaclip.serve.catalog_images import CatalogImages
-from modaclip.serve.text_encoder_process import TextEncoderProcess
+from modaclip.serve.text_encoder_process import SupervisedTextEncoder, TextEncoderProcess
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ class Generation:
     """One loaded version: the service its requests use and the text encoder process it owns."""
 
     service: Service
-    encoder: TextEncoderProcess
+    encoder: SupervisedTextEncoder
     loaded_at: datetime
     leases: int = 0  # requests running on it
     retired: bool = False  # swapped out: its encoder stops when `leases` reaches 0
@@ -75,9 +75,12 @@ class Generation:
         return self.service.settings.source
 
 
-def start_text_encoder(source: SearchSource, engine: CatalogSearch, threads: int) -> TextEncoderProcess:
-    """The child process that embeds text queries, checked to embed as the served model does."""
-    encoder = TextEncoderProcess(source.model, Path(source.embeddings) / TOWERS_DIR, threads)
+def start_text_encoder(
+    source: SearchSource, engine: CatalogSearch, threads: int, timeout_s: float
+) -> SupervisedTextEncoder:
+    """The supervised child process that embeds text queries, checked to embed as the served model does."""
+    start = partial(TextEncoderProcess, source.model, Path(source.embeddings) / TOWERS_DIR, threads)
+    encoder = SupervisedTextEncoder(start, timeout_s)
     try:
         if not np.allclose(encoder(PROBES), engine.embedder.embed_texts(PROBES), atol=1e-4):
             raise ModaclipError(f"the text encoder process loaded {source.model} but embeds differently from it")
@@ -93,8 +96,8 @@ def load_generation(
     """Everything one version serves with (engine, images, text encoder), loaded beside whatever serves now."""
     engine = CatalogSearch.open(source.model, source.embeddings, source.catalog)
     images = CatalogImages.load(engine.catalog_dir, engine.ids.tolist())
-    encoder = start_text_encoder(source, engine, text_threads)
-    service = build_service(engine, images, replace(settings, source=source), encoder.encode, workers)
+    encoder = start_text_encoder(source, engine, text_threads, settings.limits.encode_timeout_s)
+    service = build_service(engine, images, replace(settings, source=source), text_encoder=encoder, workers=workers)
     log.info(
         "loaded %s: %d products, %.1f MB of images, %s index",
         source.description,
@@ -117,19 +120,20 @@ class Serving:
         self._load = load
         self._last_check: datetime | None = None
         self._problem: str | None = None
+        self._app: FastAPI | None = None  # the app serving, told of each swap (its /metrics read the live version)
 
     def current(self) -> Service:
         """The service of the version this request started on (the live one outside a request)."""
         return (_leased.get() or self._live).service
 
     @contextmanager
-    def lease(self) -> Iterator[None]:
+    def lease(self) -> Iterator[Service]:
         """Hold the live version for one request; a swapped-out version's encoder stops after its last one."""
         generation = self._live
         generation.leases += 1
         token = _leased.set(generation)
         try:
-            yield
+            yield generation.service
         finally:
             _leased.reset(token)
             generation.leases -= 1
@@ -161,6 +165,10 @@ class Serving:
                 checker.cancel()
                 with suppress(asyncio.CancelledError):
                     await checker
+
+    def attach(self, app: FastAPI) -> None:
+        """The app whose `state.service` each swap replaces (what /metrics and unleased calls read)."""
+        self._app = app
 
     def close(self) -> None:
         self._live.encoder.close()
@@ -204,6 +212,8 @@ class Serving:
     def _swap(self, new: Generation) -> None:
         """One assignment: requests from now on get `new`; the old one's encoder stops after its last request."""
         old, self._live = self._live, new
+        if self._app is not None:
+            self._app.state.service = new.service
         old.retired = True
         log.info("now serving %s (was %s)", new.source.description, old.source.description)
         if not old.leases:
@@ -217,7 +227,7 @@ class Serving:
         self._problem = problem
 
 
-def _stop_soon(encoder: TextEncoderProcess) -> None:
+def _stop_soon(encoder: SupervisedTextEncoder) -> None:
     """Stop a swapped-out text encoder on a worker thread (closing waits for the child to exit)."""
     asyncio.get_running_loop().run_in_executor(None, encoder.close)
 
@@ -240,13 +250,16 @@ class LeaseMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        with self.serving.lease():
+        with self.serving.lease() as service:
+            scope.setdefault("state", {})["service"] = service  # what app.current_service gives the routes
             await self.app(scope, receive, send)
 
 
 def following_app(serving: Serving) -> FastAPI:
-    app = app_for(serving, lifespan=serving.lifespan)
+    """The app over the live version, each request leasing the version live when it arrived."""
+    app = app_for(serving.current(), lifespan=serving.lifespan, follow_status=serving.status)
     app.add_middleware(LeaseMiddleware, serving=serving)
+    serving.attach(app)
     return app
 
 
@@ -262,8 +275,16 @@ def serve(
     if follow.every_s:
         fetched = f", its tags fetched from {follow.fetch_from}" if follow.fetch_from else ""
         log.info("following production: the registry is checked every %g s%s", follow.every_s, fetched)
+    limits = settings.limits
     try:
-        uvicorn.run(following_app(serving), host=host, port=port)
+        uvicorn.run(
+            following_app(serving),
+            host=host,
+            port=port,
+            limit_concurrency=limits.max_connections,
+            timeout_keep_alive=limits.keep_alive_s,
+            timeout_graceful_shutdown=limits.shutdown_s,
+        )
     finally:
         serving.close()
 

@@ -8,20 +8,26 @@ A child process has its own interpreter; the server only sends it strings and re
 vectors through a socket. The child is a plain `python -c` subprocess, not a multiprocessing
 one: it does not re-import the caller's main module, so a script that calls `serve` needs no
 `if __name__ == "__main__"` guard.
+
+`SupervisedTextEncoder` is what the server uses: each encode has a timeout, and a child that
+hangs or dies is killed and replaced on a worker thread while requests that need it get a 503
+and /health reports it down with the reason.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
 from pathlib import Path
 
+import anyio
 import numpy as np
 
 from modaclip.core.errors import ModaclipError
@@ -29,6 +35,9 @@ from modaclip.core.errors import ModaclipError
 START_TIMEOUT_S = 300  # importing torch and loading a large model on a slow disk
 PARENT_GONE = (EOFError, BrokenPipeError, ConnectionResetError)
 CHILD_CODE = "import sys; from modaclip.serve.text_encoder_process import serve_texts; serve_texts(*sys.argv[1:])"
+RESTART_PAUSE_S = 5.0  # between tries to start a replacement child that failed to start
+
+log = logging.getLogger(__name__)
 
 
 class TextEncoderError(RuntimeError):
@@ -126,8 +135,18 @@ class TextEncoderProcess:
         return payload
 
     def _died(self) -> TextEncoderError:
-        code = self._process.poll()
-        return TextEncoderError(f"text encoder process exited (exit code {code}); restart the server")
+        return TextEncoderError(f"text encoder process exited (exit code {self._process.poll()})")
+
+    @property
+    def exit_code(self) -> int | None:
+        """None while the child runs."""
+        return self._process.poll()
+
+    def kill(self) -> None:
+        """Stop a child that may be hung: no waiting for it to finish its batch."""
+        self._conn.close()
+        self._process.kill()
+        self._process.wait()
 
     def close(self) -> None:
         """Stop the child: closing the socket ends its loop; it is killed if it does not exit in time."""
@@ -143,6 +162,81 @@ class TextEncoderProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class SupervisedTextEncoder:
+    """`await encode(texts)` by a TextEncoderProcess that is replaced when it hangs or dies.
+
+    An encode that takes over `timeout_s` means a hung child: it is killed. A killed or dead
+    child (noticed by an encode, or by `problem()`, which /health calls) is replaced by a new one
+    started on a worker thread, again after RESTART_PAUSE_S if that one fails to start. Meanwhile
+    every encode is a TextEncoderError (a 503) and `problem()` says why the encoder is down.
+    """
+
+    def __init__(self, start: Callable[[], TextEncoderProcess], timeout_s: float) -> None:
+        self._start = start
+        self._timeout_s = timeout_s
+        self._process: TextEncoderProcess | None = start()
+        self._down_reason = ""
+        self._replacing: asyncio.Task[None] | None = None
+        self.restarts = 0
+
+    def __call__(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed, blocking: for the start-up check only."""
+        if self._process is None:
+            raise TextEncoderError(self.problem() or "text encoder down")
+        return self._process(texts)
+
+    async def encode(self, texts: list[str]) -> np.ndarray:
+        process = self._process
+        if process is None or self.problem():
+            raise TextEncoderError(f"text encoder unavailable ({self._down_reason}); it is being restarted")
+        try:
+            with anyio.fail_after(self._timeout_s):
+                return await process.encode(texts)
+        except TimeoutError as err:
+            self._replace(f"it did not answer within {self._timeout_s:g} s")
+            raise TextEncoderError(f"text encoder did not answer within {self._timeout_s:g} s; restarting it") from err
+        except TextEncoderError as err:
+            if process.exit_code is not None:
+                self._replace(str(err))
+            raise
+
+    def problem(self) -> str | None:
+        """Why text queries cannot be embedded now, or None; a child found dead is replaced."""
+        if self._process is not None and self._process.exit_code is not None:
+            self._replace(f"text encoder process exited (exit code {self._process.exit_code})")
+        if self._process is None:
+            return f"text encoder down: {self._down_reason}; restarting it (restarts so far: {self.restarts})"
+        return None
+
+    def _replace(self, reason: str) -> None:
+        """Kill the current child and start a replacement in the background (once, however many callers see it)."""
+        log.error("text encoder: %s; starting a new one", reason)
+        self._down_reason = reason
+        if self._process is not None:
+            self._process.kill()
+            self._process = None
+        if self._replacing is None or self._replacing.done():
+            self._replacing = asyncio.get_running_loop().create_task(self._start_replacement())
+
+    async def _start_replacement(self) -> None:
+        while self._process is None:
+            try:
+                process = await anyio.to_thread.run_sync(self._start)
+            except ModaclipError as err:  # its message names model files: it goes to the log, not to clients
+                log.error("text encoder could not start: %s", err)
+                self._down_reason = "a new text encoder process could not start (see the server log)"
+                await asyncio.sleep(RESTART_PAUSE_S)
+                continue
+            self._process, self.restarts = process, self.restarts + 1
+            log.info("text encoder restarted (%d restart%s so far)", self.restarts, "s"[: self.restarts > 1])
+
+    def close(self) -> None:
+        if self._replacing is not None:
+            self._replacing.cancel()
+        if self._process is not None:
+            self._process.close()
 
 
 def serve_texts(fd: str, model_dir: str, towers_dir: str, threads: str) -> None:
