@@ -204,7 +204,9 @@ def main() -> None:
     parser.add_argument(
         "--byte-interval", type=float, default=0.1, help="seconds between a slow client's bytes (default %(default)s)"
     )
-    parser.add_argument("--server-log", default="serve_overload.log", help="the server's stderr (default %(default)s)")
+    parser.add_argument(
+        "--server-log", default="/tmp/modaclip-serve-overload.log", help="the server's stderr (default %(default)s)"
+    )
     args = parser.parse_args()
     if not 0 < args.seconds <= 600 or not 0 < args.normal_clients + args.slow_clients <= MAX_CLIENTS:
         sys.exit(f"--seconds must be in (0, 600] and the clients together in (0, {MAX_CLIENTS}]")
