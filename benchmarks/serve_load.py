@@ -74,6 +74,13 @@ end
 """
 
 
+def add_served_arguments(parser: argparse.ArgumentParser) -> None:
+    """What the server under test serves: the pipeline's outputs by default."""
+    parser.add_argument("--model", default="models/finetuned")
+    parser.add_argument("--embeddings", default="data/embeddings")
+    parser.add_argument("--catalog", default="data/clean")
+
+
 def catalog_queries(catalog_dir: Path, count: int, seed: int) -> list[str]:
     """Distinct queries such as "women red casual dresses", made of the catalog's own attribute values."""
     info = read_catalog(catalog_dir, columns=["gender", "baseColour", "articleType", "usage", "season"]).dropna()
@@ -273,9 +280,7 @@ def print_swap_table(phases: list[tuple[str, dict[str, Any]]], follow_seconds: i
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="models/finetuned")
-    parser.add_argument("--embeddings", default="data/embeddings")
-    parser.add_argument("--catalog", default="data/clean")
+    add_served_arguments(parser)
     parser.add_argument("--clients", type=int, default=16, help="concurrent connections (default %(default)s)")
     parser.add_argument("--seconds", type=int, default=30, help="duration of each scenario (default %(default)s)")
     parser.add_argument("--k", type=int, default=24, help="hits per request, as the page asks (default %(default)s)")

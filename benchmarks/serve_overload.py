@@ -37,7 +37,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import httpx
-from serve_load import catalog_queries, free_port, rss_mib
+from serve_load import add_served_arguments, catalog_queries, free_port, rss_mib
 
 from modaclip.core.catalog_io import read_catalog
 
@@ -195,9 +195,7 @@ def row(name: str, normal: Samples, health: Samples, seconds: float) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="models/finetuned")
-    parser.add_argument("--embeddings", default="data/embeddings")
-    parser.add_argument("--catalog", default="data/clean")
+    add_served_arguments(parser)
     parser.add_argument("--seconds", type=float, default=60.0, help="duration of each phase (default %(default)s)")
     parser.add_argument("--normal-clients", type=int, default=16, help="(default %(default)s)")
     parser.add_argument("--slow-clients", type=int, default=256, help="(default %(default)s)")
