@@ -11,6 +11,8 @@ old version's last request is done, and the rest of it is freed with its last re
 
 A load that fails (a version whose files cannot be restored, a text encoder that will not start)
 leaves the old version serving, and /health says `degraded` with the reason until a check succeeds.
+The search log (feedback/search_log.py) belongs to the process, not to a version: every version's
+service writes to the same one, each search naming the version that answered it.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from modaclip.core.errors import ModaclipError
 from modaclip.embed.index import index_kind_of
 from modaclip.embed.stored import TOWERS_DIR
+from modaclip.feedback.search_log import LogConfig, SearchLog
 from modaclip.registry import versions as registry
 from modaclip.registry.model_choice import PRODUCTION, SearchSource, no_production_message, version_source
 from modaclip.search.engine import CatalogSearch
@@ -264,10 +267,37 @@ def following_app(serving: Serving) -> FastAPI:
 
 
 def serve(
+    source: SearchSource,
+    settings: ServiceSettings,
+    host: str,
+    port: int,
+    text_threads: int,
+    follow: Follow,
+    search_log: LogConfig | None = None,
+) -> None:
+    """Load the version, start its text encoder process, answer requests (following production) until interrupted,
+    logging searches and events to `search_log` (None: no log); the log is flushed and closed at the end."""
+    faiss.omp_set_num_threads(1)  # a single query's index search is too small to gain from threads
+    opened = open_search_log(search_log)  # first: a bad path fails before the slow load
+    try:
+        serve_with(source, replace(settings, search_log=opened), host, port, text_threads, follow)
+    finally:
+        if opened is not None:
+            opened.close()
+
+
+def open_search_log(config: LogConfig | None) -> SearchLog | None:
+    if config is None:
+        log.info("search log off (--no-log)")
+        return None
+    kept = f"{config.retention_days} days kept" if config.retention_days else "kept forever"
+    log.info("search log: %s (%s; --no-log turns it off)", config.path, kept)
+    return SearchLog(config)
+
+
+def serve_with(
     source: SearchSource, settings: ServiceSettings, host: str, port: int, text_threads: int, follow: Follow
 ) -> None:
-    """Load the version, start its text encoder process, answer requests (following production) until interrupted."""
-    faiss.omp_set_num_threads(1)  # a single query's index search is too small to gain from threads
     log.info("starting the text encoder process (%d thread%s)", text_threads, "s"[: text_threads > 1])
     workers = ModelWorkers(settings.threads)  # one bound on heavy calls, whichever version they run on
     load = partial(load_generation, settings=settings, workers=workers, text_threads=text_threads)
