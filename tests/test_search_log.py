@@ -115,9 +115,7 @@ def test_a_locked_store_counts_the_lost_records_then_recovers(path: Path, opened
     assert read_log([path]).searches["query"].tolist() == ["after"]
 
 
-def test_a_full_store_counts_the_lost_records_and_keeps_the_error(
-    path: Path, opened: Callable[..., SearchLog]
-) -> None:
+def test_a_full_store_counts_the_lost_records_and_keeps_the_error(path: Path, opened: Callable[..., SearchLog]) -> None:
     def capped(where: Path) -> sqlite3.Connection:
         conn = log_schema.connect(where)
         pages = conn.execute("PRAGMA page_count").fetchone()[0]
@@ -183,5 +181,5 @@ def test_two_processes_writing_one_file_lose_nothing(path: Path) -> None:
         writer.join(timeout=120)
     assert [writer.exitcode for writer in writers] == [0, 0]
     tables = read_log([path])
-    assert len(tables.searches) == 4000 and tables.searches["session"].value_counts().to_dict() == {"a": 2000, "b": 2000}
+    assert tables.searches["session"].value_counts().to_dict() == {"a": 2000, "b": 2000}
     assert len(tables.events) == 4000 and set(tables.events["search_id"]) == set(tables.searches["search_id"])

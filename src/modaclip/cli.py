@@ -368,7 +368,7 @@ def serve_command(args: argparse.Namespace) -> None:
     settings = ServiceSettings(
         source, int(args.max_upload_mb * 2**20), tuple(args.cors_origin), args.threads, args.query_cache, limits
     )
-    serve(source, settings, args.host, args.port, args.text_threads, follow, search_log_config(args))
+    serve(source, settings, args.host, args.port, args.text_threads, follow, search_log=search_log_config(args))
 
 
 def serve_params() -> ServeParams:
