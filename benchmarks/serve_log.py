@@ -5,8 +5,8 @@ per second, and the log file's size per million searches and per million events.
     PYTHONPATH=src python benchmarks/serve_log.py --seconds 3 --repeats 1  # a quick check that it runs
 
 Starts two servers as `modaclip serve` on 127.0.0.1, one with `--log` (a fresh file in a temporary
-folder) and one with `--no-log`, and measures them in turn (logging, not logging, logging, ...:
-`--repeats` of each, so a drift in the machine's load falls on both). Each turn runs for `--seconds`:
+folder) and one with `--no-log`, and measures them in turn (logging, not logging, not logging, logging, ...:
+`--repeats` of each, so a drift in the machine's load, or going first, falls on both). Each turn runs for `--seconds`:
 
 - `--clients` connections of text searches with wrk (serve_load.py's script: 200 popular queries
   made of the catalog's attribute values, the query cache on, so a search costs little and the
@@ -187,8 +187,8 @@ def main() -> None:
             }
             runs: dict[str, list[dict[str, Any]]] = {variant: [] for variant in servers}
             logged = {"written": 0.0, "dropped": 0.0, "failed": 0.0, "seconds": 0.0}
-            for _ in range(args.repeats):
-                for variant in servers:
+            for repeat in range(args.repeats):
+                for variant in list(servers)[:: 1 if repeat % 2 == 0 else -1]:  # ABBA: order effects cancel
                     before = log_counters(servers["log"][1])
                     searched, evented = turn(*commands[variant], args.seconds)
                     if variant == "log":

@@ -2,8 +2,10 @@
 the SQLite file of feedback/log_schema.py by one background thread, never on a request's path.
 
 `record_search` and `record_event` only put a record on a bounded in-memory queue: they never wait and
-never raise, so logging cannot delay or fail a search. A full queue drops the record (counted). The
-writer thread takes whatever has queued, up to `batch` records, and appends it in one transaction.
+never raise, so logging cannot delay or fail a search. A full queue drops the record (counted). Every
+`flush_s` the writer thread wakes and appends what has queued, in transactions of up to `batch` records:
+a few transactions a second whatever the traffic, so the thread seldom competes with the requests for the
+GIL (waking per record cost a loaded server a tenth of its searches; benchmarks/serve_log.py).
 A write that fails (the file locked by another process past the busy timeout, the disk or the
 `max_page_count` full, an unreadable file) loses that batch (counted in `failed`) and keeps the error
 as one line; the next batch opens the file afresh. Before each batch the writer checks that the path
@@ -38,8 +40,8 @@ log = logging.getLogger(__name__)
 DAY_S = 86_400
 QUEUE_SIZE = 10_000  # records waiting for the writer; at ~1 kB each, at most ~10 MB held
 BATCH = 1_000  # records in one transaction at most
+FLUSH_S = 0.5  # how long a record waits in memory at most (a SIGKILL loses that much; SIGTERM writes it)
 RETENTION_EVERY_S = 3_600.0
-IDLE_WAIT_S = 0.2  # how often an idle writer looks for a close
 
 Connect = Callable[[Path], sqlite3.Connection]
 
@@ -77,12 +79,14 @@ class SearchLog:
         connect: Connect = log_schema.connect,
         queue_size: int = QUEUE_SIZE,
         batch: int = BATCH,
+        flush_s: float = FLUSH_S,
         retention_every_s: float = RETENTION_EVERY_S,
     ) -> None:
         self.config = config
         self._connect = connect
         self._queue: queue.Queue[SearchRecord | EventRecord] = queue.Queue(queue_size)
         self._batch = batch
+        self._flush_s = flush_s
         self._retention_every_s = retention_every_s
         self._lock = threading.Lock()
         self._written = self._dropped = self._failed = self._reopened = 0
@@ -158,20 +162,17 @@ class SearchLog:
 
     def _write_forever(self) -> None:
         while True:
-            records = self._take()
-            if records:
+            closing = self._closing.wait(self._flush_s)  # a close wakes it at once
+            while records := self._take():
                 self._write(records)
-            elif self._closing.is_set():
+            if closing:
                 return
             if time.monotonic() >= self._retention_due:
                 self._guarded(self._keep_retention)
 
     def _take(self) -> list[SearchRecord | EventRecord]:
-        """What has queued, up to a batch, after waiting up to IDLE_WAIT_S for the first record."""
-        try:
-            records = [self._queue.get(timeout=IDLE_WAIT_S)]
-        except queue.Empty:
-            return []
+        """What has queued, up to a batch, without waiting."""
+        records: list[SearchRecord | EventRecord] = []
         while len(records) < self._batch:
             try:
                 records.append(self._queue.get_nowait())
