@@ -46,7 +46,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from serve_load import catalog_queries, free_port, start_server, wrk_result, wrk_script
+from serve_load import WRK_DONE, catalog_queries, free_port, start_server, wrk_result, wrk_script
 
 from modaclip.core.catalog_io import read_catalog
 from modaclip.feedback import log_schema
@@ -69,13 +69,6 @@ end
 function delay()
   return %(delay)d
 end
-function done(summary, latency, requests)
-  local failed = summary.errors.connect + summary.errors.read + summary.errors.write
-    + summary.errors.timeout + summary.errors.status
-  io.write(string.format(
-    "RESULT {\\"requests\\": %%d, \\"seconds\\": %%f, \\"p50_ms\\": %%f, \\"p99_ms\\": %%f, \\"errors\\": %%d}\\n",
-    summary.requests, summary.duration / 1e6, latency:percentile(50) / 1000, latency:percentile(99) / 1000, failed))
-end
 """
 
 
@@ -83,7 +76,7 @@ def events_command(args: argparse.Namespace, port: int, catalog: Path, workdir: 
     products = workdir / "products.txt"
     products.write_text("\n".join(str(i) for i in read_catalog(catalog, columns=["id"])["id"]) + "\n")
     script = workdir / "events.lua"
-    script.write_text(EVENTS_LUA % {"products": products, "delay": args.event_delay_ms})
+    script.write_text((EVENTS_LUA + WRK_DONE) % {"products": products, "delay": args.event_delay_ms})
     url = f"http://127.0.0.1:{port}"
     return ["wrk", "-t1", f"-c{args.event_clients}", "--timeout", "10s", "-s", str(script), url]
 

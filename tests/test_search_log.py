@@ -3,9 +3,11 @@ or a full queue, is counted and never raised; retention; two processes writing o
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import sqlite3
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
@@ -115,18 +117,25 @@ def test_a_locked_store_counts_the_lost_records_then_recovers(path: Path, opened
     assert read_log([path]).searches["query"].tolist() == ["after"]
 
 
-def test_a_full_store_counts_the_lost_records_and_keeps_the_error(path: Path, opened: Callable[..., SearchLog]) -> None:
-    def capped(where: Path) -> sqlite3.Connection:
-        conn = log_schema.connect(where)
-        pages = conn.execute("PRAGMA page_count").fetchone()[0]
-        conn.execute(f"PRAGMA max_page_count = {pages}")  # no room to grow: SQLITE_FULL, as on a full disk
-        return conn
+def full_store(where: Path) -> sqlite3.Connection:
+    """A connection to a log with no room left, as on a full disk: no page may be added (SQLITE_FULL), and
+    small filler rows take the free bytes of the pages there are, so no real record fits anywhere."""
+    conn = log_schema.connect(where)
+    conn.execute(f"PRAGMA max_page_count = {conn.execute('PRAGMA page_count').fetchone()[0]}")
+    with contextlib.suppress(sqlite3.OperationalError):
+        for _ in range(10_000):
+            filler = uuid.uuid4().hex  # new ones at each reconnect
+            conn.execute("INSERT INTO searches VALUES (?, 0, 'text', '', '{}', '', '', '', 0, '[]')", (filler,))
+            conn.execute("INSERT INTO events VALUES (?, '', 'open', 0)", (filler,))
+    return conn
 
-    log = opened(connect=capped)
+
+def test_a_full_store_counts_the_lost_records_and_keeps_the_error(path: Path, opened: Callable[..., SearchLog]) -> None:
+    log = opened(connect=full_store)
     for n in range(200):
-        search(log, f"query {n}")
-    stats = wait_for(log, lambda stats: stats.written + stats.failed == 200)
-    assert stats.failed > 0 and stats.problem is not None and "full" in stats.problem
+        log.record_event(search(log, f"query {n}"), 1003, "open")
+    stats = wait_for(log, lambda stats: stats.failed == 400)
+    assert stats.written == 0 and stats.problem is not None and "full" in stats.problem
 
 
 def test_a_deleted_log_file_is_noticed_and_a_new_one_started(path: Path, opened: Callable[..., SearchLog]) -> None:

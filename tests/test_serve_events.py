@@ -19,6 +19,7 @@ import pytest
 from fastapi.testclient import TestClient
 from test_follow import FakeEncoder, registry_of_two  # noqa: F401 (the fixture)
 from test_registry import repo  # noqa: F401 (the fixture registry_of_two uses)
+from test_search_log import full_store
 from test_serve import assert_error, make_client, product_image, started  # noqa: F401 (the fixture)
 
 from modaclip.cli import main
@@ -183,15 +184,10 @@ def test_a_locked_store_leaves_searches_answering_and_says_so(logged: Callable[.
 
 
 def test_a_full_store_leaves_searches_answering_and_says_so(logged: Callable[..., Logged]) -> None:
-    def full(where: Path) -> sqlite3.Connection:
-        conn = log_schema.connect(where)
-        conn.execute(f"PRAGMA max_page_count = {conn.execute('PRAGMA page_count').fetchone()[0]}")
-        return conn
-
-    app = logged(connect=full)
+    app = logged(connect=full_store)
     statuses = [app.client.get("/api/search", params={"q": f"bag {n}", "k": 50}).status_code for n in range(30)]
     assert statuses == [200] * 30
-    stats = app.stats_when(lambda stats: stats.written + stats.failed == 30 and stats.failed > 0)
+    stats = app.stats_when(lambda stats: stats.failed == 30)
     health = app.client.get("/health").json()
     assert health["status"] == "degraded" and "full" in health["problem"]
     assert metric(app.client.get("/metrics").text, "modaclip_search_log_failed_total") == stats.failed
@@ -286,3 +282,23 @@ def test_a_following_server_keeps_one_log_naming_the_version_that_answered(
     search_log.close()
     models = read_log([tmp_path / "log.sqlite"]).searches.set_index("search_id")["model"]
     assert models[before].startswith("production v1.0.0") and models[after].startswith("production v2.0.0")
+
+
+def test_the_log_is_flushed_and_closed_when_the_app_stops(
+    registry_of_two: Path,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """uvicorn re-raises SIGTERM once the app has stopped, so the app's own shutdown is where the log is closed."""
+    monkeypatch.setattr(follow, "start_text_encoder", lambda source, engine, *args: LoggingEncoder(engine))
+    search_log = SearchLog(LogConfig(tmp_path / "log.sqlite", 0), flush_s=60)  # nothing written before the close
+    settings = ServiceSettings(search_source_for("production", root=registry_of_two), search_log=search_log)
+    load = partial(follow.load_generation, settings=settings, workers=ModelWorkers(2), text_threads=1)
+    serving = Serving(load(settings.source), Follow(registry_of_two, "production", 0), load)
+    with TestClient(following_app(serving)) as client:  # runs the app's lifespan, as uvicorn does
+        search_id = client.get("/api/search", params={"q": "red dress", "k": PAGE}).json()["search_id"]
+        assert search_log.stats().written == 0
+    assert search_log.stats().written == 1
+    assert read_log([tmp_path / "log.sqlite"]).searches["search_id"].tolist() == [search_id]
+    search_log.record_event(search_id, 1, "open")
+    assert search_log.stats().dropped == 1, "closed: later records are dropped, not queued"

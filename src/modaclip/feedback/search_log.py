@@ -140,11 +140,15 @@ class SearchLog:
             )
 
     def close(self) -> None:
-        """Write what is queued, then close the file (records arriving after this are dropped)."""
+        """Write what is queued, then close the file; records arriving after this are dropped. Closing again
+        does nothing."""
         self._closing.set()
         self._thread.join()
+        late = 0
+        while records := self._take():  # put while the writer was finishing
+            late += len(records)
         with self._lock:
-            self._dropped += self._queue.qsize()  # put while the writer was finishing
+            self._dropped += late
         if self._conn is not None:
             self._conn.close()
             self._conn = None

@@ -159,7 +159,10 @@ class Serving:
 
     @asynccontextmanager
     async def lifespan(self, app: FastAPI) -> AsyncIterator[None]:
-        """The checker runs while the server does (when following); the live encoder stops with the server."""
+        """The checker runs while the server does (when following); the live encoder stops with the server.
+
+        The search log is flushed and closed here, as the app stops: on SIGTERM uvicorn re-raises the signal
+        once the app has stopped, so nothing after `uvicorn.run` runs."""
         checker = asyncio.create_task(self._check_forever()) if self._follow.every_s > 0 else None
         try:
             yield
@@ -168,6 +171,9 @@ class Serving:
                 checker.cancel()
                 with suppress(asyncio.CancelledError):
                     await checker
+            search_log = self._live.service.settings.search_log
+            if search_log is not None:
+                await anyio.to_thread.run_sync(search_log.close)
 
     def attach(self, app: FastAPI) -> None:
         """The app whose `state.service` each swap replaces (what /metrics and unleased calls read)."""
