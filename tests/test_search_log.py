@@ -192,3 +192,15 @@ def test_two_processes_writing_one_file_lose_nothing(path: Path) -> None:
     tables = read_log([path])
     assert tables.searches["session"].value_counts().to_dict() == {"a": 2000, "b": 2000}
     assert len(tables.events) == 4000 and set(tables.events["search_id"]) == set(tables.searches["search_id"])
+
+
+def test_a_log_folder_gone_bad_is_reported_without_its_path(path: Path, opened: Callable[..., SearchLog]) -> None:
+    """The problem reaches /health, which names no file: an OSError is reported by its reason alone."""
+    log = opened()
+    for leftover in path.parent.iterdir():
+        leftover.unlink()
+    path.parent.rmdir()
+    path.parent.write_text("a file where the log's folder was")
+    search(log)
+    stats = wait_for(log, lambda stats: stats.failed == 1)
+    assert stats.problem is not None and str(path.parent) not in stats.problem, stats.problem

@@ -252,4 +252,6 @@ def _inode(path: Path) -> int | None:
 
 
 def _one_line(err: BaseException) -> str:
-    return " ".join(str(err).split()) or err.__class__.__name__
+    """The error in one line; an OSError without its file name (it reaches /health, which names no path)."""
+    text = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+    return " ".join(text.split()) or err.__class__.__name__
