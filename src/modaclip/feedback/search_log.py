@@ -93,12 +93,14 @@ class SearchLog:
         self._problem: str | None = None
         self._last_error: str | None = None
         self._closing = threading.Event()
+        self._conn: sqlite3.Connection | None = None
+        self._retention_due = 0.0
         try:
-            self._conn: sqlite3.Connection | None = connect(config.path)
+            self._conn = connect(config.path)
             self._inode = _inode(config.path)
-            self._retention_due = 0.0
             self._keep_retention()
         except (sqlite3.Error, OSError) as err:
+            self._drop_connection()
             raise ModaclipError(
                 f"search log {config.path}: cannot open it ({_one_line(err)}); give another --log PATH or --no-log"
             ) from err
