@@ -84,7 +84,9 @@ def test_each_search_and_event_through_the_app_lands_in_the_log(
     client = app.client
     product = int(served_engine.ids[4])
     text = client.get("/api/search", params={"q": "red dress", "k": PAGE, "gender": "Women", "session": "abc"}).json()
-    second = client.get("/api/search", params={"q": "red dress", "k": PAGE, "offset": PAGE, "hybrid": "true"}).json()
+    second = client.get(
+        "/api/search", params={"q": "red dress", "k": PAGE, "offset": PAGE, "hybrid": "true", "session": " "}
+    ).json()
     similar = client.get(f"/api/similar/{product}", params={"k": PAGE, "session": "abc"}).json()
     photo = {"image": ("a.jpg", product_image(served_images, product), "image/jpeg")}
     upload = client.post("/api/similar", params={"k": PAGE, "baseColour": "Red,Blue"}, files=photo).json()

@@ -572,7 +572,7 @@ def log_search(
         kind,
         query,
         {f.column: list(f.values) or [f.describe().partition("=")[2]] for f in filters},
-        session,
+        session.strip() or None if session else None,  # an empty token is no token: each such search its own shopper
         public_model_name(service.settings.source),
         mode,
         found["offset"],
