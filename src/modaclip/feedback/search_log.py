@@ -4,8 +4,8 @@ the SQLite file of feedback/log_schema.py by one background thread, never on a r
 `record_search` and `record_event` only put a record on a bounded in-memory queue: they never wait and
 never raise, so logging cannot delay or fail a search. A full queue drops the record (counted). Every
 `flush_s` the writer thread wakes and appends what has queued, in transactions of up to `batch` records:
-a few transactions a second whatever the traffic, so the thread seldom competes with the requests for the
-GIL (waking per record cost a loaded server a tenth of its searches; benchmarks/serve_log.py).
+a few transactions a second whatever the traffic, rather than a wake-up (and a turn at the GIL) per record;
+benchmarks/serve_log.py measures what the log costs a server.
 A write that fails (the file locked by another process past the busy timeout, the disk or the
 `max_page_count` full, an unreadable file) loses that batch (counted in `failed`) and keeps the error
 as one line; the next batch opens the file afresh. Before each batch the writer checks that the path
