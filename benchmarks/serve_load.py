@@ -49,6 +49,17 @@ from modaclip.core.catalog_io import read_catalog
 
 SWAP_TIMEOUT_S = 300  # a swap not seen in /health by then is reported as never
 
+# wrk's summary as one line, `RESULT {json}`, read by `wrk_result` (a %-template: `%%` for a literal %)
+WRK_DONE = """
+function done(summary, latency, requests)
+  local failed = summary.errors.connect + summary.errors.read + summary.errors.write
+    + summary.errors.timeout + summary.errors.status
+  io.write(string.format(
+    "RESULT {\\"requests\\": %%d, \\"seconds\\": %%f, \\"p50_ms\\": %%f, \\"p99_ms\\": %%f, \\"errors\\": %%d}\\n",
+    summary.requests, summary.duration / 1e6, latency:percentile(50) / 1000, latency:percentile(99) / 1000, failed))
+end
+"""
+
 LUA = """
 local next_thread = 0
 function setup(thread)
@@ -63,13 +74,6 @@ end
 function request()
   position = position + %(threads)d
   return wrk.format("GET", "/api/search?k=%(k)d&q=" .. queries[(position %% #queries) + 1])
-end
-function done(summary, latency, requests)
-  local failed = summary.errors.connect + summary.errors.read + summary.errors.write
-    + summary.errors.timeout + summary.errors.status
-  io.write(string.format(
-    "RESULT {\\"requests\\": %%d, \\"seconds\\": %%f, \\"p50_ms\\": %%f, \\"p99_ms\\": %%f, \\"errors\\": %%d}\\n",
-    summary.requests, summary.duration / 1e6, latency:percentile(50) / 1000, latency:percentile(99) / 1000, failed))
 end
 """
 
@@ -155,7 +159,7 @@ def wrk_script(args: argparse.Namespace, port: int, queries: list[str], workdir:
     queries_file = workdir / "queries.txt"
     queries_file.write_text("\n".join(urllib.parse.quote(q) for q in queries) + "\n")
     script = workdir / "search.lua"
-    script.write_text(LUA % {"queries": queries_file, "threads": args.wrk_threads, "k": args.k})
+    script.write_text((LUA + WRK_DONE) % {"queries": queries_file, "threads": args.wrk_threads, "k": args.k})
     url = f"http://127.0.0.1:{port}"
     warm = subprocess.run(["wrk", "-t1", "-c1", "-d3s", "-s", str(script), url], capture_output=True, text=True)
     if warm.returncode != 0:

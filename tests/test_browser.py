@@ -11,6 +11,7 @@ import base64
 import os
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,6 +20,8 @@ import pytest
 import uvicorn
 from playwright.sync_api import Browser, Page, sync_playwright
 
+from modaclip.feedback.log_schema import read_log
+from modaclip.feedback.search_log import LogConfig, SearchLog
 from modaclip.registry.model_choice import SearchSource
 from modaclip.search.engine import CatalogSearch
 from modaclip.serve.app import ServiceSettings, create_app
@@ -54,16 +57,23 @@ def chromium_installed() -> None:
 
 
 @pytest.fixture(scope="module")
+def search_log(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SearchLog]:
+    """The log the page's server keeps, as `modaclip serve` does by default."""
+    opened = SearchLog(LogConfig(tmp_path_factory.mktemp("log") / "search-log.sqlite", 0))
+    yield opened
+    opened.close()
+
+
+@pytest.fixture(scope="module")
 def base_url(
-    served_engine: CatalogSearch, served_images: CatalogImages, served_paths: dict[str, Path]
+    served_engine: CatalogSearch, served_images: CatalogImages, served_paths: dict[str, Path], search_log: SearchLog
 ) -> Iterator[str]:
     """uvicorn serving the app on a free port of 127.0.0.1, in a thread of this process."""
     paths = [served_paths[role] for role in ("model", "embeddings", "catalog")]
     since = datetime(2026, 11, 30, 9, 15, tzinfo=timezone.utc)
     source = SearchSource(*paths, "production", "production v2.0.0 (test model)", "v2.0.0", since)
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(served_engine, served_images, ServiceSettings(source)), log_level="warning")
-    )
+    settings = ServiceSettings(source, search_log=search_log)
+    server = uvicorn.Server(uvicorn.Config(create_app(served_engine, served_images, settings), log_level="warning"))
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
@@ -156,6 +166,31 @@ def test_search_filter_similar_and_more(page: Page, served_engine: CatalogSearch
     assert all(served_engine.info.loc[served_engine.row_of[i], "gender"] == "Women" for i in similar)
     page.screenshot(path=str(tmp_path / "similar.png"), full_page=True)
     assert (tmp_path / "similar.png").stat().st_size > 10_000
+
+
+def test_a_product_added_and_one_opened_reach_the_search_log(page: Page, search_log: SearchLog) -> None:
+    search(page, "blue shirt")
+    shown = card_ids(page)
+    page.click(f".card[data-id='{shown[3]}'] .add")
+    page.wait_for_function(f"document.querySelector(\".card[data-id='{shown[3]}'] .add\").disabled")
+    assert "Similar to" not in page.text_content("#heading"), "adding does not open the product"
+    page.click(f".card[data-id='{shown[0]}']")
+    page.wait_for_function("document.querySelector('#heading').textContent.includes('Similar to')")
+    wait_for_images(page)
+    deadline = time.monotonic() + 20
+    while True:
+        tables = read_log([search_log.config.path])
+        searched = tables.searches[tables.searches["query"] == "blue shirt"]
+        if len(searched) and len(tables.events[tables.events["search_id"].isin(searched["search_id"])]) == 2:
+            break
+        assert time.monotonic() < deadline, f"the events never reached the log: {search_log.stats()}"
+        time.sleep(0.05)
+    row = searched.iloc[0]
+    assert row["shown"] == [str(i) for i in shown] and len(row["session"]) == 24
+    events = tables.events[tables.events["search_id"] == row["search_id"]]
+    assert events[["product_id", "event"]].values.tolist() == [[str(shown[3]), "add"], [str(shown[0]), "open"]]
+    similar = tables.searches[tables.searches["kind"] == "similar_product"].iloc[-1]
+    assert (similar["query"], similar["session"]) == (str(shown[0]), row["session"]), "one tab, one session"
 
 
 def test_dropping_a_product_photo_shows_products_like_it(

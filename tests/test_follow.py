@@ -220,7 +220,7 @@ def test_auto_serves_the_working_tree_until_the_first_promotion_then_follows_pro
 def started(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     """What `modaclip serve` hands the server, which is not started."""
     given: dict[str, Any] = {}
-    monkeypatch.setattr(follow, "serve", lambda source, *args: given.update(source=source, follow=args[-1]))
+    monkeypatch.setattr(follow, "serve", lambda source, *args, **_: given.update(source=source, follow=args[-1]))
     return given
 
 

@@ -413,8 +413,14 @@ def started(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     monkeypatch.setattr(
         follow,
         "serve",
-        lambda source, settings, host, port, text_threads, following: given.update(
-            source=source, settings=settings, host=host, port=port, text_threads=text_threads, follow=following
+        lambda source, settings, host, port, text_threads, following, search_log: given.update(
+            source=source,
+            settings=settings,
+            host=host,
+            port=port,
+            text_threads=text_threads,
+            follow=following,
+            search_log=search_log,
         ),
     )
     return given

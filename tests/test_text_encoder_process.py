@@ -22,6 +22,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from modaclip.core.errors import ModaclipError
+from modaclip.feedback.log_schema import read_log
 from modaclip.model.clip_model import encode_texts, load_model
 from modaclip.registry.model_choice import SearchSource
 from modaclip.search.engine import CatalogSearch
@@ -87,13 +88,14 @@ def free_port() -> int:
 
 
 def test_modaclip_serve_takes_its_flags_searches_through_the_child_and_stops_it_on_ctrl_c(
-    served_paths: dict[str, Path], served_engine: CatalogSearch
+    served_paths: dict[str, Path], served_engine: CatalogSearch, tmp_path: Path
 ) -> None:
-    """The real command, started with non-default --host, --cors-origin and --max-upload-mb, each of which shows."""
+    """The real command, started with non-default --host, --cors-origin, --max-upload-mb and --log, each of which
+    shows (the search in the log once the server has stopped)."""
     port, host, origin = free_port(), "127.0.0.2", "http://shop.example"
     paths = [arg for role in ("model", "embeddings", "catalog") for arg in (f"--{role}", str(served_paths[role]))]
     flags = ["--host", host, "--port", str(port), "--cors-origin", origin, "--max-upload-mb", "0.001"]
-    flags += ["--threads", "2", "--query-cache", "0"]
+    flags += ["--threads", "2", "--query-cache", "0", "--log", str(tmp_path / "log.sqlite")]
     server = subprocess.Popen(
         [sys.executable, "-m", "modaclip.cli", "serve", *flags, *paths], stderr=subprocess.PIPE, text=True
     )
@@ -125,6 +127,8 @@ def test_modaclip_serve_takes_its_flags_searches_through_the_child_and_stops_it_
         assert not any(Path(f"/proc/{pid}").exists() for pid in children), (
             "the text encoder process outlived the server"
         )
+        logged = read_log([tmp_path / "log.sqlite"]).searches
+        assert logged["query"].tolist() == ["red dress"] and logged["shown"][0] == [str(i) for i in found]
     finally:
         server.kill()
         server.wait()

@@ -31,6 +31,7 @@ from modaclip.search.filters import parse_filters
 from modaclip.search.grid import GridCell, retrieval_grid, save_png_atomic
 
 if TYPE_CHECKING:
+    from modaclip.feedback.search_log import LogConfig
     from modaclip.serve.follow import Follow
     from modaclip.serve.limits import ServiceLimits
 
@@ -268,6 +269,16 @@ def add_serve_command(commands: argparse._SubParsersAction) -> None:
             "check; versions come from the DVC remote (default: params.yaml serve.fetch_from; '' = none)"
         ),
     )
+    log_choice = serve.add_mutually_exclusive_group()
+    log_choice.add_argument(
+        "--log",
+        metavar="PATH",
+        help=(
+            "the search log: each search and each product opened or added, in SQLite (docs/search.md#search-log) "
+            "(default: params.yaml serve.log_path, logs/search-log.sqlite)"
+        ),
+    )
+    log_choice.add_argument("--no-log", action="store_true", help="keep no search log")
     add_serve_limit_arguments(serve)
     add_engine_arguments(serve)
     serve.set_defaults(handler=serve_command)
@@ -357,7 +368,22 @@ def serve_command(args: argparse.Namespace) -> None:
     settings = ServiceSettings(
         source, int(args.max_upload_mb * 2**20), tuple(args.cors_origin), args.threads, args.query_cache, limits
     )
-    serve(source, settings, args.host, args.port, args.text_threads, follow)
+    serve(source, settings, args.host, args.port, args.text_threads, follow, search_log=search_log_config(args))
+
+
+def serve_params() -> ServeParams:
+    """params.yaml's `serve` section; its defaults outside a project."""
+    return load_params().serve if DEFAULT_PARAMS_PATH.is_file() else ServeParams()
+
+
+def search_log_config(args: argparse.Namespace) -> LogConfig | None:
+    """Where `serve` logs searches and events: --log over params.yaml's serve.log_path; None with --no-log."""
+    from modaclip.feedback.search_log import LogConfig
+
+    if args.no_log:
+        return None
+    params = serve_params()
+    return LogConfig(Path(args.log or params.log_path), params.log_retention_days)
 
 
 def follow_settings(args: argparse.Namespace) -> Follow:
@@ -365,7 +391,7 @@ def follow_settings(args: argparse.Namespace) -> Follow:
     outside a project). Only production (or auto) with the version's own embeddings and catalog follows."""
     from modaclip.serve.follow import Follow
 
-    params = load_params().serve if DEFAULT_PARAMS_PATH.is_file() else ServeParams()
+    params = serve_params()
     every = params.follow_seconds if args.follow_seconds is None else args.follow_seconds
     if every < 0:
         raise ModaclipError(f"--follow-seconds must be at least 0 (0 keeps the version it started with), got {every}")

@@ -206,6 +206,8 @@ class ServeParams(Section):
 
     follow_seconds: int = Field(30, ge=0)  # 0 pins the version it started with
     fetch_from: str = ""  # git remote whose tags are fetched before each check; "" = this workspace's tags
+    log_path: str = Field("logs/search-log.sqlite", min_length=1)  # the search log (feedback/search_log.py)
+    log_retention_days: int = Field(90, ge=0)  # searches and events older than this are deleted; 0 keeps all
 
 
 class Params(Section):

@@ -5,7 +5,8 @@ Two tables, no client address anywhere:
 
 - `searches`: one row per answered search. `search_id` is 32 random hex digits (uuid4), so logs of
   several servers merge without clashes; `at` is Unix seconds (UTC); `kind` is `text`,
-  `similar_product` or `similar_image`; `query` the text as typed (NULL for image searches);
+  `similar_product` or `similar_image`; `query` the text as typed (for `similar_product` the
+  product's id, NULL for `similar_image`);
   `filters` a JSON object (attribute -> list of values); `session` an opaque token the shop's front
   end may send to tell shoppers apart (NULL when it sends none); `model` the served model's version;
   `mode` `vector` or `hybrid`; `offset` the page's first position (0-based); `shown` a JSON array of

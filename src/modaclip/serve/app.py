@@ -10,19 +10,22 @@ holds up the event loop. Every limit is in `serve/limits.py`; past a load limit 
 with Retry-After (`serve/overload.py`). A client's error is a 4xx, a server fault a 5xx, each body
 one line of JSON, `{"error": "..."}`, with no file path or stack trace. Routes are grouped by
 concern, one APIRouter each: health, search (text and similar products), products (facets, records,
-images), classify and the page; /metrics is Prometheus's (`serve/metrics.py`).
+images), classify, shoppers' events and the page; /metrics is Prometheus's (`serve/metrics.py`).
+Every search response carries a `search_id`; with a search log (feedback/search_log.py) the search is
+queued for it, and `POST /api/events` queues what the shopper did with a result (docs/search.md#search-log).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import anyio
 import numpy as np
@@ -33,11 +36,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from pydantic import ValidationError
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 
 from modaclip.core.errors import ModaclipError
 from modaclip.embed.index import index_kind_of
+from modaclip.feedback.search_log import SearchLog
 from modaclip.model.zero_shot import DEFAULT_TEMPLATES, LABEL_FIELD, classification_json, classify_image
 from modaclip.registry.model_choice import SearchSource
 from modaclip.search.engine import CatalogSearch, SearchHit, json_value
@@ -45,11 +51,13 @@ from modaclip.search.filters import FILTERABLE_COLUMNS, AttributeFilter, filter_
 from modaclip.serve.catalog_images import CatalogImages, image_media_type
 from modaclip.serve.limits import (
     MAX_DEPTH,
+    MAX_EVENT_BYTES,
     MAX_FILTER_CHARS,
     MAX_LABEL_CHARS,
     MAX_LABELS,
     MAX_PAGE,
     MAX_QUERY_CHARS,
+    MAX_SESSION_CHARS,
     MAX_TEMPLATE_CHARS,
     MAX_TEMPLATES,
     RETRY_AFTER_S,
@@ -61,10 +69,13 @@ from modaclip.serve.query_encoder import DEFAULT_CACHE_SIZE, BatchEncoder, Query
 from modaclip.serve.schemas import (
     Classification,
     ErrorBody,
+    EventAccepted,
     Facets,
     HealthReport,
     Page,
     Product,
+    SearchLogReport,
+    ShopperEvent,
     SimilarProductPage,
     TextSearchPage,
 )
@@ -74,15 +85,15 @@ from modaclip.serve.uploads import UploadError, check_image, image_bytes, upload
 log = logging.getLogger(__name__)
 
 WEB_DIR = Path(__file__).parent / "web"
-PAGING = ("k", "offset")
+NAMED = {"k", "offset", "session"}  # the query parameters every search takes besides its filters
 IMAGE_TYPES = ("image/jpeg", "image/png", "image/webp", "image/gif", "image/bmp", "image/tiff")
 ERRORS = {
     status: {"model": ErrorBody, "description": description}
     for status, description in {
         400: "a bad parameter, filter or form field (the message names it)",
         404: "no such product or path",
-        408: "the upload did not arrive in time",
-        413: "the upload or image is over its size cap",
+        408: "the upload or event did not arrive in time",
+        413: "the upload, image or event body is over its size cap",
         415: "not multipart/form-data, or not an image in an accepted format",
         422: "a parameter of the wrong type or out of range",
         429: "over the per-client rate limit (only with --rate-limit); see Retry-After",
@@ -94,6 +105,14 @@ ERRORS = {
 T = TypeVar("T")
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]  # what runs while the server does
 FollowStatus = Callable[[], dict[str, Any]]  # what a server that follows production adds to /health
+Session = Annotated[
+    str | None,
+    Query(
+        max_length=MAX_SESSION_CHARS,
+        description="an opaque token the shop's front end sends to tell shoppers apart in the search log "
+        "(logged as given; never derived from the client's address)",
+    ),
+]
 
 
 class ApiError(Exception):
@@ -112,6 +131,7 @@ class ServiceSettings:
     threads: int = 16  # image uploads, similar products, filtered and hybrid searches handled at once
     query_cache: int = DEFAULT_CACHE_SIZE  # text query embeddings kept; 0 turns the cache off
     limits: ServiceLimits = ServiceLimits()
+    search_log: SearchLog | None = None  # None: searches and events are not logged (--no-log)
 
 
 class ModelWorkers:
@@ -196,7 +216,15 @@ def app_for(service: Service, lifespan: Lifespan | None = None, follow_status: F
     settings = service.settings
     filter_docs = {"parameters": [_filter_parameter(facet["name"], service.facets) for facet in service.facets]}
     _add_error_handlers(app)
-    for routes in (health_routes(), search_routes(filter_docs), product_routes(), classify_routes(), page_routes()):
+    routers = (
+        health_routes(),
+        search_routes(filter_docs),
+        event_routes(),
+        product_routes(),
+        classify_routes(),
+        page_routes(),
+    )
+    for routes in routers:
         app.include_router(routes)
     app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
     limits = settings.limits
@@ -235,6 +263,7 @@ def _gauges(app: FastAPI) -> ServerGauges:
         encoder_restarts=lambda: service().text_encoder.restarts if service().text_encoder else 0,
         upload_bytes=lambda: service().uploads.held,
         model=model,
+        search_log=lambda: service().settings.search_log.stats() if service().settings.search_log else None,
     )
 
 
@@ -287,10 +316,14 @@ def health_routes() -> APIRouter:
             response.status_code = 503
             response.headers["Retry-After"] = str(RETRY_AFTER_S)
         engine, source = service.engine, service.settings.source
+        search_log = service.settings.search_log
+        stats = search_log.stats() if search_log else None
+        log_problem = f"search log: {stats.problem}" if stats and stats.problem else None
+        degraded = "; ".join(p for p in (follow.get("problem"), log_problem) if p) or None
         return HealthReport(
-            status="unavailable" if problem else follow.get("status", "ok"),
+            status="unavailable" if problem else "degraded" if degraded else "ok",
             reason=problem,
-            problem=follow.get("problem"),
+            problem=degraded,
             loaded=follow.get("loaded"),
             follow=follow.get("follow"),
             model=public_model_name(source),
@@ -301,6 +334,7 @@ def health_routes() -> APIRouter:
             index=index_kind_of(engine.index),
             embedding_dim=int(engine.vectors.shape[1]),
             text_encoder_restarts=service.text_encoder.restarts if service.text_encoder else 0,
+            search_log=SearchLogReport.of(stats) if stats else None,
         )
 
     return router
@@ -328,9 +362,10 @@ def search_routes(filter_docs: dict[str, Any]) -> APIRouter:
         k: int = Query(24, ge=1, le=MAX_PAGE, description="hits in this page"),
         offset: int = Query(0, ge=0, description="hits to skip (paging)"),
         hybrid: bool = Query(False, description="fuse the vector ranking with BM25 over names and attributes"),
+        session: Session = None,
     ) -> dict[str, Any]:
         engine, workers = service.engine, service.workers
-        filters, ignored = request_filters(request, engine, {"q", "hybrid", *PAGING})
+        filters, ignored = request_filters(request, engine, {"q", "hybrid", *NAMED})
         depth = search_depth(offset, k, len(engine))
         with client_errors():
             engine.check_text_search([q], depth)
@@ -340,7 +375,9 @@ def search_routes(filter_docs: dict[str, Any]) -> APIRouter:
             hits = (await workers.run(engine.rank_text, [q], vectors, depth, allowed, hybrid))[0]
         else:
             hits = engine.rank_text([q], vectors, depth, None)[0]
-        return {"query": q, **page(hits, offset, k, ignored)}
+        found = page(hits, offset, k, ignored)
+        logged = log_search(service, found, "text", q, filters, session, "hybrid" if hybrid else "vector")
+        return {"query": q, **logged}
 
     @router.get(
         "/similar/{product_id}",
@@ -354,13 +391,16 @@ def search_routes(filter_docs: dict[str, Any]) -> APIRouter:
         product_id: int = PathParam(description="a catalog product id"),
         k: int = Query(24, ge=1, le=MAX_PAGE),
         offset: int = Query(0, ge=0),
+        session: Session = None,
     ) -> dict[str, Any]:
         engine = service.engine
-        filters, ignored = request_filters(request, engine, set(PAGING))
+        filters, ignored = request_filters(request, engine, NAMED)
         service.require_product(product_id)
         depth = search_depth(offset, k, len(engine))
         hits = await service.workers.run(similar_hits, engine, product_id, depth, filters)
-        return {"product": product_json(engine, product_id), **page(hits, offset, k, ignored)}
+        found = page(hits, offset, k, ignored)
+        logged = log_search(service, found, "similar_product", str(product_id), filters, session, "vector")
+        return {"product": product_json(engine, product_id), **logged}
 
     @router.post(
         "/similar",
@@ -373,14 +413,15 @@ def search_routes(filter_docs: dict[str, Any]) -> APIRouter:
         service: ServiceDep,
         k: int = Query(24, ge=1, le=MAX_PAGE),
         offset: int = Query(0, ge=0),
+        session: Session = None,
     ) -> dict[str, Any]:
         engine = service.engine
-        filters, ignored = request_filters(request, engine, set(PAGING))
+        filters, ignored = request_filters(request, engine, NAMED)
         depth = search_depth(offset, k, len(engine))
         async with service.upload_form(request) as form:
             image = await service.uploaded_image(form)
             hits = await service.workers.run(similar_hits, engine, image, depth, filters)
-        return page(hits, offset, k, ignored)
+        return log_search(service, page(hits, offset, k, ignored), "similar_image", None, filters, session, "vector")
 
     return router
 
@@ -461,6 +502,83 @@ def classify_routes() -> APIRouter:
         return classification_json(ranked)
 
     return router
+
+
+def event_routes() -> APIRouter:
+    """What shoppers did with a search's results, reported by the page or the shop's front end."""
+    router = APIRouter(prefix="/api", responses=ERRORS)
+    body = {"application/json": {"schema": ShopperEvent.model_json_schema()}}
+
+    @router.post(
+        "/events",
+        summary="Report a product opened or added from a search's results (the search_id its response gave)",
+        status_code=202,
+        response_model=EventAccepted,
+        openapi_extra={"requestBody": {"required": True, "content": body}},
+    )
+    async def shopper_event(request: Request, service: ServiceDep) -> dict[str, Any]:
+        event = parse_event(await small_body(request, MAX_EVENT_BYTES, service.settings.limits.body_timeout_s))
+        service.require_product(event.product_id)
+        search_log = service.settings.search_log
+        queued = search_log is not None and search_log.record_event(event.search_id, event.product_id, event.event)
+        return {"logged": queued}
+
+    return router
+
+
+async def small_body(request: Request, max_bytes: int, timeout_s: float) -> bytes:
+    """A short request body, read whole; past `max_bytes` (Content-Length can lie or be absent) a 413, past
+    `timeout_s` a 408."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise ApiError(413, f"body of {int(declared)} bytes is over the limit of {max_bytes} bytes")
+    body = bytearray()
+    try:
+        with anyio.fail_after(timeout_s):
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > max_bytes:
+                    raise ApiError(413, f"body is over the limit of {max_bytes} bytes")
+    except TimeoutError as err:
+        raise ApiError(408, f"body not received whole within {timeout_s:g} s") from err
+    except ClientDisconnect as err:
+        raise ApiError(499, "the client closed the connection before its body arrived whole") from err
+    return bytes(body)
+
+
+def parse_event(body: bytes) -> ShopperEvent:
+    """The event a body holds, or a 422 naming each field that is wrong."""
+    try:
+        return ShopperEvent.model_validate_json(body)
+    except ValidationError as err:
+        problems = [f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in err.errors()]
+        raise ApiError(422, "; ".join(problems)) from err
+
+
+def log_search(
+    service: Service,
+    found: dict[str, Any],
+    kind: Literal["text", "similar_product", "similar_image"],
+    query: str | None,
+    filters: Sequence[AttributeFilter],
+    session: str | None,
+    mode: str,
+) -> dict[str, Any]:
+    """The page with its search_id, the search queued for the log when the server keeps one."""
+    search_log = service.settings.search_log
+    if search_log is None:
+        return {**found, "search_id": uuid.uuid4().hex}
+    search_id = search_log.record_search(
+        kind,
+        query,
+        {f.column: list(f.values) or [f.describe().partition("=")[2]] for f in filters},
+        session.strip() or None if session else None,  # an empty token is no token: each such search its own shopper
+        public_model_name(service.settings.source),
+        mode,
+        found["offset"],
+        [hit["id"] for hit in found["results"]],
+    )
+    return {**found, "search_id": search_id}
 
 
 def page_routes() -> APIRouter:

@@ -11,6 +11,8 @@ old version's last request is done, and the rest of it is freed with its last re
 
 A load that fails (a version whose files cannot be restored, a text encoder that will not start)
 leaves the old version serving, and /health says `degraded` with the reason until a check succeeds.
+The search log (feedback/search_log.py) belongs to the process, not to a version: every version's
+service writes to the same one, each search naming the version that answered it.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from modaclip.core.errors import ModaclipError
 from modaclip.embed.index import index_kind_of
 from modaclip.embed.stored import TOWERS_DIR
+from modaclip.feedback.search_log import LogConfig, SearchLog
 from modaclip.registry import versions as registry
 from modaclip.registry.model_choice import PRODUCTION, SearchSource, no_production_message, version_source
 from modaclip.search.engine import CatalogSearch
@@ -156,7 +159,10 @@ class Serving:
 
     @asynccontextmanager
     async def lifespan(self, app: FastAPI) -> AsyncIterator[None]:
-        """The checker runs while the server does (when following); the live encoder stops with the server."""
+        """The checker runs while the server does (when following); the live encoder stops with the server.
+
+        The search log is flushed and closed here, as the app stops: on SIGTERM uvicorn re-raises the signal
+        once the app has stopped, so nothing after `uvicorn.run` runs."""
         checker = asyncio.create_task(self._check_forever()) if self._follow.every_s > 0 else None
         try:
             yield
@@ -165,6 +171,9 @@ class Serving:
                 checker.cancel()
                 with suppress(asyncio.CancelledError):
                     await checker
+            search_log = self._live.service.settings.search_log
+            if search_log is not None:
+                await anyio.to_thread.run_sync(search_log.close)
 
     def attach(self, app: FastAPI) -> None:
         """The app whose `state.service` each swap replaces (what /metrics and unleased calls read)."""
@@ -264,10 +273,37 @@ def following_app(serving: Serving) -> FastAPI:
 
 
 def serve(
+    source: SearchSource,
+    settings: ServiceSettings,
+    host: str,
+    port: int,
+    text_threads: int,
+    follow: Follow,
+    search_log: LogConfig | None = None,
+) -> None:
+    """Load the version, start its text encoder process, answer requests (following production) until interrupted,
+    logging searches and events to `search_log` (None: no log); the log is flushed and closed at the end."""
+    faiss.omp_set_num_threads(1)  # a single query's index search is too small to gain from threads
+    opened = open_search_log(search_log)  # first: a bad path fails before the slow load
+    try:
+        serve_with(source, replace(settings, search_log=opened), host, port, text_threads, follow)
+    finally:
+        if opened is not None:
+            opened.close()
+
+
+def open_search_log(config: LogConfig | None) -> SearchLog | None:
+    if config is None:
+        log.info("search log off (--no-log)")
+        return None
+    kept = f"{config.retention_days} days kept" if config.retention_days else "kept forever"
+    log.info("search log: %s (%s; --no-log turns it off)", config.path, kept)
+    return SearchLog(config)
+
+
+def serve_with(
     source: SearchSource, settings: ServiceSettings, host: str, port: int, text_threads: int, follow: Follow
 ) -> None:
-    """Load the version, start its text encoder process, answer requests (following production) until interrupted."""
-    faiss.omp_set_num_threads(1)  # a single query's index search is too small to gain from threads
     log.info("starting the text encoder process (%d thread%s)", text_threads, "s"[: text_threads > 1])
     workers = ModelWorkers(settings.threads)  # one bound on heavy calls, whichever version they run on
     load = partial(load_generation, settings=settings, workers=workers, text_threads=text_threads)

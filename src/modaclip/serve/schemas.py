@@ -4,9 +4,12 @@ check the server against it."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    from modaclip.feedback.search_log import LogStats
 
 AttributeValue = str | int | float | bool | None
 
@@ -22,10 +25,34 @@ class FollowReport(BaseModel):
     last_check: str | None = Field(description="when the registry was last checked (ISO 8601)")
 
 
+class SearchLogReport(BaseModel):
+    status: Literal["ok", "failing"] = Field(description="failing while writes to the log file fail; searching goes on")
+    written: int = Field(description="records (searches and events) written since start")
+    dropped: int = Field(description="records dropped because the queue was full")
+    failed: int = Field(description="records lost to failed writes (file locked past the busy timeout, disk full, ...)")
+    reopened: int = Field(description="times the log file was found deleted or replaced and a new one started")
+    queued: int = Field(description="records waiting for the writer now")
+    retention_days: int = Field(description="records older than this are deleted; 0 keeps everything")
+    last_error: str | None = Field(description="the last error writing the log, kept after writes succeed again")
+
+    @classmethod
+    def of(cls, stats: LogStats) -> SearchLogReport:
+        return cls(
+            status="failing" if stats.problem else "ok",
+            written=stats.written,
+            dropped=stats.dropped,
+            failed=stats.failed,
+            reopened=stats.reopened,
+            queued=stats.queued,
+            retention_days=stats.retention_days,
+            last_error=stats.last_error,
+        )
+
+
 class HealthReport(BaseModel):
     status: Literal["ok", "degraded", "unavailable"] = Field(
         description="unavailable (with status 503) while text search is down; degraded (200) while it serves but "
-        "cannot load the production it should follow"
+        "cannot load the production it should follow, or cannot write its search log"
     )
     reason: str | None = Field(description="why the server is unavailable; null when ok")
     problem: str | None = Field(default=None, description="why the server is degraded; null when ok")
@@ -39,6 +66,7 @@ class HealthReport(BaseModel):
     index: str
     embedding_dim: int
     text_encoder_restarts: int = Field(description="text encoder processes replaced since start")
+    search_log: SearchLogReport | None = Field(default=None, description="the search log; null when off (--no-log)")
 
 
 class Hit(BaseModel):
@@ -62,6 +90,7 @@ class Page(BaseModel):
     results: list[Hit]
     next_offset: int | None = Field(description="the offset of the next page; null on the last one")
     ignored_parameters: list[str] = Field(description="query parameters that are neither named nor a filter")
+    search_id: str = Field(description="names this search in POST /api/events (32 hex digits)")
 
 
 class TextSearchPage(Page):
@@ -97,3 +126,17 @@ class LabelScore(BaseModel):
 
 class Classification(BaseModel):
     labels: list[LabelScore] = Field(description="every candidate label, most likely first")
+
+
+class ShopperEvent(BaseModel):
+    """What a shopper did with a search's result, as the page or the shop's front end reports it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    search_id: str = Field(pattern=r"^[0-9a-f]{32}$", description="the search_id of the search response")
+    product_id: int = Field(description="the product, one of that search's results")
+    event: Literal["open", "add"] = Field(description="open: the shopper opened it; add: added it to the basket")
+
+
+class EventAccepted(BaseModel):
+    logged: bool = Field(description="false when the server keeps no search log or its queue was full")

@@ -1,9 +1,34 @@
-// The search page: text, product and image searches against /api, filters from /api/facets.
+// The search page: text, product and image searches against /api, filters from /api/facets; a product
+// opened (clicked) or added is reported to /api/events with the search_id of the page that showed it.
 "use strict";
 
 const PAGE = 24;
 const state = { mode: null, query: "", product: null, file: null, offset: 0 };
 const $ = (id) => document.getElementById(id);
+const SESSION = sessionToken();
+
+// A random token per browser tab, sent with each search so the search log can tell shoppers apart;
+// it says nothing about the shopper and ends with the tab.
+function sessionToken() {
+  const fresh = () => [...crypto.getRandomValues(new Uint8Array(12))].map((b) => b.toString(16).padStart(2, "0")).join("");
+  try {
+    const token = sessionStorage.getItem("modaclip-session") || fresh();
+    sessionStorage.setItem("modaclip-session", token);
+    return token;
+  } catch {
+    return fresh();  // storage blocked: one token for this page's life
+  }
+}
+
+// Fire and forget: a lost event must never get in the shopper's way.
+function report(searchId, productId, event) {
+  fetch("/api/events", {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ search_id: searchId, product_id: productId, event }),
+    keepalive: true,
+  }).catch(() => {});
+}
 
 async function api(url, options) {
   const response = await fetch(url, options);
@@ -66,6 +91,7 @@ function request(offset) {
   const params = filterParams();
   params.set("k", PAGE);
   params.set("offset", offset);
+  params.set("session", SESSION);
   if (state.mode === "text") {
     params.set("q", state.query);
     if ($("hybrid").checked) params.set("hybrid", "true");
@@ -89,17 +115,27 @@ function heading() {
   if (state.mode === "image") box.append(element("span", "", `Products that look like ${state.file.name}`));
 }
 
-function card(hit) {
+function card(hit, searchId) {
   const node = element("article", "card");
   node.tabIndex = 0;
   node.dataset.id = hit.id;
   const img = element("img");
   Object.assign(img, { src: hit.image_url, alt: hit.name, loading: "lazy", width: 150, height: 150 });
   const details = [hit.attributes.gender, hit.attributes.baseColour, hit.attributes.articleType].filter(Boolean).join(" · ");
-  node.append(img, element("div", "name", hit.name), element("div", "meta", `score ${hit.score.toFixed(3)} · ${details}`));
-  const open = () => searchSimilar(hit);
+  const add = element("button", "add", "Add to bag");
+  add.type = "button";
+  add.addEventListener("click", (event) => {
+    event.stopPropagation();
+    report(searchId, hit.id, "add");
+    Object.assign(add, { textContent: "Added", disabled: true });
+  });
+  node.append(img, element("div", "name", hit.name), element("div", "meta", `score ${hit.score.toFixed(3)} · ${details}`), add);
+  const open = () => {
+    report(searchId, hit.id, "open");
+    searchSimilar(hit);
+  };
   node.addEventListener("click", open);
-  node.addEventListener("keydown", (event) => { if (event.key === "Enter") open(); });
+  node.addEventListener("keydown", (event) => { if (event.key === "Enter" && event.target === node) open(); });
   return node;
 }
 
@@ -112,7 +148,7 @@ async function run(append) {
   document.body.classList.add("loading");
   try {
     const page = await api(url, options);
-    const cards = page.results.map(card);
+    const cards = page.results.map((hit) => card(hit, page.search_id));
     if (append) $("results").append(...cards);
     else $("results").replaceChildren(...cards);
     if (!append && !cards.length) $("heading").append(element("span", "error", " — no products match"));
