@@ -1,0 +1,73 @@
+"""evaluate-feedback: the base, catalog-fine-tuned and fine-tuned-on-the-log models on held-out logged queries.
+
+The judged sets are a feedback export's `heldout` (the latest searches' queries, judged by what
+shoppers opened and added) and `heldout_unseen` (those of them never typed while the training pairs
+were logged). Each model searches the whole catalog exactly, scored as evaluate.query_sets' sets are
+(evaluate/query_sets.py). A set the log left without a judged query is reported with no figures.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from modaclip.core.catalog_io import read_catalog
+from modaclip.core.config import Params
+from modaclip.evaluate.judged_queries import JudgedQueries, load_beir
+from modaclip.evaluate.query_sets import base_catalog_search, evaluate_query_sets, in_catalog, stored_catalog_search
+from modaclip.feedback.export import HELDOUT, HELDOUT_UNSEEN, SUMMARY
+from modaclip.model.clip_model import create_base_model, load_model
+
+log = logging.getLogger(__name__)
+
+SETS = {HELDOUT: "heldout_queries", HELDOUT_UNSEEN: "heldout_unseen_queries"}  # folder -> its count in summary.json
+HEADLINE = {HELDOUT: "logged_ndcg@10", HELDOUT_UNSEEN: "logged_unseen_ndcg@10"}
+MODELS = ("base", "finetuned", "feedback")
+
+
+def logged_sets(feedback_dir: Path, catalog_dir: Path) -> tuple[list[JudgedQueries], dict[str, dict[str, Any]]]:
+    """The export's judged sets kept to the catalog's products, and each one's summary (an empty set: a note)."""
+    counts = json.loads((feedback_dir / SUMMARY).read_text())
+    product_ids = set(read_catalog(catalog_dir, columns=["id"])["id"].astype(str))
+    sets, summaries = [], {}
+    for folder, count in SETS.items():
+        if not counts.get(count):
+            log.warning("%s: no judged query in the held-out period; the log is too small to score", folder)
+            summaries[folder] = {"scored_queries": 0}
+            continue
+        scored, summary = in_catalog(load_beir(feedback_dir / folder, f"beir:{feedback_dir / folder}"), product_ids)
+        sets.append(scored)
+        summaries[folder] = summary
+    return sets, summaries
+
+
+def evaluate_logged(
+    params: Params,
+    catalog_dir: str | Path,
+    finetuned_dir: str | Path,
+    embeddings_dir: str | Path,
+    feedback_model_dir: str | Path,
+    feedback_dir: str | Path,
+) -> tuple[dict[str, Any], dict[str, dict[str, float | None]]]:
+    """The report ({"sets": summaries, model: {set: {mode: figures}}}) and the headline (vector nDCG@10)."""
+    catalog_dir = Path(catalog_dir)
+    sets, summaries = logged_sets(Path(feedback_dir), catalog_dir)
+    report: dict[str, Any] = {"sets": summaries}
+    if sets:
+        base = create_base_model(params.model.arch, params.model.pretrained, params.train.seed)
+        report["base"] = evaluate_query_sets(sets, base_catalog_search(base, catalog_dir), base)
+        finetuned = load_model(finetuned_dir)
+        search = stored_catalog_search(finetuned, finetuned_dir, embeddings_dir, catalog_dir)
+        report["finetuned"] = evaluate_query_sets(sets, search, finetuned)
+        tuned = load_model(feedback_model_dir)
+        report["feedback"] = evaluate_query_sets(sets, base_catalog_search(tuned, catalog_dir), tuned)
+    headline = {
+        HEADLINE[folder]: {
+            model: report[model][folder]["vector"]["ndcg@10"] if folder in report.get(model, {}) else None
+            for model in MODELS
+        }
+        for folder in SETS
+    }
+    return report, headline
