@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from modaclip.core.config import FeedbackExportParams
+from modaclip.core.errors import ModaclipError
 from modaclip.evaluate.judged_queries import load_beir
 from modaclip.feedback import log_schema
 from modaclip.feedback.export import PAIRS, export_feedback, inverse_propensity, normalise, query_id
@@ -124,3 +125,16 @@ def test_normalise_and_propensity() -> None:
 def test_summary_is_json(log_path: Path, tmp_path: Path) -> None:
     export_feedback([log_path], tmp_path / "out", PARAMS)
     assert json.loads((tmp_path / "out" / "summary.json").read_text())["pairs"] == 3
+
+
+def test_an_empty_log_exports_empty_files(tmp_path: Path) -> None:
+    log_schema.connect(tmp_path / "empty.sqlite").close()
+    summary = export_feedback([tmp_path / "empty.sqlite"], tmp_path / "out", PARAMS)
+    assert (summary["searches"], summary["pairs"], summary["heldout_queries"], summary["split_at"]) == (0, 0, 0, None)
+    assert len(pd.read_parquet(tmp_path / "out" / PAIRS)) == 0
+
+
+def test_a_file_that_is_not_a_log_is_named(tmp_path: Path) -> None:
+    (tmp_path / "notes.sqlite").write_text("not a database")
+    with pytest.raises(ModaclipError, match=r"notes\.sqlite: not a readable search log"):
+        export_feedback([tmp_path / "notes.sqlite"], tmp_path / "out", PARAMS)

@@ -40,7 +40,7 @@ def test_repro_runs_the_loop_and_scores_three_models(project: Path, first_run: s
         assert 0.0 <= report[model]["heldout"]["vector"]["ndcg@10"] <= 1.0
     headline = json.loads((project / "metrics/feedback_headline.json").read_text())
     assert headline["logged_ndcg@10"]["feedback"] == round(report["feedback"]["heldout"]["vector"]["ndcg@10"], 4)
-    card = json.loads((project / "models/finetuned-feedback/meta.json").read_text())
+    card = json.loads((project / "models/finetuned-feedback/modaclip.json").read_text())
     assert card["feedback"] == "data/feedback" and card["init"] == "models/finetuned"
     assert card["train_params"]["fields"]["{queries}"] == 2.0
 
