@@ -40,7 +40,7 @@ def sh(cwd: Path, *args: str) -> str:
 
 
 def stages_run(output: str) -> set[str]:
-    return set(re.findall(r"Running stage '(\w+)'", output))
+    return set(re.findall(r"Running stage '([\w-]+)'", output))
 
 
 def set_params(repo: Path, updates: dict) -> None:
