@@ -19,12 +19,15 @@ def main() -> None:
     parser.add_argument("--embeddings", required=True, help="its embeddings of the catalog")
     parser.add_argument("--feedback-model", required=True, help="the model fine-tuned on catalog + log")
     parser.add_argument("--feedback", required=True, help="the feedback export (held-out judged sets)")
+    parser.add_argument(
+        "--truth", required=True, help="a simulated log's attribute judgments (absent for a real log: not scored)"
+    )
     parser.add_argument("--metrics", required=True, help="every figure, as JSON")
     parser.add_argument("--headline", required=True, help="nDCG@10 per model and set, for dvc exp show")
     args = parser.parse_args()
     params = load_params(args.params)
     report, headline = evaluate_logged(
-        params, args.data, args.finetuned, args.embeddings, args.feedback_model, args.feedback
+        params, args.data, args.finetuned, args.embeddings, args.feedback_model, args.feedback, args.truth
     )
     write_json(args.metrics, report)
     write_json(args.headline, headline)

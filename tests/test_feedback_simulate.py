@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 
 from modaclip.core.config import FeedbackExportParams, FeedbackSimulateParams
-from modaclip.evaluate.judged_queries import JudgedQueries
+from modaclip.evaluate.judged_queries import JudgedQueries, load_beir
 from modaclip.feedback.export import export_feedback
 from modaclip.feedback.log_schema import read_log
-from modaclip.feedback.simulate import LOG_NAME, simulate, simulate_log
+from modaclip.feedback.simulate import LOG_NAME, TRUTH, simulate, simulate_log
 
 PAGE = 10
 
@@ -56,10 +56,14 @@ def test_simulation_is_deterministic_and_the_export_reads_it(served_paths: dict[
     counts = simulate_log(*args, tmp_path / "a", params, fields)
     simulate_log(*args, tmp_path / "b", params, fields)
     assert (tmp_path / "a" / LOG_NAME).read_bytes() == (tmp_path / "b" / LOG_NAME).read_bytes()
-    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == [LOG_NAME], "a -wal or -shm file was left"
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == [LOG_NAME, TRUTH], "a -wal or -shm file was left"
+    truth = load_beir(tmp_path / "a" / TRUTH, "truth")
+    assert len(truth.queries) == counts["queries"] == 30
     log = read_log([tmp_path / "a" / LOG_NAME])
     assert len(log.searches) == counts["searches"] == 300 and len(log.events) == counts["events"] > 0
     assert log.searches["shown"].map(len).eq(8).all() and log.searches["session"].nunique() <= 40
     summary = export_feedback([tmp_path / "a" / LOG_NAME], tmp_path / "out", FeedbackExportParams())
     assert summary["unmatched_events"] == {"search_not_in_log": 0, "product_not_shown": 0}
     assert summary["pairs"] > 0 and summary["heldout_queries"] > 0
+    heldout = load_beir(tmp_path / "out" / "heldout", "heldout")
+    assert set(heldout.queries) <= set(truth.queries), "the truth's query ids are the export's"

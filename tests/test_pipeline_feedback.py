@@ -37,7 +37,8 @@ def test_repro_runs_the_loop_and_scores_three_models(project: Path, first_run: s
     assert summary["text_searches"] == 600 and summary["pairs"] > 0 and summary["heldout_queries"] > 0
     report = json.loads((project / "metrics/feedback_eval.json").read_text())
     for model in ("base", "finetuned", "feedback"):
-        assert 0.0 <= report[model]["heldout"]["vector"]["ndcg@10"] <= 1.0
+        for judged in ("heldout", "heldout_by_attributes"):  # by clicks, and by the simulation's truth
+            assert 0.0 <= report[model][judged]["vector"]["ndcg@10"] <= 1.0
     headline = json.loads((project / "metrics/feedback_headline.json").read_text())
     assert headline["logged_ndcg@10"]["feedback"] == round(report["feedback"]["heldout"]["vector"]["ndcg@10"], 4)
     card = json.loads((project / "models/finetuned-feedback/modaclip.json").read_text())

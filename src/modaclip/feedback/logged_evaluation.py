@@ -2,7 +2,11 @@
 
 The judged sets are a feedback export's `heldout` (the latest searches' queries, judged by what
 shoppers opened and added) and `heldout_unseen` (those of them never typed while the training pairs
-were logged). Each model searches the whole catalog exactly, scored as evaluate.query_sets' sets are
+were logged). Both are judged by clicks, and a shopper can click only what the serving model showed:
+products the other models rank high but the logged pages never held count as not relevant, which
+favours the model that served the log. A simulated log also has the truth (simulate.py's `truth/`):
+`heldout_by_attributes` is the held-out queries judged by the catalog's attributes, the same for every
+model. Each model searches the whole catalog exactly, scored as evaluate.query_sets' sets are
 (evaluate/query_sets.py). A set the log left without a judged query is reported with no figures.
 """
 
@@ -15,7 +19,7 @@ from typing import Any
 
 from modaclip.core.catalog_io import read_catalog
 from modaclip.core.config import Params
-from modaclip.evaluate.judged_queries import JudgedQueries, load_beir
+from modaclip.evaluate.judged_queries import BEIR_QUERIES, JudgedQueries, load_beir
 from modaclip.evaluate.query_sets import base_catalog_search, evaluate_query_sets, in_catalog, stored_catalog_search
 from modaclip.feedback.export import HELDOUT, HELDOUT_UNSEEN, SUMMARY
 from modaclip.model.clip_model import create_base_model, load_model
@@ -25,22 +29,37 @@ log = logging.getLogger(__name__)
 SETS = {HELDOUT: "heldout_queries", HELDOUT_UNSEEN: "heldout_unseen_queries"}  # folder -> its count in summary.json
 HEADLINE = "logged_ndcg@10"  # dvc exp show's columns: logged_ndcg@10.base, .finetuned, .feedback (vector search)
 MODELS = ("base", "finetuned", "feedback")
+BY_ATTRIBUTES = "heldout_by_attributes"
 
 
-def logged_sets(feedback_dir: Path, catalog_dir: Path) -> tuple[list[JudgedQueries], dict[str, dict[str, Any]]]:
-    """The export's judged sets kept to the catalog's products, and each one's summary (an empty set: a note)."""
+def logged_sets(
+    feedback_dir: Path, catalog_dir: Path, truth_dir: Path
+) -> tuple[list[JudgedQueries], dict[str, dict[str, Any]]]:
+    """The export's judged sets (and, for a simulated log, the held-out queries by the truth) kept to the catalog's
+    products, and each one's summary (an empty set: a note)."""
     counts = json.loads((feedback_dir / SUMMARY).read_text())
     product_ids = set(read_catalog(catalog_dir, columns=["id"])["id"].astype(str))
-    sets, summaries = [], {}
+    judged = {}
     for folder, count in SETS.items():
-        if not counts.get(count):
+        if counts.get(count):
+            judged[folder] = load_beir(feedback_dir / folder, f"beir:{feedback_dir / folder}")
+        else:
             log.warning("%s: no judged query in the held-out period; the log is too small to score", folder)
-            summaries[folder] = {"scored_queries": 0}
-            continue
-        scored, summary = in_catalog(load_beir(feedback_dir / folder, f"beir:{feedback_dir / folder}"), product_ids)
+    if HELDOUT in judged and (truth_dir / BEIR_QUERIES).is_file():
+        judged[BY_ATTRIBUTES] = held_out_by_truth(judged[HELDOUT], load_beir(truth_dir, f"beir:{truth_dir}"))
+    sets, summaries = [], {name: {"scored_queries": 0} for name in SETS}
+    for name, queries in judged.items():
+        scored, summary = in_catalog(queries, product_ids)
         sets.append(scored)
-        summaries[folder] = summary
+        summaries[name] = summary
     return sets, summaries
+
+
+def held_out_by_truth(heldout: JudgedQueries, truth: JudgedQueries) -> JudgedQueries:
+    """The held-out queries the truth judges, with the truth's judgments (query ids are the export's, so they match)."""
+    qrels = {query: truth.qrels[query] for query in heldout.queries if query in truth.qrels}
+    queries = {query: heldout.queries[query] for query in qrels}
+    return JudgedQueries(BY_ATTRIBUTES, truth.source, queries, qrels)
 
 
 def evaluate_logged(
@@ -50,11 +69,12 @@ def evaluate_logged(
     embeddings_dir: str | Path,
     feedback_model_dir: str | Path,
     feedback_dir: str | Path,
+    truth_dir: str | Path,
 ) -> tuple[dict[str, Any], dict[str, dict[str, float | None]]]:
     """The report ({"sets": summaries, model: {set: {mode: figures}}}) and the headline: each model's vector
     nDCG@10 on the held-out logged queries."""
     catalog_dir = Path(catalog_dir)
-    sets, summaries = logged_sets(Path(feedback_dir), catalog_dir)
+    sets, summaries = logged_sets(Path(feedback_dir), catalog_dir, Path(truth_dir))
     report: dict[str, Any] = {"sets": summaries}
     if sets:
         base = create_base_model(params.model.arch, params.model.pretrained, params.train.seed)

@@ -13,7 +13,10 @@ how real shoppers behave:
   an examined product with `open_probability[grade]` (its grade for the query: 0, 1 or 2) and adds
   an opened grade-2 product with `add_probability`.
 
-Everything is drawn from one seeded generator, so the same inputs write the same log.
+Everything is drawn from one seeded generator, so the same inputs write the same log. Beside the log
+the simulation writes what only a simulation knows, every pool query's judgments by the catalog's
+attributes (`truth/`, BEIR layout, the export's query ids): evaluate-feedback scores the held-out
+logged queries by them too, free of the bias of click judgments (docs/feedback.md).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from modaclip.core.atomic import atomic_directory
 from modaclip.core.config import FeedbackSimulateParams
@@ -30,17 +34,29 @@ from modaclip.evaluate.judged_queries import JudgedQueries
 from modaclip.evaluate.query_sets import judged_catalog
 from modaclip.evaluate.shopper_queries import shopper_queries
 from modaclip.feedback import log_schema
+from modaclip.feedback.export import normalise, write_beir
 from modaclip.feedback.log_files import seal
 from modaclip.feedback.log_schema import EventRecord, SearchRecord
 from modaclip.search.engine import CatalogSearch
 
 LOG_NAME = "log-000.sqlite"
+TRUTH = "truth"  # the pool's attribute judgments, beside the log
 MODEL_NAME = "finetuned"  # the logged model: the catalog-fine-tuned one the simulated shop serves
 
 
 def query_pool(catalog_dir: Path, params: FeedbackSimulateParams, train_fields: Sequence[str]) -> JudgedQueries:
     catalog, fields = judged_catalog(catalog_dir)
     return shopper_queries(catalog, fields, params.pool, train_fields, "simulated shoppers", seed=params.seed)
+
+
+def pool_judgments(pool: JudgedQueries) -> pd.DataFrame:
+    """(query, product_id, grade) of every judged product of every pool query, the query normalised as the export's."""
+    rows = [
+        (normalise(pool.queries[query]), product, grade)
+        for query, judged in pool.qrels.items()
+        for product, grade in judged.items()
+    ]
+    return pd.DataFrame(rows, columns=["query", "product_id", "grade"])
 
 
 def search_id(seed: int, number: int) -> str:
@@ -101,4 +117,5 @@ def simulate_log(
             seal(conn)
         finally:
             conn.close()
+        write_beir(tmp / TRUTH, pool_judgments(pool))
     return {"queries": len(pool.queries), "searches": len(searches), "events": len(events)}
