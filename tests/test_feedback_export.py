@@ -138,3 +138,18 @@ def test_a_file_that_is_not_a_log_is_named(tmp_path: Path) -> None:
     (tmp_path / "notes.sqlite").write_text("not a database")
     with pytest.raises(ModaclipError, match=r"notes\.sqlite: not a readable search log"):
         export_feedback([tmp_path / "notes.sqlite"], tmp_path / "out", PARAMS)
+
+
+def test_the_command_exports_a_glob_and_without_a_log_names_the_default(
+    log_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from modaclip.cli import main
+
+    monkeypatch.chdir(tmp_path)  # no params.yaml here: feedback.export's defaults
+    main(["feedback", "export", "--log", "*.sqlite", "--out", "exported"])
+    assert json.loads(capsys.readouterr().out)["text_searches"] == 8
+    assert (tmp_path / "exported" / PAIRS).is_file()
+    with pytest.raises(SystemExit) as stopped:
+        main(["feedback", "export"])
+    assert stopped.value.code == 2
+    assert "logs/search-log.sqlite: no search log there" in capsys.readouterr().err
