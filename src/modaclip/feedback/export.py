@@ -82,6 +82,19 @@ def text_searches(log: LogTables) -> pd.DataFrame:
     return text.sort_values(["at", "search_id"], kind="stable").reset_index(drop=True)
 
 
+def positions_shown(searches: pd.DataFrame) -> dict[str, dict[str, int]]:
+    """search_id -> {product id: its position on the page (1-based, counting the offset); a repeat keeps the first}."""
+    pages: dict[str, dict[str, int]] = {}
+    for search_id, offset, shown in zip(
+        searches.get("search_id", []), searches.get("offset", []), searches.get("shown", [])
+    ):
+        page: dict[str, int] = {}
+        for i, product in enumerate(shown):
+            page.setdefault(str(product), offset + i + 1)
+        pages[search_id] = page
+    return pages
+
+
 def clicked(log: LogTables, searches: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
     """(search_id, product_id, grade, position) per clicked result of the given searches (the best event's grade),
     and the count of events that match no search of the log or name a product the search did not show."""
@@ -91,10 +104,7 @@ def clicked(log: LogTables, searches: pd.DataFrame) -> tuple[pd.DataFrame, dict[
         return pd.DataFrame(columns=["search_id", "product_id", "grade", "position"]), counts
     known = set(log.searches["search_id"]) if len(log.searches) else set()
     counts["search_not_in_log"] = int((~events["search_id"].isin(known)).sum())
-    shown = {
-        row.search_id: {product: row.offset + i + 1 for i, product in reversed(list(enumerate(row.shown)))}
-        for row in log.searches.itertuples()
-    } if len(log.searches) else {}  # fmt: skip
+    shown = positions_shown(log.searches)
     positions = [shown.get(s, {}).get(str(p)) for s, p in zip(events["search_id"], events["product_id"])]
     events = events.assign(position=positions, grade=events["event"].map(GRADES))
     known_events = events[events["search_id"].isin(known)]
