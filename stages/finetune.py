@@ -14,8 +14,10 @@ import logging
 from modaclip.core.atomic import write_json
 from modaclip.core.catalog_io import read_catalog, read_catalog_fields
 from modaclip.core.config import load_params
+from modaclip.core.errors import ModaclipError
 from modaclip.core.stage_runner import run
 from modaclip.model.clip_model import create_base_model, save_model
+from modaclip.model.saved_model import is_saved_model
 from modaclip.train.distributed import init_distributed, shutdown
 from modaclip.train.logged_queries import LoggedQueries, feedback_train_params
 from modaclip.train.run_identity import RunIdentity
@@ -34,6 +36,8 @@ def main() -> None:
     parser.add_argument("--feedback", help="a feedback export folder: train on its logged queries too")
     args = parser.parse_args()
     params = load_params(args.params)
+    if args.init and not is_saved_model(args.init):
+        raise ModaclipError(f"--init {args.init}: not a saved model folder (a finetune stage's --out)")
     train_params = feedback_train_params(params) if args.feedback else params.train
     queries = LoggedQueries.read(args.feedback) if args.feedback else None
     catalog = read_catalog_fields(args.data)
