@@ -16,6 +16,7 @@ from modaclip.evaluate.headline import HEADLINE, headline_metrics, query_set_hea
 
 REPO = Path(__file__).resolve().parents[1]
 DETAIL_FILES = ["metrics/clean.json", "metrics/train.json", "metrics/eval.json"]
+FEEDBACK_HEADLINE = "metrics/feedback_headline.json"  # evaluate-feedback's: held-out logged nDCG@10 per model
 EXP_SHOW_FIXED = {"Experiment", "rev", "typ", "Created", "parent", "State", "Executor"}
 
 
@@ -57,7 +58,7 @@ def leaves(section: dict, prefix: str = "") -> set[str]:
 def metrics_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """This project's dvc.yaml and params.yaml with its committed metrics files, in a fresh git + DVC repo."""
     repo = tmp_path_factory.mktemp("exp-show")
-    for name in ("dvc.yaml", "params.yaml", *DETAIL_FILES, "metrics/headline.json"):
+    for name in ("dvc.yaml", "params.yaml", *DETAIL_FILES, "metrics/headline.json", FEEDBACK_HEADLINE):
         (repo / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(REPO / name, repo / name)
     sh(repo, "git", "init", "-q")
@@ -76,8 +77,10 @@ def test_exp_show_has_only_the_headline_metric_columns(metrics_repo: Path) -> No
     deps = {dep for stage in stages for dep in stage.get("deps", [])}
     metric_columns = [c for c in header if c not in EXP_SHOW_FIXED | params | deps]
     eval_report = json.loads((metrics_repo / "metrics/eval.json").read_text())
-    assert sorted(metric_columns) == sorted([*HEADLINE, *query_set_headlines(eval_report)])
-    assert len(metric_columns) <= 12
+    logged = leaves(json.loads((metrics_repo / FEEDBACK_HEADLINE).read_text()))
+    assert logged == {"logged_ndcg@10.base", "logged_ndcg@10.finetuned", "logged_ndcg@10.feedback"}
+    assert sorted(metric_columns) == sorted([*HEADLINE, *query_set_headlines(eval_report), *logged])
+    assert len(metric_columns) <= 15
 
 
 def test_detail_files_are_still_shown_and_diffed_by_path(metrics_repo: Path) -> None:

@@ -40,7 +40,7 @@ def sh(cwd: Path, *args: str) -> str:
 
 
 def stages_run(output: str) -> set[str]:
-    return set(re.findall(r"Running stage '(\w+)'", output))
+    return set(re.findall(r"Running stage '([\w-]+)'", output))
 
 
 def set_params(repo: Path, updates: dict) -> None:
@@ -53,10 +53,24 @@ def set_params(repo: Path, updates: dict) -> None:
     yaml.dump(params, path)
 
 
-def make_tiny_project(repo: Path, params: dict) -> Path:
-    """A git + DVC repo holding a copy of this project's pipeline with `params` applied, committed."""
-    for name in ("dvc.yaml", "params.yaml", ".gitignore"):
+FEEDBACK_STAGES = ("shop-log", "feedback", "finetune-feedback", "evaluate-feedback")
+FEEDBACK_HEADLINE = "metrics/feedback_headline.json"
+
+
+def make_tiny_project(repo: Path, params: dict, feedback: bool = False) -> Path:
+    """A git + DVC repo holding a copy of this project's pipeline with `params` applied, committed.
+
+    Without `feedback` the feedback loop's stages are left out of its dvc.yaml (tests/test_pipeline_feedback.py
+    runs them), so the other pipeline tests pay only for the stages they check."""
+    for name in ("params.yaml", ".gitignore"):
         shutil.copy(REPO / name, repo / name)
+    yaml = YAML()
+    pipeline = yaml.load(REPO / "dvc.yaml")
+    if not feedback:
+        for stage in FEEDBACK_STAGES:
+            del pipeline["stages"][stage]
+        pipeline["metrics"].remove(FEEDBACK_HEADLINE)
+    yaml.dump(pipeline, repo / "dvc.yaml")
     for folder in ("stages", "src"):
         shutil.copytree(REPO / folder, repo / folder, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     set_params(repo, params)

@@ -17,11 +17,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from modaclip.core.atomic import atomic_file
-from modaclip.core.config import DEFAULT_PARAMS_PATH, ServeParams, load_params
+from modaclip.core.config import DEFAULT_PARAMS_PATH, Params, ServeParams, load_params
 from modaclip.core.errors import ModaclipError
 from modaclip.core.paths import CATALOG_DIR, EMBEDDINGS_DIR, EVAL_METRICS, MODEL_DIR
 from modaclip.core.stage_runner import run
 from modaclip.evaluate.markdown_report import markdown_report, read_eval_json
+from modaclip.feedback.log_files import expand_logs
 from modaclip.model.zero_shot import DEFAULT_TEMPLATES, classification_json, classify_image
 from modaclip.registry import versions as registry
 from modaclip.registry.model_choice import AUTO, PRODUCTION, query_embedder, search_source_for
@@ -59,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
         add_classify_command,
         add_serve_command,
         add_export_command,
+        add_feedback_command,
     ):
         add_command(commands)
     return parser
@@ -349,6 +351,40 @@ def export_command(args: argparse.Namespace) -> None:
     from modaclip.registry.export import export_model  # torch and open_clip load only for this command
 
     export_model(args.model, args.format, Path(args.out), args.metrics)
+    print(f"saved {args.out}", file=sys.stderr)
+
+
+def add_feedback_command(commands: argparse._SubParsersAction) -> None:
+    feedback = commands.add_parser("feedback", help="learn from the shop: turn search logs into training data")
+    actions = feedback.add_subparsers(dest="action", required=True, metavar="ACTION")
+    export = actions.add_parser(
+        "export",
+        help="search log(s) -> training pairs and a held-out judged query set (docs/feedback.md)",
+        description=(
+            "Read one or more search logs (the SQLite files `modaclip serve` writes) and write OUT: pairs.parquet "
+            "(query -> product, graded and weighted against position bias), heldout/ and heldout_unseen/ (judged "
+            "query sets in the BEIR layout, from the latest searches) and summary.json. The same logs give the same "
+            "bytes. Settings from params.yaml's feedback.export."
+        ),
+    )
+    export.add_argument(
+        "--log",
+        action="append",
+        metavar="PATH",
+        help="a log file or glob; repeat for several (default: params.yaml serve.log_path, where `modaclip serve` logs)",
+    )
+    export.add_argument("--out", default="data/feedback", help="folder to write, replaced whole (default: %(default)s)")
+    export.add_argument("--params", default=str(DEFAULT_PARAMS_PATH), help="params file (default: %(default)s)")
+    export.set_defaults(handler=feedback_export_command)
+
+
+def feedback_export_command(args: argparse.Namespace) -> None:
+    from modaclip.feedback.export import export_feedback  # pandas and pyarrow load only for this command
+
+    params = load_params(args.params) if Path(args.params).is_file() else Params()
+    paths = expand_logs(args.log or [params.serve.log_path])
+    summary = export_feedback(paths, args.out, params.feedback.export)
+    print(json.dumps(summary, indent=2))
     print(f"saved {args.out}", file=sys.stderr)
 
 

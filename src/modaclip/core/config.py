@@ -210,6 +210,56 @@ class ServeParams(Section):
     log_retention_days: int = Field(90, ge=0)  # searches and events older than this are deleted; 0 keeps all
 
 
+class FeedbackExportParams(Section):
+    """`modaclip feedback export` and the feedback stage: a search log -> training pairs and held-out judged queries."""
+
+    heldout_fraction: float = Field(0.2, gt=0.0, lt=1.0)  # the latest share of text searches held out for evaluation
+    min_shoppers: int = Field(2, ge=1)  # a query typed by fewer distinct shoppers (sessions) is dropped, for privacy
+    eta: float = Field(1.0, ge=0.0)  # position bias: a result at position p is examined with probability (1/p)^eta
+    max_weight: float = Field(10.0, ge=1.0)  # inverse-propensity clip, so a lone deep click cannot dominate
+
+
+class FeedbackSimulateParams(Section):
+    """The simulated shoppers of the embedded default (feedback/simulate.py, docs/feedback.md)."""
+
+    searches: int = Field(4000, ge=1)
+    shoppers: int = Field(800, ge=1)  # sessions the searches are spread over
+    pool: int = Field(400, ge=1)  # distinct queries drawn from (shoppers' words, evaluate/shopper_queries.py)
+    zipf: float = Field(1.1, gt=0.0)  # popularity skew of the pool: query of rank r drawn with weight 1/r^zipf
+    page: int = Field(20, ge=1)  # results shown per search
+    eta: float = Field(1.0, ge=0.0)  # examination: position p is looked at with probability (1/p)^eta
+    open_probability: list[float] = Field(default_factory=lambda: [0.02, 0.3, 0.7], min_length=3, max_length=3)
+    add_probability: float = Field(0.3, ge=0.0, le=1.0)  # chance an opened product of grade 2 is added
+    seed: int = Field(1, ge=0)  # queries, popularity and clicks; another than the shoppers' query set's
+    start: int = 1_767_225_600  # first search's time (Unix seconds; 2026-01-01 UTC)
+    seconds_between: float = Field(30.0, gt=0.0)  # searches are spaced evenly from `start`
+
+    @field_validator("open_probability")
+    @classmethod
+    def _probabilities(cls, values: list[float]) -> list[float]:
+        if any(not 0.0 <= p <= 1.0 for p in values):
+            raise ValueError(f"probabilities lie in [0, 1], got {values}")
+        return values
+
+
+class FeedbackTrainParams(Section):
+    """finetune-feedback: a warm start from models/finetuned, trained on catalog + logged queries."""
+
+    epochs: int = Field(3, ge=1)
+    lr: float = Field(2e-4, gt=0.0)
+    warmup_steps: int = Field(20, ge=0)
+    queries_weight: float = Field(2.0, gt=0.0)  # the `{queries}` field's weight beside train.fields'
+
+
+class FeedbackParams(Section):
+    """Learning from the shop's search log (docs/feedback.md)."""
+
+    log: str = Field("simulated", min_length=1)  # simulated | a path or glob of `modaclip serve` logs
+    export: FeedbackExportParams = FeedbackExportParams()
+    simulate: FeedbackSimulateParams = FeedbackSimulateParams()
+    train: FeedbackTrainParams = FeedbackTrainParams()
+
+
 class Params(Section):
     data: DataParams = DataParams()
     caption: CaptionParams = CaptionParams()
@@ -220,6 +270,7 @@ class Params(Section):
     promote: PromoteParams = PromoteParams()
     ray: RayParams = RayParams()
     serve: ServeParams = ServeParams()
+    feedback: FeedbackParams = FeedbackParams()
 
 
 def parse_params(raw: object, source: str = "params.yaml") -> Params:

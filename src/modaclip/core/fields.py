@@ -151,6 +151,7 @@ def _any_value(values: pd.Series) -> bool:
 
 
 CAPTIONS_FIELD = "{captions}"  # in train.fields: one of the product's captions, sampled anew each epoch
+QUERIES_FIELD = "{queries}"  # a product's logged shopper queries (finetune --feedback, train/logged_queries.py)
 
 
 def check_field_texts(fields: dict[str, float]) -> None:
@@ -161,7 +162,9 @@ def check_field_texts(fields: dict[str, float]) -> None:
             raise ModaclipError(f"train.fields: {template!r} has no {{field}}; every product would get the same text")
         if "captions" in names and template != CAPTIONS_FIELD:
             raise ModaclipError(f"train.fields: {template!r}: {CAPTIONS_FIELD} must stand alone")
-        check_names(f"train.fields: {template!r}", [name for name in names if name != "captions"])
+        if "queries" in names and template != QUERIES_FIELD:
+            raise ModaclipError(f"train.fields: {template!r}: {QUERIES_FIELD} must stand alone")
+        check_names(f"train.fields: {template!r}", [name for name in names if name not in ("captions", "queries")])
         check_renders(template, names)
         if weight < 0:
             raise ModaclipError(f"train.fields: {template!r} has weight {weight}; weights must be >= 0")

@@ -18,13 +18,14 @@ from typing import Any
 
 import ir_measures
 import numpy as np
+import pandas as pd
 import pyarrow.parquet as pq
 from ir_measures import RR, R, nDCG
 
 from modaclip.core.catalog_io import iter_chunks, part_files, read_catalog, read_catalog_fields
 from modaclip.core.config import Params
 from modaclip.core.errors import ModaclipError
-from modaclip.core.fields import FIELD_COLUMNS
+from modaclip.core.fields import FIELD_COLUMNS, CatalogFields
 from modaclip.embed.stored import load_embeddings
 from modaclip.evaluate.judged_queries import JudgedQueries, load_beir, load_trec
 from modaclip.evaluate.shopper_queries import shopper_queries
@@ -57,10 +58,15 @@ def open_query_set(spec: str, where: str, catalog_dir: Path, train_fields: Seque
         return load_trec(Path(qrels), Path(queries), spec)
     if not rest.isdigit() or int(rest) < 1:
         raise ModaclipError(f"{where}: {spec!r}: shoppers:<count> takes a number of queries of at least 1")
-    fields = read_catalog_fields(catalog_dir)
+    catalog, fields = judged_catalog(catalog_dir)
+    return shopper_queries(catalog, fields, int(rest), train_fields, spec)
+
+
+def judged_catalog(catalog_dir: Path) -> tuple[pd.DataFrame, CatalogFields]:
+    """The clean catalog's ids, captions and field columns, and its fields: what shoppers' queries are judged on."""
     names = set(pq.read_schema(part_files(catalog_dir)[0]).names)
     catalog = read_catalog(catalog_dir, columns=["id", "captions", *(c for c in FIELD_COLUMNS if c in names)])
-    return shopper_queries(catalog, fields, int(rest), train_fields, spec)
+    return catalog, read_catalog_fields(catalog_dir)
 
 
 def open_query_sets(

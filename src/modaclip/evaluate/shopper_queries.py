@@ -280,9 +280,15 @@ def training_texts(catalog: pd.DataFrame, fields: CatalogFields, train_fields: S
 
 
 def shopper_queries(
-    catalog: pd.DataFrame, fields: CatalogFields, count: int, train_fields: Sequence[str], source: str
+    catalog: pd.DataFrame,
+    fields: CatalogFields,
+    count: int,
+    train_fields: Sequence[str],
+    source: str,
+    seed: int = SEED,
 ) -> JudgedQueries:
-    """`count` distinct shoppers' queries judged over `catalog` (id, captions and attribute columns)."""
+    """`count` distinct shoppers' queries judged over `catalog` (id, captions and attribute columns); another
+    `seed` draws another set (the simulated shoppers of feedback/simulate.py use their own)."""
     columns = Columns.of(fields, catalog)
     kinds = [kind for kind, (roles, _) in KINDS.items() if all(getattr(columns, role) for role in roles)]
     if not kinds:
@@ -292,7 +298,7 @@ def shopper_queries(
         )
     weights = np.array([KINDS[kind][1] for kind in kinds])
     trained = training_texts(catalog, fields, train_fields)
-    rng = np.random.default_rng(SEED)
+    rng = np.random.default_rng(seed)
     queries: dict[str, str] = {}
     qrels: dict[str, dict[str, int]] = {}
     dropped = 0

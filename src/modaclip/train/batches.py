@@ -16,6 +16,7 @@ from PIL import Image
 from torch.utils.data import Dataset, Sampler
 
 from modaclip.model.clip_model import decode_image
+from modaclip.train.logged_queries import QueryOptions
 from modaclip.train.losses import caption_keys, field_keys
 
 Tokenizer = Callable[[Sequence[str]], torch.Tensor]
@@ -25,7 +26,9 @@ class CaptionedImages(Dataset):
     """(augmented image, caption, field texts) per item; caption and augmentation depend only on (seed, epoch, index).
 
     `field_texts[i]` holds item i's text for each template of train.fields (None where it lacks the
-    field); without field texts every item has none.
+    field); without field texts every item has none. With `queries` (the `{queries}` field), item i's
+    logged query, drawn among `queries[i]` by (seed, epoch, index), follows its field texts (None
+    when it has no logged query).
     """
 
     def __init__(
@@ -35,12 +38,14 @@ class CaptionedImages(Dataset):
         transform: Callable[[Image.Image], torch.Tensor],
         seed: int,
         field_texts: Sequence[tuple[str | None, ...]] | None = None,
+        queries: Sequence[QueryOptions | None] | None = None,
     ) -> None:
         self.images = images
         self.captions = captions
         self.transform = transform
         self.seed = seed
         self.field_texts = field_texts
+        self.queries = queries
         self.epoch = 0
 
     def __len__(self) -> int:
@@ -60,7 +65,11 @@ class CaptionedImages(Dataset):
             image = self.transform(decode_image(self.images[index]))
         finally:
             generator.set_state(saved)
-        return image, caption, self.field_texts[index] if self.field_texts is not None else ()
+        texts = self.field_texts[index] if self.field_texts is not None else ()
+        if self.queries is not None:
+            options = self.queries[index]
+            texts = (*texts, options.draw(rng) if options is not None else None)
+        return image, caption, texts
 
 
 class EpochBatches(Sampler[list[int]]):

@@ -2,7 +2,8 @@
 
 A run is its train params, its base model (architecture, config and start weights), its number of
 processes, the content of its training and validation rows (ids, captions, the catalog fields it
-reads and the stored image bytes, in order) and the source of the packages the finetune stage
+reads and the stored image bytes, in order), the feedback pairs it draws `{queries}` from (when
+given) and the source of the packages the finetune stage
 imports. Each part is kept as its own digest in the checkpoint, so a run that cannot resume says in
 one line what changed ("starting fresh: the training rows changed"), and a change to any of them
 (new captions, a re-shot photo, a new attribute value for the same id, a fix in the loss) trains
@@ -34,6 +35,7 @@ PART_NAMES = {
     "world_size": "the number of processes",
     "train_rows": "the training rows",
     "val_rows": "the validation rows",
+    "feedback": "the feedback pairs",
     "code": "the training code",
 }
 
@@ -53,18 +55,21 @@ class RunIdentity:
         val: pd.DataFrame,
         world_size: int = 1,
         code: Iterable[str] = TRAINING_CODE,
+        feedback: pd.DataFrame | None = None,
     ) -> RunIdentity:
-        """The identity of training `bundle` (as created, before training touches it) on these rows."""
-        return cls(
-            {
-                "params": _json_digest(params.model_dump()),
-                "model": model_digest(bundle),
-                "world_size": str(world_size),
-                "train_rows": rows_digest(train),
-                "val_rows": rows_digest(val),
-                "code": source_digest(code),
-            }
-        )
+        """The identity of training `bundle` (as created, before training touches it) on these rows
+        (and on these feedback pairs)."""
+        parts = {
+            "params": _json_digest(params.model_dump()),
+            "model": model_digest(bundle),
+            "world_size": str(world_size),
+            "train_rows": rows_digest(train),
+            "val_rows": rows_digest(val),
+            "code": source_digest(code),
+        }
+        if feedback is not None:
+            parts["feedback"] = rows_digest(feedback)
+        return cls(parts)
 
     def changes_from(self, recorded: Mapping[str, str]) -> list[str]:
         """What differs from a checkpoint's recorded identity, in words; empty when it is the same run."""

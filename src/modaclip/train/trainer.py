@@ -28,7 +28,7 @@ from tqdm import tqdm
 from modaclip.core.atomic import atomic_file
 from modaclip.core.config import TrainParams
 from modaclip.core.errors import ModaclipError
-from modaclip.core.fields import CatalogFields
+from modaclip.core.fields import QUERIES_FIELD, CatalogFields
 from modaclip.core.metrics import count_relevant, recall_at_k, relevance, top_k, weighted_f1
 from modaclip.model.clip_model import ClipBundle, encode_images, encode_texts, ensure_logit_bias
 from modaclip.model.zero_shot import predict_labels
@@ -36,6 +36,7 @@ from modaclip.train.batches import Batch, CaptionedImages, Collate, EpochBatches
 from modaclip.train.distributed import DistContext, mean_over_ranks
 from modaclip.train.field_texts import FieldTexts
 from modaclip.train.freezing import apply_freezing, trainable_share
+from modaclip.train.logged_queries import LoggedQueries
 from modaclip.train.losses import FieldPart, create_loss
 from modaclip.train.precision import resolve_precision
 from modaclip.train.run_identity import RunIdentity
@@ -143,6 +144,7 @@ class Trainer:
         device: torch.device,
         context: DistContext = DistContext(),
         catalog: CatalogFields | None = None,
+        queries: LoggedQueries | None = None,
     ) -> None:
         if len(train) < 2:
             raise ModaclipError(f"the train split has {len(train)} rows; contrastive training needs at least 2")
@@ -153,7 +155,12 @@ class Trainer:
         self.zero_shot_field = catalog.resolve(params.zero_shot_field)
         self.zero_shot_labels = _values(self.zero_shot_field, train, val)
         self.loss_fn = create_loss(params.loss, context.rank, context.world_size)
-        self.field_texts = FieldTexts.resolve(params.fields, catalog) if self.loss_fn.reads_fields else None
+        self.field_texts = (
+            FieldTexts.resolve(params.fields, catalog, queries is not None) if self.loss_fn.reads_fields else None
+        )
+        if QUERIES_FIELD in params.fields and queries is None:
+            log.info("train.fields: %s left out: no feedback pairs given (finetune --feedback)", QUERIES_FIELD)
+        with_queries = self.field_texts is not None and self.field_texts.queries_weight > 0
         log.info("catalog fields: %s", catalog.describe())
         log.info(
             "validation zero-shot field: %s (%d classes)", self.zero_shot_field or "(none)", len(self.zero_shot_labels)
@@ -184,6 +191,7 @@ class Trainer:
             bundle.preprocess_train,
             params.seed,
             self.field_texts.render(train) if self.field_texts is not None else None,
+            queries.options(train["id"].tolist()) if with_queries and queries is not None else None,
         )
         per_step = params.accum_steps * context.world_size
         self.batch_size = min(params.batch_size, len(train) // per_step)
@@ -265,7 +273,7 @@ class Trainer:
         """The loss of a forward pass; the field-aware loss gets the caption and each train.fields text as parts."""
         parts = []
         if self.field_texts is not None:
-            weights = (self.field_texts.caption_weight, *self.field_texts.weights)
+            weights = self.field_texts.part_weights()
             parts = [
                 FieldPart(weight, text, part_keys)
                 for weight, text, part_keys in zip(weights, [f.text, *f.fields], [keys, *field_keys])
