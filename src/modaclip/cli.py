@@ -371,7 +371,7 @@ def add_feedback_command(commands: argparse._SubParsersAction) -> None:
         "--log",
         action="append",
         metavar="PATH",
-        help="a log file or glob; repeat for several (default: params.yaml serve.log_path, where `modaclip serve` logs)",
+        help="a log file or glob; repeat for several (default: params.yaml serve.log_path, where serve logs)",
     )
     export.add_argument("--out", default="data/feedback", help="folder to write, replaced whole (default: %(default)s)")
     export.add_argument("--params", default=str(DEFAULT_PARAMS_PATH), help="params file (default: %(default)s)")
