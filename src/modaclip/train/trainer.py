@@ -98,9 +98,9 @@ def forward(model: torch.nn.Module, batch: Batch) -> Features:
     """One pass of the model over the images and, in one text batch, the captions and the distinct field texts."""
     out = model(batch.images, torch.cat([batch.tokens, batch.field_tokens]))
     captions = len(batch.tokens)
-    text, distinct = out[1][:captions], out[1][captions:]
+    text, distinct = out["text_features"][:captions], out["text_features"][captions:]
     fields = [distinct[rows.clamp(min=0)] for rows in batch.field_rows]
-    return Features(out[0], text, out[2], out[3] if len(out) > 3 else None, fields)
+    return Features(out["image_features"], text, out["logit_scale"], out.get("logit_bias"), fields)
 
 
 def splice(cached: list[Features], j: int, fresh: Features) -> Features:
