@@ -19,12 +19,12 @@ from modaclip.train.trainer import Trainer
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--data", default="data/clean")
-    parser.add_argument("--out", default="models/finetuned")
-    parser.add_argument("--checkpoints", default="models/checkpoints")
-    parser.add_argument("--curves", default="metrics/train")
-    parser.add_argument("--metrics", default="metrics/train.json")
+    parser.add_argument("--params", required=True)
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--checkpoints", required=True)
+    parser.add_argument("--curves", required=True)
+    parser.add_argument("--metrics", required=True)
     args = parser.parse_args()
     params = load_params(args.params)
     catalog = read_catalog_fields(args.data)
