@@ -70,9 +70,9 @@ def stage_loop(train, params: TrainParams, steps: int, directory: Path) -> tuple
         train.head(params.batch_size * (steps + 1)),
         train.head(0),
         params,
-        directory,
-        RunIdentity({}),
-        torch.device("cpu"),
+        checkpoint_dir=directory,
+        identity=RunIdentity({}),
+        device=torch.device("cpu"),
     )
     timed: list[TimedBatches] = []
     loader = trainer.loader

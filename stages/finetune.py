@@ -37,7 +37,17 @@ def main() -> None:
     try:
         bundle = create_base_model(params.model.arch, params.model.pretrained, params.train.seed)
         identity = RunIdentity.of(bundle, params.train, train, val, context.world_size)
-        trainer = Trainer(bundle, train, val, params.train, args.checkpoints, identity, device, context, catalog)
+        trainer = Trainer(
+            bundle,
+            train,
+            val,
+            params.train,
+            checkpoint_dir=args.checkpoints,
+            identity=identity,
+            device=device,
+            context=context,
+            catalog=catalog,
+        )
         summary = trainer.fit(args.curves)
         if context.is_main:
             bundle.model.cpu()

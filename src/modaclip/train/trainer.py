@@ -130,7 +130,11 @@ class TrainState:
 
 
 class Trainer:
-    """Owns the model, optimizer, schedule and checkpoints of one fine-tuning run (one rank of it under torchrun)."""
+    """Owns the model, optimizer, schedule and checkpoints of one fine-tuning run (one rank of it under torchrun).
+
+    Built the way timm builds a model: one builder per concern (objective, model, data, optimisation,
+    distribution), called in that order, each setting the attributes the loop reads.
+    """
 
     def __init__(
         self,
@@ -138,21 +142,55 @@ class Trainer:
         train: pd.DataFrame,
         val: pd.DataFrame,
         params: TrainParams,
+        *,
         checkpoint_dir: str | Path,
         identity: RunIdentity,
         device: torch.device,
         context: DistContext = DistContext(),
         catalog: CatalogFields | None = None,
     ) -> None:
+        """
+        Args:
+            bundle: the start model, trained in place; it holds the chosen weights after `fit`.
+            train: the train split's rows: image, captions and the catalog's field columns.
+            val: the validation split's rows, scored after every epoch (may be empty).
+            params: the `train` section of params.yaml.
+            checkpoint_dir: where the resume state is written, and read when `identity` matches it.
+            identity: what a checkpoint must have been written by to be resumed (train/run_identity.py).
+            device: where the model trains.
+            context: this process's rank among the torchrun processes; one process is rank 0 of 1.
+            catalog: the whole catalog's fields (roles resolve against them); by default the train rows'.
+        """
         if len(train) < 2:
             raise ModaclipError(f"the train split has {len(train)} rows; contrastive training needs at least 2")
         self.bundle, self.val, self.params, self.context = bundle, val, params, context
         self.device, self.identity = device, identity
         self.checkpoint_dir = Path(checkpoint_dir)
-        catalog = catalog or CatalogFields.of(train)
+        self._build_objective(catalog or CatalogFields.of(train), train, val)
+        self._build_model()
+        self._build_data(train)
+        self._build_optimisation()
+        self._build_distribution()
+        self.state = TrainState()
+        self.best_weights: dict[str, torch.Tensor] | None = None
+        self.wise_ft_scores: dict[str, dict[str, float]] = {}
+        self.wise_ft_alpha: float | None = None
+        log.info(
+            "%s loss, %s, %.0f%% of weights trainable, %d x %d x %d samples per step",
+            params.loss,
+            self.precision.name,
+            100 * trainable_share(bundle.model),
+            self.batch_size,
+            params.accum_steps,
+            context.world_size,
+        )
+
+    def _build_objective(self, catalog: CatalogFields, train: pd.DataFrame, val: pd.DataFrame) -> None:
+        """The loss, the texts of train.fields it reads, and the field validation classifies zero-shot."""
+        params = self.params
         self.zero_shot_field = catalog.resolve(params.zero_shot_field)
         self.zero_shot_labels = _values(self.zero_shot_field, train, val)
-        self.loss_fn = create_loss(params.loss, context.rank, context.world_size)
+        self.loss_fn = create_loss(params.loss, self.context.rank, self.context.world_size)
         self.field_texts = FieldTexts.resolve(params.fields, catalog) if self.loss_fn.reads_fields else None
         log.info("catalog fields: %s", catalog.describe())
         log.info(
@@ -160,6 +198,10 @@ class Trainer:
         )
         if self.field_texts is not None:
             log.info("train.fields: %s", self.field_texts.describe())
+
+    def _build_model(self) -> None:
+        """The model as the objective and params need it: logit bias, WiSE-FT start, freezing, device, precision."""
+        bundle, params = self.bundle, self.params
         if self.loss_fn.needs_logit_bias and ensure_logit_bias(bundle):
             log.info("train.loss siglip: %s has no logit bias; added one at -10", bundle.meta.get("arch"))
         # kept (on CPU) only for WiSE-FT: a second copy of a large model is not free
@@ -175,13 +217,17 @@ class Trainer:
         )
         if params.grad_checkpointing:
             bundle.model.set_grad_checkpointing(True)
-        bundle.model.to(device)
-        self.precision = resolve_precision(params.precision, device)
+        bundle.model.to(self.device)
+        self.precision = resolve_precision(params.precision, self.device)
         self.scaler = self.precision.grad_scaler()
+
+    def _build_data(self, train: pd.DataFrame) -> None:
+        """The train rows as samples, and the batch size and steps per epoch they allow on every rank."""
+        params, context = self.params, self.context
         self.dataset = CaptionedImages(
             train["image"].tolist(),
             train["captions"].tolist(),
-            bundle.preprocess_train,
+            self.bundle.preprocess_train,
             params.seed,
             self.field_texts.render(train) if self.field_texts is not None else None,
         )
@@ -193,29 +239,24 @@ class Trainer:
                 f"on {context.world_size} processes"
             )
         self.steps_per_epoch = len(train) // (self.batch_size * per_step)
-        self.optimizer = torch.optim.AdamW(parameter_groups(bundle.model, params.weight_decay), lr=params.lr)
+
+    def _build_optimisation(self) -> None:
+        """AdamW over the parameter groups and the learning-rate schedule over every step of the run."""
+        params = self.params
+        self.optimizer = torch.optim.AdamW(parameter_groups(self.bundle.model, params.weight_decay), lr=params.lr)
         total = params.epochs * self.steps_per_epoch
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, create_schedule(params.schedule, params.warmup_steps, total)
         )
+
+    def _build_distribution(self) -> None:
+        """DDP around the model when torchrun started more than one process."""
         self.ddp = None
-        if context.world_size > 1:
+        if self.context.world_size > 1:
+            device = self.device
             self.ddp = DistributedDataParallel(
-                bundle.model, device_ids=[device.index] if device.type == "cuda" else None
+                self.bundle.model, device_ids=[device.index] if device.type == "cuda" else None
             )
-        self.state = TrainState()
-        self.best_weights: dict[str, torch.Tensor] | None = None
-        self.wise_ft_scores: dict[str, dict[str, float]] = {}
-        self.wise_ft_alpha: float | None = None
-        log.info(
-            "%s loss, %s, %.0f%% of weights trainable, %d x %d x %d samples per step",
-            params.loss,
-            self.precision.name,
-            100 * trainable_share(bundle.model),
-            self.batch_size,
-            params.accum_steps,
-            context.world_size,
-        )
 
     def loader(self, epoch: int) -> DataLoader:
         """This rank's micro-batches of `epoch`, from where the last checkpoint left off."""
