@@ -188,14 +188,15 @@ def served_version(port: int) -> str | None:
 
 def registry_project(workdir: Path, args: argparse.Namespace) -> Path:
     """A scratch git repo whose registry has v1 in production and v2 staged, their files already restored."""
+    from modaclip.core.git import git
     from modaclip.core.paths import SEARCH_PATHS
-    from modaclip.registry import versions as registry
+    from modaclip.registry import model_versions
 
     root = workdir / "registry"
     root.mkdir()
-    registry.git(root, "init", "-q")
-    registry.git(root, "config", "user.email", "benchmark@example.com")
-    registry.git(root, "config", "user.name", "benchmark")
+    git(root, "init", "-q")
+    git(root, "config", "user.email", "benchmark@example.com")
+    git(root, "config", "user.name", "benchmark")
     folders = {
         "v1.0.0": {"model": args.model, "embeddings": args.embeddings, "catalog": args.catalog},
         "v2.0.0": {
@@ -204,13 +205,13 @@ def registry_project(workdir: Path, args: argparse.Namespace) -> Path:
             "catalog": args.v2_catalog or args.catalog,
         },
     }
-    for version, stage in (("v1.0.0", registry.PROD_STAGE), ("v2.0.0", registry.STAGING_STAGE)):
+    for version, stage in (("v1.0.0", model_versions.PROD_STAGE), ("v2.0.0", model_versions.STAGING_STAGE)):
         (root / "version").write_text(version)
-        registry.git(root, "add", "version")
-        registry.git(root, "commit", "-qm", version)
-        registry.register(root, registry.git(root, "rev-parse", "HEAD").strip(), version, stage, "benchmark")
+        git(root, "add", "version")
+        git(root, "commit", "-qm", version)
+        model_versions.register(root, git(root, "rev-parse", "HEAD").strip(), version, stage, "benchmark")
         for role, path in SEARCH_PATHS.items():
-            restored = root / registry.CACHE_DIR / version / path
+            restored = root / model_versions.CACHE_DIR / version / path
             restored.parent.mkdir(parents=True, exist_ok=True)
             restored.symlink_to(Path(folders[version][role]).resolve())
     return root
@@ -245,7 +246,7 @@ def load_phase(
 
 def swap_scenario(args: argparse.Namespace, queries: list[str], workdir: Path) -> list[tuple[str, dict[str, Any]]]:
     """Rest, promote v1 -> v2, rollback v2 -> v1, each under the same load on one following server."""
-    from modaclip.registry import versions as registry
+    from modaclip.registry import model_versions
 
     root = registry_project(workdir, args)
     port = free_port()
@@ -258,11 +259,11 @@ def swap_scenario(args: argparse.Namespace, queries: list[str], workdir: Path) -
             ("at rest (v1)", load_phase(command, port, server, phase_s)),
             (
                 "promote v1 -> v2",
-                load_phase(command, port, server, phase_s, lambda: registry.promote(root, "v2"), "v2.0.0"),
+                load_phase(command, port, server, phase_s, lambda: model_versions.promote(root, "v2"), "v2.0.0"),
             ),
             (
                 "rollback v2 -> v1",
-                load_phase(command, port, server, phase_s, lambda: registry.rollback(root), "v1.0.0"),
+                load_phase(command, port, server, phase_s, lambda: model_versions.rollback(root), "v1.0.0"),
             ),
         ]
     finally:

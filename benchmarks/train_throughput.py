@@ -70,9 +70,9 @@ def stage_loop(train, params: TrainParams, steps: int, directory: Path) -> tuple
         train.head(params.batch_size * (steps + 1)),
         train.head(0),
         params,
-        directory,
-        RunIdentity({}),
-        torch.device("cpu"),
+        checkpoint_dir=directory,
+        identity=RunIdentity({}),
+        device=torch.device("cpu"),
     )
     timed: list[TimedBatches] = []
     loader = trainer.loader
@@ -117,8 +117,8 @@ def reference_loop(train, params: TrainParams, steps: int) -> tuple[float, float
     loss_fn = ClipLoss()
     marks = []
     for step, batch in enumerate(loader):
-        image_features, text_features, logit_scale = model(batch.images, batch.tokens)[:3]
-        loss = loss_fn(image_features, text_features, logit_scale)
+        out = model(batch.images, batch.tokens)
+        loss = loss_fn(out["image_features"], out["text_features"], out["logit_scale"])
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

@@ -14,10 +14,10 @@ from modaclip.curate.engines import run_caption
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--raw", default="data/raw")
-    parser.add_argument("--out", default="data/clean")
-    parser.add_argument("--metrics", default="metrics/clean.json")
+    parser.add_argument("--params", required=True)
+    parser.add_argument("--raw", required=True)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--metrics", required=True)
     args = parser.parse_args()
     params = load_params(args.params)
     summary = run_caption(args.raw, args.out, params.caption, params.ray)

@@ -17,9 +17,9 @@ from modaclip.ingest.unique_ids import UniqueIdParts
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--out", default="data/raw")
-    parser.add_argument("--metrics", default="metrics/download.json")
+    parser.add_argument("--params", required=True)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--metrics", required=True)
     args = parser.parse_args()
     params = load_params(args.params).data
     skipped = BadRows(params.max_bad_rows)

@@ -15,10 +15,10 @@ from modaclip.embed.engines import run_embed
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--model", default="models/finetuned")
-    parser.add_argument("--data", default="data/clean")
-    parser.add_argument("--out", default="data/embeddings")
+    parser.add_argument("--params", required=True)
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--out", required=True)
     args = parser.parse_args()
     params = load_params(args.params)
     meta = run_embed(args.model, args.data, args.out, params.embed, params.ray, towers=True)

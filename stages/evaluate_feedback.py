@@ -13,7 +13,7 @@ from modaclip.feedback.logged_evaluation import evaluate_logged
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--params", required=True)
     parser.add_argument("--data", required=True, help="the clean catalog")
     parser.add_argument("--finetuned", required=True, help="the catalog-fine-tuned model")
     parser.add_argument("--embeddings", required=True, help="its embeddings of the catalog")

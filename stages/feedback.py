@@ -13,7 +13,7 @@ from modaclip.feedback.export import export_feedback
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--params", required=True)
     parser.add_argument("--logs", required=True, help="folder of search log files (*.sqlite)")
     parser.add_argument("--out", required=True, help="export folder to write")
     parser.add_argument("--metrics", required=True, help="the export's summary, as JSON")

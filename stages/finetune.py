@@ -26,12 +26,12 @@ from modaclip.train.trainer import Trainer
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--data", default="data/clean")
-    parser.add_argument("--out", default="models/finetuned")
-    parser.add_argument("--checkpoints", default="models/checkpoints")
-    parser.add_argument("--curves", default="metrics/train")
-    parser.add_argument("--metrics", default="metrics/train.json")
+    parser.add_argument("--params", required=True)
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--checkpoints", required=True)
+    parser.add_argument("--curves", required=True)
+    parser.add_argument("--metrics", required=True)
     parser.add_argument("--init", help="a saved model folder to start from instead of model.pretrained")
     parser.add_argument("--feedback", help="a feedback export folder: train on its logged queries too")
     args = parser.parse_args()
@@ -52,7 +52,16 @@ def main() -> None:
         pairs = queries.pairs if queries is not None else None
         identity = RunIdentity.of(bundle, train_params, train, val, context.world_size, feedback=pairs)
         trainer = Trainer(
-            bundle, train, val, train_params, args.checkpoints, identity, device, context, catalog, queries
+            bundle,
+            train,
+            val,
+            train_params,
+            checkpoint_dir=args.checkpoints,
+            identity=identity,
+            device=device,
+            context=context,
+            catalog=catalog,
+            queries=queries,
         )
         summary = trainer.fit(args.curves)
         if context.is_main:

@@ -17,7 +17,7 @@ from modaclip.feedback.simulate import simulate_log
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--params", required=True)
     parser.add_argument("--model", required=True, help="the model the simulated shop serves")
     parser.add_argument("--embeddings", required=True, help="its embeddings of the catalog")
     parser.add_argument("--data", required=True, help="the clean catalog")

@@ -27,7 +27,16 @@ def train_steps(
     train, val = splits(clean_dir)
     params = TINY_TRAIN.model_copy(update={"loss": loss, "batch_size": batch_size})
     bundle = create_base_model(TEST_ARCH, "none", params.seed)
-    trainer = Trainer(bundle, train, val, params, checkpoints, RunIdentity({}), torch.device("cpu"), context)
+    trainer = Trainer(
+        bundle,
+        train,
+        val,
+        params,
+        checkpoint_dir=checkpoints,
+        identity=RunIdentity({}),
+        device=torch.device("cpu"),
+        context=context,
+    )
     loader = iter(trainer.loader(0))
     losses = [trainer.train_step([next(loader)])]
     grads = {n: p.grad.clone() for n, p in bundle.model.named_parameters() if p.grad is not None}

@@ -134,8 +134,7 @@ def evaluated() -> evaluation.ModelEvaluation:
         "toy", "test", ["Tshirts", "Jeans"], [image_bytes(i) for i in range(4)], np.array([0, 0, 1, 1])
     )
     catalog = CatalogFields.of(test.items)
-    params = evaluation.resolve_fields(EvaluateParams(recall_ks=[1, 5, 10]), catalog)
-    return evaluation.evaluate_model(bundle, test, labels, params, catalog, [toy])
+    return evaluation.evaluate_model(bundle, test, labels, EvaluateParams(recall_ks=[1, 5, 10]), catalog, [toy])
 
 
 def dcg(rank: int) -> float:

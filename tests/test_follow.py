@@ -19,7 +19,8 @@ from test_registry import commit, repo  # noqa: F401 (the fixture)
 
 from modaclip.cli import main
 from modaclip.core.errors import ModaclipError
-from modaclip.registry import versions as registry
+from modaclip.core.git import git
+from modaclip.registry import model_versions
 from modaclip.registry.model_choice import SearchSource, search_source_for
 from modaclip.search.engine import CatalogSearch
 from modaclip.serve import follow
@@ -56,10 +57,10 @@ def first_products(engine: CatalogSearch, count: int) -> CatalogSearch:
 @pytest.fixture
 def registry_of_two(repo: Path, served_paths: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> Path:  # noqa: F811
     """v1 in production, v2 staged; restoring a version gives the served model's folders."""
-    monkeypatch.setattr(registry, "materialise", lambda root, version: dict(served_paths))
-    for n, stage in ((1, registry.PROD_STAGE), (2, registry.STAGING_STAGE)):
+    monkeypatch.setattr(model_versions, "materialise", lambda root, version: dict(served_paths))
+    for n, stage in ((1, model_versions.PROD_STAGE), (2, model_versions.STAGING_STAGE)):
         head = commit(repo, {"metrics/eval.json": "{}", "round": str(n)}, f"run {n}")
-        registry.register(repo, head, f"v{n}.0.0", stage, f"round {n}")
+        model_versions.register(repo, head, f"v{n}.0.0", stage, f"round {n}")
     return repo
 
 
@@ -104,11 +105,11 @@ def test_a_promote_and_a_rollback_are_followed_and_health_names_the_version(
         seen = [(await client.get("/health")).json()]
         await serving.check()  # nothing moved
         seen.append({**(await client.get("/health")).json(), "v1 loads": len(loader["encoders"]["v1.0.0"])})
-        registry.promote(registry_of_two, "v2")
+        model_versions.promote(registry_of_two, "v2")
         await serving.check()
         seen.append((await client.get("/health")).json())
         seen.append((await client.get("/api/facets")).json())
-        registry.rollback(registry_of_two)
+        model_versions.rollback(registry_of_two)
         await serving.check()
         seen.append((await client.get("/health")).json())
         return seen
@@ -133,7 +134,7 @@ def test_a_failed_load_keeps_the_old_version_serving_and_health_says_degraded(
     loader["failing"].add("v2.0.0")
 
     async def session(client: httpx.AsyncClient) -> list[Any]:
-        registry.promote(registry_of_two, "v2")
+        model_versions.promote(registry_of_two, "v2")
         await serving.check()
         health = (await client.get("/health")).json()
         search = await client.get("/api/search", params={"q": "red dress", "k": 100})
@@ -155,8 +156,8 @@ def test_production_gone_from_view_keeps_serving_and_says_degraded(
     registry_of_two: Path, loader: dict[str, Any]
 ) -> None:
     serving = serving_production(registry_of_two, loader)
-    for tag in registry.git(registry_of_two, "tag", "-l", "*#prod#*").split():
-        registry.git(registry_of_two, "tag", "-d", tag)  # as in a clone whose prod tags were lost
+    for tag in git(registry_of_two, "tag", "-l", "*#prod#*").split():
+        git(registry_of_two, "tag", "-d", tag)  # as in a clone whose prod tags were lost
 
     async def session(client: httpx.AsyncClient) -> dict:
         await serving.check()
@@ -178,7 +179,7 @@ def test_requests_in_flight_finish_on_the_version_they_started_on(
         in_flight = asyncio.create_task(client.get("/api/search", params={"q": "red dress", "k": 100}))
         while old.release is not None and serving._live.leases == 0:  # the request holds v1
             await asyncio.sleep(0.01)
-        registry.promote(registry_of_two, "v2")
+        model_versions.promote(registry_of_two, "v2")
         await serving.check()
         during = (await client.get("/api/facets")).json()["catalog_size"]
         closed_before_it_ended = old.closed
@@ -199,14 +200,16 @@ def test_auto_serves_the_working_tree_until_the_first_promotion_then_follows_pro
     served_paths: dict[str, Path],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(registry, "materialise", lambda root, version: dict(served_paths))
+    monkeypatch.setattr(model_versions, "materialise", lambda root, version: dict(served_paths))
     load = loader["load"]
     serving = Serving(load(search_source_for("auto", root=repo)), Follow(repo, "auto", 30), load)
 
     async def session(client: httpx.AsyncClient) -> list[dict]:
         before = (await client.get("/health")).json()
         await serving.check()
-        registry.register(repo, commit(repo, {"metrics/eval.json": "{}"}, "run 1"), "v1.0.0", registry.PROD_STAGE, "")
+        model_versions.register(
+            repo, commit(repo, {"metrics/eval.json": "{}"}, "run 1"), "v1.0.0", model_versions.PROD_STAGE, ""
+        )
         await serving.check()
         return [before, (await client.get("/health")).json()]
 

@@ -20,8 +20,9 @@ from test_pipeline import sh
 
 from modaclip.core.catalog_io import read_catalog, write_parts
 from modaclip.core.config import EmbedParams
+from modaclip.core.git import git
 from modaclip.core.paths import SEARCH_PATHS
-from modaclip.registry import versions as registry
+from modaclip.registry import model_versions
 
 pytestmark = pytest.mark.slow
 SMALL = 40  # products in v2's catalog
@@ -37,7 +38,7 @@ def commit_version(repo: Path, folders: dict[str, Path], version: str, stage: st
     sh(repo, "git", "add", "-A")
     sh(repo, "git", "commit", "-qm", f"model {version}")
     sh(repo, "dvc", "push", "-q")
-    registry.register(repo, registry.git(repo, "rev-parse", "HEAD").strip(), version, stage, "test")
+    model_versions.register(repo, git(repo, "rev-parse", "HEAD").strip(), version, stage, "test")
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +55,7 @@ def clones(tmp_path_factory: pytest.TempPathFactory, served_paths: dict[str, Pat
     sh(first, "git", "config", "user.name", "test")
     sh(first, "dvc", "init", "-q")
     sh(first, "dvc", "remote", "add", "-d", "storage", str(base / "storage"))
-    commit_version(first, served_paths, "v1.0.0", registry.PROD_STAGE)
+    commit_version(first, served_paths, "v1.0.0", model_versions.PROD_STAGE)
 
     v2 = base / "v2"
     write_parts([read_catalog(served_paths["catalog"]).iloc[:SMALL]], v2 / "catalog")
@@ -64,7 +65,7 @@ def clones(tmp_path_factory: pytest.TempPathFactory, served_paths: dict[str, Pat
         first,
         {"model": v2 / "model", "embeddings": v2 / "embeddings", "catalog": v2 / "catalog"},
         "v2.0.0",
-        registry.STAGING_STAGE,
+        model_versions.STAGING_STAGE,
     )
 
     sh(base, "git", "clone", "-q", "--bare", str(first), str(bare))
@@ -122,13 +123,13 @@ def test_a_server_in_its_own_clone_follows_a_promote_and_a_rollback(
     start = wait_for(port, process, "v1.0.0")
     assert (start["status"], start["follow"]["fetch_from"], start["follow"]["every_s"]) == ("ok", "origin", 1)
 
-    registry.promote(first, "v2")
+    model_versions.promote(first, "v2")
     sh(first, "git", "push", "-q", "origin", "--tags")
     promoted = wait_for(port, process, "v2.0.0")
     assert (promoted["status"], promoted["catalog_size"]) == ("ok", SMALL)
     assert (clones["second"] / "models/registry/v2.0.0/models/finetuned").is_dir(), "pulled from the DVC remote"
 
-    registry.rollback(first)
+    model_versions.rollback(first)
     sh(first, "git", "push", "-q", "origin", "--tags")
     rolled_back = wait_for(port, process, "v1.0.0")
     assert rolled_back["status"] == "ok" and rolled_back["since"] > promoted["since"]

@@ -19,8 +19,8 @@ from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcesso
 from modaclip.core.errors import ModaclipError
 from modaclip.model.clip_model import ClipBundle, create_base_model, load_model, save_model
 from modaclip.model.clip_tokenizer import ClipTokenizer
+from modaclip.model.export import export_transformers
 from modaclip.model.hf_convert import HF_WEIGHTS
-from modaclip.registry.export import export_transformers
 
 TEXTS = ["a photo of a red summer dress", "black leather shoes", "blue jeans for men and women, slim fit"]
 TOLERANCE = 1e-4

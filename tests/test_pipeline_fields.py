@@ -1,5 +1,7 @@
-"""The whole pipeline on a catalog in the layout of ceyda/fashion-products-small, with only data.source set:
-its fields (gender, masterCategory, subCategory; no articleType, baseColour or title) drive every stage."""
+"""The whole pipeline on a catalog in the layout of ceyda/fashion-products-small, with only data.source set
+among the params that name fields: its fields (gender, masterCategory, subCategory; no articleType,
+baseColour or title) drive every stage. The model and its epochs are the small ones of every pipeline
+test (SIZE): they name no field, and the defaults (modaclip-tiny, 12 epochs) only made the test slower."""
 
 from __future__ import annotations
 
@@ -11,6 +13,8 @@ from test_pipeline import make_tiny_project, sh
 
 from modaclip.core.catalog_io import read_catalog
 from modaclip.ingest.synthetic import generate_catalog
+
+SIZE = {"model": {"arch": "modaclip-micro"}, "train": {"epochs": 1}}
 
 
 def write_ceyda_copy(root: Path, count: int) -> Path:
@@ -34,7 +38,7 @@ def write_ceyda_copy(root: Path, count: int) -> Path:
 def test_pipeline_runs_on_a_catalog_without_type_colour_or_title_with_only_the_source_set(tmp_path: Path) -> None:
     copy = write_ceyda_copy(tmp_path / "ceyda", 60)
     (tmp_path / "project").mkdir()
-    project = make_tiny_project(tmp_path / "project", {"data": {"source": f"hf:{copy}"}})
+    project = make_tiny_project(tmp_path / "project", {"data": {"source": f"hf:{copy}"}, **SIZE})
 
     output = sh(project, "dvc", "repro")
 

@@ -27,7 +27,15 @@ CPU = torch.device("cpu")
 
 def trainer_on(train: pd.DataFrame, val: pd.DataFrame, checkpoints: Path, params: TrainParams = TINY_TRAIN) -> Trainer:
     bundle = create_base_model(TEST_ARCH, "none", params.seed)
-    return Trainer(bundle, train, val, params, checkpoints, RunIdentity.of(bundle, params, train, val), CPU)
+    return Trainer(
+        bundle,
+        train,
+        val,
+        params,
+        checkpoint_dir=checkpoints,
+        identity=RunIdentity.of(bundle, params, train, val),
+        device=CPU,
+    )
 
 
 def interrupted_checkpoint(train: pd.DataFrame, val: pd.DataFrame, checkpoints: Path) -> None:

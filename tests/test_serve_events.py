@@ -26,7 +26,7 @@ from modaclip.cli import main
 from modaclip.feedback import log_schema
 from modaclip.feedback.log_schema import read_log
 from modaclip.feedback.search_log import LogConfig, LogStats, SearchLog
-from modaclip.registry import versions as registry
+from modaclip.registry import model_versions
 from modaclip.registry.model_choice import search_source_for
 from modaclip.search.engine import CatalogSearch
 from modaclip.serve import follow
@@ -275,7 +275,7 @@ def test_a_following_server_keeps_one_log_naming_the_version_that_answered(
         transport = httpx.ASGITransport(app=following_app(serving))
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
             before = (await client.get("/api/search", params={"q": "red dress", "k": PAGE})).json()["search_id"]
-            registry.promote(registry_of_two, "v2")
+            model_versions.promote(registry_of_two, "v2")
             await serving.check()
             after = (await client.get("/api/search", params={"q": "red dress", "k": PAGE})).json()["search_id"]
             return [before, after]

@@ -220,7 +220,15 @@ def colour_accuracy(loss: str, clean: Path, checkpoints: Path) -> float:
     train, val = splits(clean)
     fields = {"{captions}": 1.0, "a photo of a {colour}": 1.0}
     params = TINY_TRAIN.model_copy(update={"loss": loss, "epochs": 6, "fields": fields})
-    trainer = Trainer(create_base_model(TEST_ARCH, "none", 0), train, val, params, checkpoints, RunIdentity({}), CPU)
+    trainer = Trainer(
+        create_base_model(TEST_ARCH, "none", 0),
+        train,
+        val,
+        params,
+        checkpoint_dir=checkpoints,
+        identity=RunIdentity({}),
+        device=CPU,
+    )
     for epoch in range(params.epochs):
         trainer.run_epoch(epoch)
     items = pd.concat([train, val])

@@ -23,7 +23,9 @@ def make_trainer(clean_dir: Path, checkpoints: Path, params: TrainParams = TINY_
     train, val = splits(clean_dir)
     bundle = create_base_model(TEST_ARCH, "none", params.seed)
     identity = RunIdentity.of(bundle, params, train, val)
-    return Trainer(bundle, train, val, params, checkpoints, identity, torch.device("cpu"))
+    return Trainer(
+        bundle, train, val, params, checkpoint_dir=checkpoints, identity=identity, device=torch.device("cpu")
+    )
 
 
 def test_warmup_then_cosine() -> None:
@@ -102,4 +104,12 @@ def test_too_few_training_rows(clean_dir: Path, tmp_path: Path) -> None:
     train, val = splits(clean_dir)
     bundle = create_base_model(TEST_ARCH, "none", 0)
     with pytest.raises(ModaclipError, match="train split has 1 rows"):
-        Trainer(bundle, train.head(1), val, TINY_TRAIN, tmp_path, RunIdentity({}), torch.device("cpu"))
+        Trainer(
+            bundle,
+            train.head(1),
+            val,
+            TINY_TRAIN,
+            checkpoint_dir=tmp_path,
+            identity=RunIdentity({}),
+            device=torch.device("cpu"),
+        )

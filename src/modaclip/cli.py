@@ -24,8 +24,15 @@ from modaclip.core.stage_runner import run
 from modaclip.evaluate.markdown_report import markdown_report, read_eval_json
 from modaclip.feedback.log_files import expand_logs
 from modaclip.model.zero_shot import DEFAULT_TEMPLATES, classification_json, classify_image
-from modaclip.registry import versions as registry
-from modaclip.registry.model_choice import AUTO, PRODUCTION, query_embedder, search_source_for
+from modaclip.registry import model_versions
+from modaclip.registry.model_choice import (
+    AUTO,
+    PRODUCTION,
+    evaluation_of,
+    model_folder,
+    query_embedder,
+    search_source_for,
+)
 from modaclip.registry.retrain import EXIT_KEPT, EXIT_STAGED, exit_status, retrain
 from modaclip.search.engine import CatalogSearch, SearchHit, read_image_file
 from modaclip.search.filters import parse_filters
@@ -348,9 +355,11 @@ def add_export_command(commands: argparse._SubParsersAction) -> None:
 
 
 def export_command(args: argparse.Namespace) -> None:
-    from modaclip.registry.export import export_model  # torch and open_clip load only for this command
+    from modaclip.model.export import export_format  # torch and open_clip load only for this command
 
-    export_model(args.model, args.format, Path(args.out), args.metrics)
+    write = export_format(args.format)
+    report = read_eval_json(args.metrics) if args.metrics else evaluation_of(args.model)
+    write(model_folder(args.model), Path(args.out), markdown_report(report) if report else None)
     print(f"saved {args.out}", file=sys.stderr)
 
 
@@ -514,7 +523,7 @@ def retrain_command(args: argparse.Namespace) -> None:
 
 def promote_command(args: argparse.Namespace) -> None:
     root = Path(args.repo)
-    old, new = registry.rollback(root) if args.rollback else registry.promote(root, args.version)
+    old, new = model_versions.rollback(root) if args.rollback else model_versions.promote(root, args.version)
     print(f"production: {new.version} (was {old.version if old else 'none'}); publish the move with `git push --tags`")
 
 

@@ -248,7 +248,7 @@ class FeedbackTrainParams(Section):
     epochs: int = Field(3, ge=1)
     lr: float = Field(2e-4, gt=0.0)
     warmup_steps: int = Field(20, ge=0)
-    queries_weight: float = Field(2.0, ge=0.0)  # the `{queries}` field's weight beside train.fields'; 0 = the control without the log
+    queries_weight: float = Field(2.0, ge=0.0)  # the `{queries}` weight beside train.fields'; 0: the control, no log
 
 
 class FeedbackParams(Section):

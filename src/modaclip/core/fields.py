@@ -13,6 +13,9 @@ A role is resolved to the catalog's own column; a role the catalog lacks is left
 stage's log says so). Any other column named outright is taken as it is, present or not, so a
 param can always override what a role would choose (`gender` is a role: left out where no row
 has one).
+
+The types keep the two apart: params hold field names (`str`: a role or a column named outright)
+as written, and only `CatalogFields` turns them into a `Column`, what a frame's rows are read by.
 """
 
 from __future__ import annotations
@@ -20,11 +23,14 @@ from __future__ import annotations
 import string
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import NewType
 
 import pandas as pd
 
 from modaclip.core.errors import ModaclipError
 from modaclip.core.schema import ATTRIBUTE_COLUMNS
+
+Column = NewType("Column", str)  # a catalog column a field name resolved to (see the module docstring)
 
 TITLE_COLUMN = "productDisplayName"
 FIELD_COLUMNS: tuple[str, ...] = (*ATTRIBUTE_COLUMNS, TITLE_COLUMN)
@@ -41,28 +47,29 @@ AUTO = "auto"
 class CatalogFields:
     """The text columns a catalog fills (at least one row has a value), in schema order."""
 
-    filled: tuple[str, ...]
+    filled: tuple[Column, ...]
 
     @classmethod
     def of(cls, frame: pd.DataFrame) -> CatalogFields:
         """The fields of a frame holding (some of) a catalog's rows."""
-        return cls(tuple(column for column in FIELD_COLUMNS if column in frame.columns and _any_value(frame[column])))
+        filled = (column for column in FIELD_COLUMNS if column in frame.columns and _any_value(frame[column]))
+        return cls(tuple(Column(column) for column in filled))
 
     @classmethod
     def union(cls, parts: Iterable[CatalogFields]) -> CatalogFields:
         """The fields of a catalog read in chunks: a column counts if any chunk fills it."""
         seen = {column for part in parts for column in part.filled}
-        return cls(tuple(column for column in FIELD_COLUMNS if column in seen))
+        return cls(tuple(Column(column) for column in FIELD_COLUMNS if column in seen))
 
-    def column(self, role: str) -> str | None:
+    def column(self, role: str) -> Column | None:
         """The column playing `role` in this catalog, or None when it has none."""
-        return next((column for column in ROLES[role] if column in self.filled), None)
+        return next((Column(column) for column in ROLES[role] if column in self.filled), None)
 
-    def resolve(self, name: str) -> str | None:
+    def resolve(self, name: str) -> Column | None:
         """A role's column (None if the catalog lacks it); any other name is a column taken as given."""
-        return self.column(name) if name in ROLES else name
+        return self.column(name) if name in ROLES else Column(name)
 
-    def resolve_all(self, names: Sequence[str]) -> list[str]:
+    def resolve_all(self, names: Sequence[str]) -> list[Column]:
         """`names` with roles resolved and the roles this catalog lacks left out; each column once."""
         return list(dict.fromkeys(column for name in names if (column := self.resolve(name)) is not None))
 

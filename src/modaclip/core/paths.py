@@ -1,7 +1,9 @@
-"""Where the pipeline's outputs live in a project checkout (dvc.yaml writes them there).
+"""Where the pipeline's outputs live in a project checkout, for the code that is no stage.
 
-`modaclip` commands read these folders by default, and a registered model version keeps the same
-layout under its restored copy, so every user of a path imports it from here.
+dvc.yaml is where every path is set: each stage takes its paths from its `cmd` as required
+arguments. `modaclip` commands read these outputs by default, and a registered model version keeps
+the same layout under its restored copy, so they import them from here
+(tests/test_stage_paths.py checks that each is an output dvc.yaml declares).
 """
 
 from pathlib import Path

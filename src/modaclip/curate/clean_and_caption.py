@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from tqdm import tqdm
 from modaclip.core.catalog_io import count_rows, part_files, read_catalog_fields, write_parts
 from modaclip.core.config import CaptionParams
 from modaclip.core.errors import ModaclipError
+from modaclip.core.fields import Column
 from modaclip.core.schema import CATALOG_COLUMNS
 from modaclip.curate.captions import caption_column, caption_templates, validate_templates
 from modaclip.curate.cleaning import CatalogCleaner
@@ -30,46 +32,51 @@ from modaclip.curate.splits import SPLITS, assign_splits
 log = logging.getLogger(__name__)
 
 
-def for_catalog(params: CaptionParams, raw_dir: str | Path) -> CaptionParams:
-    """`params` with the roles (`type`, `colour`, ...) of required attributes and templates resolved to the
-    columns the whole raw catalog fills, so every engine's workers and Curator see plain column names."""
+@dataclass(frozen=True)
+class CatalogCaptioning:
+    """The caption params fitted to one catalog: the roles (`type`, `colour`, ...) of the required attributes
+    and templates resolved to the columns it fills, so every engine's workers and Curator see column names."""
+
+    params: CaptionParams  # as written: required_attributes and templates still name roles
+    required: list[Column]
+    templates: list[str]  # over columns: "a photo of a {gender} {articleType}"
+
+
+def for_catalog(params: CaptionParams, raw_dir: str | Path) -> CatalogCaptioning:
+    """`params` fitted to the fields the whole raw catalog fills."""
     fields = read_catalog_fields(raw_dir)
-    resolved = params.model_copy(
-        update={
-            "required_attributes": fields.resolve_all(params.required_attributes),
-            "templates": caption_templates(params.templates, fields),
-        }
+    fitted = CatalogCaptioning(
+        params, fields.resolve_all(params.required_attributes), caption_templates(params.templates, fields)
     )
     log.info("catalog fields: %s", fields.describe())
-    log.info("required attributes: %s; caption templates: %s", resolved.required_attributes, resolved.templates)
-    return resolved
+    log.info("required attributes: %s; caption templates: %s", fitted.required, fitted.templates)
+    return fitted
 
 
-def catalog_cleaner(params: CaptionParams) -> CatalogCleaner:
-    return CatalogCleaner(params.required_attributes, params.min_image_side, params.image_size)
+def catalog_cleaner(captioning: CatalogCaptioning) -> CatalogCleaner:
+    params = captioning.params
+    return CatalogCleaner(captioning.required, params.min_image_side, params.image_size)
 
 
-def assess_part(raw: pa.Table, params: CaptionParams) -> pa.Table:
+def assess_part(raw: pa.Table, captioning: CatalogCaptioning) -> pa.Table:
     """Every row of a raw part (or any block of raw rows), judged on its own: the work engines spread."""
-    return pa.Table.from_pandas(catalog_cleaner(params).assess(raw.to_pandas()), preserve_index=False)
+    return pa.Table.from_pandas(catalog_cleaner(captioning).assess(raw.to_pandas()), preserve_index=False)
 
 
 class Curator:
-    """Cleans, captions and splits assessed parts in catalog order, and counts what it did for metrics/clean.json.
+    """Cleans, captions and splits assessed parts in catalog order, and counts what it did for metrics/clean.json."""
 
-    `params` name columns, not roles: `for_catalog` resolves them first.
-    """
-
-    def __init__(self, params: CaptionParams) -> None:
-        validate_templates(params.templates, CATALOG_COLUMNS)
-        self.params = params
-        self.cleaner = catalog_cleaner(params)
+    def __init__(self, captioning: CatalogCaptioning) -> None:
+        validate_templates(captioning.templates, CATALOG_COLUMNS)
+        self.templates = captioning.templates
+        self.params = captioning.params
+        self.cleaner = catalog_cleaner(captioning)
         self.no_caption = 0
         self.split_counts = dict.fromkeys(SPLITS, 0)
 
     def process(self, assessed: pa.Table) -> pd.DataFrame:
         kept = self.cleaner.admit(assessed.to_pandas())
-        kept["captions"] = caption_column(kept, self.params.templates)
+        kept["captions"] = caption_column(kept, self.templates)
         has_caption = kept["captions"].map(len) > 0
         self.no_caption += int((~has_caption).sum())
         kept = kept[has_caption].copy()
@@ -115,8 +122,8 @@ class Curator:
 
 def clean_and_caption(raw_dir: str | Path, out_dir: str | Path, params: CaptionParams) -> dict[str, Any]:
     """Write the clean catalog to `out_dir`, one part per raw part, and return the counts for metrics/clean.json."""
-    params = for_catalog(params, raw_dir)
-    curator = Curator(params)
-    assessed = (assess_part(pq.read_table(path), params) for path in part_files(raw_dir))
+    captioning = for_catalog(params, raw_dir)
+    curator = Curator(captioning)
+    assessed = (assess_part(pq.read_table(path), captioning) for path in part_files(raw_dir))
     write_parts(curator.process_all(assessed, count_rows(raw_dir)), out_dir)
     return curator.summary()

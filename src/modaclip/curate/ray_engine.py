@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 from modaclip.core.catalog_io import count_rows, part_files, write_parts
 from modaclip.core.config import CaptionParams, RayParams
 from modaclip.core.ray_cluster import ray_session
-from modaclip.curate.clean_and_caption import Curator, assess_part, for_catalog
+from modaclip.curate.clean_and_caption import CatalogCaptioning, Curator, assess_part, for_catalog
 
 PART_COLUMN = "raw_part"  # added to assessed rows in flight: which raw part they came from
 
@@ -31,27 +31,27 @@ def clean_and_caption_on_ray(
     """Write the clean catalog to `out_dir` as the local engine would, assessing the raw parts on Ray."""
     parts = [path.resolve() for path in part_files(raw_dir)]
     with ray_session(cluster) as ray:  # an unreachable cluster stops the stage before any work or log line
-        params = for_catalog(params, raw_dir)
-        curator = Curator(params)
+        captioning = for_catalog(params, raw_dir)
+        curator = Curator(captioning)
         dataset = ray.data.from_items(
             [{"number": number, "path": str(path)} for number, path in enumerate(parts)],
             override_num_blocks=len(parts),
-        ).map_batches(_assess_one, fn_kwargs={"params": params}, batch_size=1, batch_format="pyarrow")
+        ).map_batches(_assess_one, fn_kwargs={"captioning": captioning}, batch_size=1, batch_format="pyarrow")
         dataset.context.execution_options.preserve_order = True
         dataset.context.enable_progress_bars = False  # the Curator's bar counts rows as they arrive
         blocks = dataset.iter_batches(batch_size=None, batch_format="pyarrow")
-        write_parts(curator.process_all(_in_parts(blocks, parts, params), count_rows(raw_dir)), out_dir)
+        write_parts(curator.process_all(_in_parts(blocks, parts, captioning), count_rows(raw_dir)), out_dir)
     return curator.summary()
 
 
-def _assess_one(batch: pa.Table, params: CaptionParams) -> pa.Table:
+def _assess_one(batch: pa.Table, captioning: CatalogCaptioning) -> pa.Table:
     """A Ray task: read one raw part and assess it, tagging its rows with the part's number."""
     (number,), (path,) = batch["number"].to_pylist(), batch["path"].to_pylist()
-    assessed = assess_part(pq.read_table(path), params)
+    assessed = assess_part(pq.read_table(path), captioning)
     return assessed.append_column(PART_COLUMN, pa.array(np.full(len(assessed), number, dtype=np.int64)))
 
 
-def _in_parts(blocks: Iterable[pa.Table], parts: list[Path], params: CaptionParams) -> Iterator[pa.Table]:
+def _in_parts(blocks: Iterable[pa.Table], parts: list[Path], captioning: CatalogCaptioning) -> Iterator[pa.Table]:
     """The assessed parts in catalog order, whole, from blocks in that order that may split or join them.
 
     A part no rows came back for is an empty one; it is assessed here, so its output part exists too.
@@ -63,15 +63,15 @@ def _in_parts(blocks: Iterable[pa.Table], parts: list[Path], params: CaptionPara
         starts = [0, *np.flatnonzero(np.diff(numbers)) + 1]
         for start, stop in zip(starts, [*starts[1:], len(numbers)]):
             while number < numbers[start]:
-                yield _whole(pieces, parts[number], params)
+                yield _whole(pieces, parts[number], captioning)
                 pieces, number = [], number + 1
             pieces.append(block.slice(start, stop - start).drop_columns([PART_COLUMN]))
     while number < len(parts):
-        yield _whole(pieces, parts[number], params)
+        yield _whole(pieces, parts[number], captioning)
         pieces, number = [], number + 1
 
 
-def _whole(pieces: list[pa.Table], path: Path, params: CaptionParams) -> pa.Table:
+def _whole(pieces: list[pa.Table], path: Path, captioning: CatalogCaptioning) -> pa.Table:
     if not pieces:
-        return assess_part(pq.read_table(path), params)
+        return assess_part(pq.read_table(path), captioning)
     return pa.concat_tables(pieces)

@@ -108,5 +108,6 @@ def check_embedded_with(embeddings: Embeddings, directory: str | Path, model_dir
     if embeddings.meta.get("model_sha256") != weights_fingerprint(model_dir):
         raise ModaclipError(
             f"{directory} was embedded with another model than {model_dir}; "
-            f"run `python stages/embed.py --model {model_dir} --out DIR` and pass --embeddings DIR"
+            f"run `python stages/embed.py --model {model_dir} --data CATALOG --out DIR --params params.yaml` "
+            "and pass --embeddings DIR"
         )

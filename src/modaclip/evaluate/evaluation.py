@@ -31,7 +31,7 @@ import pyarrow.parquet as pq
 from modaclip.core.catalog_io import part_files, read_catalog, read_catalog_fields
 from modaclip.core.config import EvaluateParams, Params
 from modaclip.core.errors import ModaclipError
-from modaclip.core.fields import CatalogFields
+from modaclip.core.fields import TITLE_COLUMN, CatalogFields, Column
 from modaclip.core.metrics import (
     accuracy,
     count_relevant,
@@ -64,7 +64,7 @@ class EmbeddedSplit:
     query_vectors: np.ndarray
 
 
-def attribute_keys(items: pd.DataFrame, columns: Sequence[str]) -> list[tuple]:
+def attribute_keys(items: pd.DataFrame, columns: Sequence[Column]) -> list[tuple]:
     missing = [c for c in columns if c not in items.columns]
     if missing:
         raise ModaclipError(f"evaluate.relevance_attributes: unknown column(s) {missing}")
@@ -86,7 +86,9 @@ def means(per_product: dict[str, np.ndarray]) -> dict[str, float]:
     return {name: query_mean(values, name) for name, values in per_product.items()}
 
 
-def text_to_image(test: EmbeddedSplit, params: EvaluateParams) -> tuple[dict[str, np.ndarray], list[float]]:
+def text_to_image(
+    test: EmbeddedSplit, params: EvaluateParams, catalog: CatalogFields
+) -> tuple[dict[str, np.ndarray], list[float]]:
     """Per-product values of each metric, and Recall@k for k = 1..max(recall_ks) for the curve."""
     n = len(test.items)
     max_k = min(max(params.recall_ks), n)
@@ -94,7 +96,7 @@ def text_to_image(test: EmbeddedSplit, params: EvaluateParams) -> tuple[dict[str
     own = np.arange(n)
     own_hits = relevance(ranked, own, own)
     own_count = count_relevant(own, own)
-    keys = attribute_keys(test.items, params.relevance_attributes)
+    keys = attribute_keys(test.items, catalog.resolve_all(params.relevance_attributes))
     attr_hits = relevance(ranked, keys, keys)
     attr_count = count_relevant(keys, keys)
     values = {f"recall@{k}": recall_per_query(own_hits, own_count, k) for k in params.recall_ks if k <= max_k}
@@ -124,7 +126,7 @@ def image_to_image(test: EmbeddedSplit, catalog: CatalogFields) -> dict[str, np.
 
 
 def zero_shot(
-    bundle: ClipBundle, test: EmbeddedSplit, labels_by_field: dict[str, list[str]], templates: Sequence[str]
+    bundle: ClipBundle, test: EmbeddedSplit, labels_by_field: dict[Column, list[str]], templates: Sequence[str]
 ) -> tuple[dict[str, dict[str, float]], dict[str, np.ndarray]]:
     """Classify each test image among a field's labels by prompt similarity (the FashionCLIP protocol).
 
@@ -160,12 +162,12 @@ def classify_labelled_set(bundle: ClipBundle, labelled: LabelledImages, template
 def evaluate_model(
     bundle: ClipBundle,
     test: EmbeddedSplit,
-    labels_by_field: dict[str, list[str]],
+    labels_by_field: dict[Column, list[str]],
     params: EvaluateParams,
     catalog: CatalogFields,
     labelled_sets: Sequence[LabelledImages] = (),
 ) -> ModelEvaluation:
-    t2i, curve = text_to_image(test, params)
+    t2i, curve = text_to_image(test, params, catalog)
     i2i = image_to_image(test, catalog)
     zero_shot_figures, zero_shot_values = zero_shot(bundle, test, labels_by_field, params.zero_shot_templates)
     metrics = {
@@ -198,7 +200,7 @@ def recall_curve_rows(base: list[float], tuned: list[float]) -> list[dict[str, f
     return [{"k": k, "base": b, "finetuned": t} for k, (b, t) in enumerate(zip(base, tuned), start=1)]
 
 
-def zero_shot_labels(catalog_dir: str | Path, fields: Sequence[str]) -> dict[str, list[str]]:
+def zero_shot_labels(catalog_dir: str | Path, fields: Sequence[Column]) -> dict[Column, list[str]]:
     """Every value a field takes anywhere in the clean catalog: the classes zero-shot chooses among."""
     unknown = [f for f in fields if f not in ATTRIBUTE_COLUMNS]
     if unknown:
@@ -209,23 +211,10 @@ def zero_shot_labels(catalog_dir: str | Path, fields: Sequence[str]) -> dict[str
     return {field: sorted(catalog[field].dropna().astype(str).unique()) for field in fields}
 
 
-def resolve_fields(params: EvaluateParams, catalog: CatalogFields) -> EvaluateParams:
-    """The params with the roles in zero_shot_fields and relevance_attributes resolved to this catalog's columns."""
-    resolved = params.model_copy(
-        update={
-            "zero_shot_fields": catalog.resolve_all(params.zero_shot_fields),
-            "relevance_attributes": catalog.resolve_all(params.relevance_attributes),
-        }
-    )
-    log.info("catalog fields: %s", catalog.describe())
-    log.info("zero-shot fields: %s; relevance attributes: %s", resolved.zero_shot_fields, resolved.relevance_attributes)
-    return resolved
-
-
 def read_test_items(catalog_dir: str | Path) -> pd.DataFrame:
     """The test split with the columns evaluation reads."""
     # Some catalogs have no productDisplayName at all; KAGL's title task then has no queries.
-    titles = ["productDisplayName"] if "productDisplayName" in pq.read_schema(part_files(catalog_dir)[0]).names else []
+    titles = [TITLE_COLUMN] if TITLE_COLUMN in pq.read_schema(part_files(catalog_dir)[0]).names else []
     items = read_catalog(catalog_dir, columns=["id", *ATTRIBUTE_COLUMNS, *titles, "captions", "image"], split="test")
     if len(items) == 0:
         raise ModaclipError(f"{catalog_dir}: the test split is empty; raise caption.test_fraction")
@@ -234,12 +223,15 @@ def read_test_items(catalog_dir: str | Path) -> pd.DataFrame:
 
 def read_test_split(
     catalog_dir: str | Path, params: EvaluateParams
-) -> tuple[pd.DataFrame, CatalogFields, EvaluateParams, dict[str, list[str]]]:
-    """The test split, the catalog's fields, `params` resolved to them, and the zero-shot labels of each field."""
+) -> tuple[pd.DataFrame, CatalogFields, dict[Column, list[str]]]:
+    """The test split, the catalog's fields, and the zero-shot labels of each column `params` names for it."""
     items = read_test_items(catalog_dir)
     catalog = read_catalog_fields(catalog_dir)
-    evaluate = resolve_fields(params, catalog)
-    return items, catalog, evaluate, zero_shot_labels(catalog_dir, evaluate.zero_shot_fields)
+    zero_shot_columns = catalog.resolve_all(params.zero_shot_fields)
+    log.info("catalog fields: %s", catalog.describe())
+    relevance = catalog.resolve_all(params.relevance_attributes)
+    log.info("zero-shot fields: %s; relevance attributes: %s", zero_shot_columns, relevance)
+    return items, catalog, zero_shot_labels(catalog_dir, zero_shot_columns)
 
 
 def query_captions(items: pd.DataFrame) -> list[str]:
@@ -291,9 +283,10 @@ def evaluate_saved_model(
     so the same dotted paths name the same figures; the table holds the per-product values.
     """
     query_sets, _ = judged_sets(params, catalog_dir)
-    items, catalog, evaluate, labels = read_test_split(catalog_dir, params.evaluate)
+    items, catalog, labels = read_test_split(catalog_dir, params.evaluate)
     bundle, test = embedded_test_set(model_dir, embeddings_dir, items)
-    evaluation = evaluate_model(bundle, test, labels, evaluate, catalog, open_labelled_sets(evaluate.zero_shot_sets))
+    labelled_sets = open_labelled_sets(params.evaluate.zero_shot_sets)
+    evaluation = evaluate_model(bundle, test, labels, params.evaluate, catalog, labelled_sets)
     evaluation.metrics["query_sets"] = score_query_sets(
         query_sets, bundle, lambda: stored_catalog_search(bundle, model_dir, embeddings_dir, catalog_dir)
     )
@@ -307,7 +300,7 @@ def compare_base_and_finetuned(
     """eval.json's content, the Recall@k curve rows and the per-product values: base and fine-tuned side by side."""
     labelled_sets = open_labelled_sets(params.evaluate.zero_shot_sets)
     query_sets, query_summaries = judged_sets(params, catalog_dir)
-    items, catalog, evaluate, labels = read_test_split(catalog_dir, params.evaluate)
+    items, catalog, labels = read_test_split(catalog_dir, params.evaluate)
     tuned, tuned_test = embedded_test_set(model_dir, embeddings_dir, items)
     base = create_base_model(params.model.arch, params.model.pretrained, params.train.seed)
     base_test = EmbeddedSplit(
@@ -315,8 +308,8 @@ def compare_base_and_finetuned(
     )
 
     evaluations = {
-        "base": evaluate_model(base, base_test, labels, evaluate, catalog, labelled_sets),
-        "finetuned": evaluate_model(tuned, tuned_test, labels, evaluate, catalog, labelled_sets),
+        "base": evaluate_model(base, base_test, labels, params.evaluate, catalog, labelled_sets),
+        "finetuned": evaluate_model(tuned, tuned_test, labels, params.evaluate, catalog, labelled_sets),
     }
     base_metrics, tuned_metrics = evaluations["base"].metrics, evaluations["finetuned"].metrics
     base_metrics["query_sets"] = score_query_sets(query_sets, base, lambda: base_catalog_search(base, catalog_dir))

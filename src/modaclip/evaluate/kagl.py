@@ -22,6 +22,7 @@ import pandas as pd
 
 from modaclip.core.config import EvaluateParams
 from modaclip.core.errors import ModaclipError
+from modaclip.core.fields import TITLE_COLUMN
 from modaclip.core.metrics import mean_reciprocal_rank, precision_at_k, recall_at_k, relevance, top_k
 from modaclip.core.schema import ATTRIBUTE_COLUMNS
 from modaclip.model.clip_model import ClipBundle, encode_texts
@@ -68,11 +69,11 @@ def product_vectors(
 
 def titles(items: pd.DataFrame) -> tuple[list[int], list[str]]:
     """(row, productDisplayName) of the test items that have a non-blank one."""
-    if "productDisplayName" not in items.columns:
+    if TITLE_COLUMN not in items.columns:
         return [], []
     named = [
         (row, str(name).strip())
-        for row, name in enumerate(items["productDisplayName"])
+        for row, name in enumerate(items[TITLE_COLUMN])
         if isinstance(name, str) and name.strip()
     ]
     return [row for row, _ in named], [name for _, name in named]

@@ -51,7 +51,11 @@ open_clip.add_model_config(MODEL_CONFIG_DIR)
 
 @dataclass
 class ClipBundle:
-    """A model with the transforms and tokenizer that belong to it."""
+    """A model with the transforms and tokenizer that belong to it.
+
+    Every bundle's model is built with open_clip's `output_dict=True`: a forward pass returns its
+    outputs by name (`image_features`, `text_features`, `logit_scale`, `logit_bias` when it has one).
+    """
 
     model: torch.nn.Module
     preprocess_train: Callable[[Image.Image], torch.Tensor]
@@ -106,7 +110,9 @@ def create_base_model(arch: str, pretrained: str, seed: int) -> ClipBundle:
     if weights is not None and not Path(weights).is_file():
         _check_pretrained_tag(arch, weights)
     try:
-        model, preprocess_train, preprocess = open_clip.create_model_and_transforms(arch, pretrained=weights)
+        model, preprocess_train, preprocess = open_clip.create_model_and_transforms(
+            arch, pretrained=weights, output_dict=True
+        )
     except RuntimeError as err:
         log.debug("loading %s %s failed: %s", arch, pretrained, err)
         raise ModaclipError(
@@ -122,7 +128,7 @@ def create_base_model(arch: str, pretrained: str, seed: int) -> ClipBundle:
 
 def bundle_from_parts(parts: OpenClipParts, meta: dict[str, Any]) -> ClipBundle:
     """An open_clip CLIP built from a config and weights, as open_clip's factory builds a plain ViT CLIP."""
-    model = open_clip.CLIP(**parts.model_cfg)
+    model = open_clip.CLIP(**parts.model_cfg, output_dict=True)
     try:
         model.load_state_dict(parts.state_dict, strict=True)
     except RuntimeError as err:
@@ -195,7 +201,7 @@ def load_model(directory: str | Path, device: str = "cpu") -> ClipBundle:
     model_cfg = saved_model_config(directory)
     try:
         model, preprocess_train, preprocess = open_clip.create_model_and_transforms(
-            f"local-dir:{directory}", device=device
+            f"local-dir:{directory}", device=device, output_dict=True
         )
     except (RuntimeError, ValueError, OSError) as err:
         raise ModaclipError(f"{directory}: cannot load model: {err}") from err

@@ -1,4 +1,4 @@
-"""Which model serves: GTO versions, the promotion gate, scheduled retraining, `--model` resolution, export.
+"""Which model serves: GTO versions (model_versions.py), the promotion gate, scheduled retraining, `--model` resolution.
 
 The names load on first use (PEP 562), so a command that resolves `--model` does not import torch
 through the modules that build or export models.

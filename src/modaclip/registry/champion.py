@@ -24,8 +24,8 @@ from modaclip.core.config import Params
 from modaclip.core.errors import ModaclipError
 from modaclip.core.paths import CATALOG_DIR, EVAL_METRICS, EVAL_PER_PRODUCT
 from modaclip.registry.model_choice import cache_dir, cached_embeddings_dir
+from modaclip.registry.model_versions import ModelVersion, materialise
 from modaclip.registry.promotion import FINETUNED, Decision, base_path, decide
-from modaclip.registry.versions import ModelVersion, materialise
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """`--model auto|production|vN|base|CHECKPOINT|PATH`: the one place that says which model a command uses, with
 its embeddings and catalog.
 
-`production` is the registry's prod version (GTO tags, see versions.py), restored from DVC once; asked
+`production` is the registry's prod version (GTO tags, see model_versions.py), restored from DVC once; asked
 for explicitly it fails closed: with no prod tag visible (tags not fetched, a shallow clone, nothing
 promoted yet) the command stops and says what to do, rather than serve something else. `auto`, the
 default, is production when the registry has one, else the workspace's pipeline output (so a plain
@@ -27,15 +27,17 @@ import re
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from modaclip.core.catalog_io import part_files
 from modaclip.core.config import DEFAULT_PARAMS_PATH, EmbedParams, Params, load_params
 from modaclip.core.errors import ModaclipError
-from modaclip.core.paths import CATALOG_DIR, EMBEDDINGS_DIR, MODEL_DIR, SEARCH_PATHS
+from modaclip.core.paths import CATALOG_DIR, EMBEDDINGS_DIR, EVAL_METRICS, MODEL_DIR, SEARCH_PATHS
 from modaclip.embed.stored import META_FILE, TOWERS_DIR
+from modaclip.evaluate.markdown_report import read_eval_json
 from modaclip.model.embedders import Embedder, TorchEmbedder, open_embedder
 from modaclip.model.saved_model import is_transformers_checkpoint, weights_fingerprint
-from modaclip.registry import versions as registry
+from modaclip.registry import model_versions
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +121,7 @@ def search_source_for(
 def registered_source(spec: str, root: Path = Path(".")) -> SearchSource:
     """`--model auto|production|vN|PATH`: a registry version (restored once), the workspace's outputs, or a folder."""
     if spec in (PRODUCTION, AUTO):
-        version = registry.production(root)
+        version = model_versions.production(root)
         if version is not None:
             source = version_source(root, version, PRODUCTION)
         elif spec == PRODUCTION:
@@ -131,20 +133,33 @@ def registered_source(spec: str, root: Path = Path(".")) -> SearchSource:
             log.info("--model auto: %s", source.description)
         return source
     if re.fullmatch(r"v\d+(\.\d+\.\d+)?", spec):
-        return version_source(root, registry.find_version(root, spec), "version")
+        return version_source(root, model_versions.find_version(root, spec), "version")
     return SearchSource(Path(spec), EMBEDDINGS_DIR, CATALOG_DIR, "folder", f"model folder {spec}")
 
 
-def version_source(root: Path, version: registry.ModelVersion, kind: str = PRODUCTION) -> SearchSource:
+def evaluation_of(spec: str, root: Path = Path(".")) -> dict[str, Any] | None:
+    """metrics/eval.json of `--model spec`: a version's as committed with it, the workspace's for the
+    pipeline's model; None for the base model, checkpoints and other folders, whose figures nothing records."""
+    if spec == BASE or is_transformers_checkpoint(spec):
+        return None
+    source = registered_source(spec, root)
+    if source.version:
+        return model_versions.eval_report(root, model_versions.find_version(root, source.version))
+    if source.kind == "pipeline" and (root / EVAL_METRICS).is_file():
+        return read_eval_json(root / EVAL_METRICS)
+    return None
+
+
+def version_source(root: Path, version: model_versions.ModelVersion, kind: str = PRODUCTION) -> SearchSource:
     """A registered version's restored model, embeddings and catalog (as production: named so, with since when)."""
-    paths = registry.materialise(root, version)
+    paths = model_versions.materialise(root, version)
     label = "production " if kind == PRODUCTION else ""
     return SearchSource(
         **paths,
         kind=kind,
         description=f"{label}{version.version} ({version.tag}, commit {version.commit[:8]})",
         version=version.version,
-        since=registry.production_since(root) if kind == PRODUCTION else None,
+        since=model_versions.production_since(root) if kind == PRODUCTION else None,
     )
 
 
@@ -152,7 +167,7 @@ def no_production_message(root: Path) -> str:
     """Why `--model production` cannot resolve here, and the two ways out."""
     return (
         f"--model production: no production version is visible in {root.resolve()} "
-        f"(no {registry.ARTIFACT}#{registry.PROD_STAGE} tag: tags not fetched, a shallow clone, "
+        f"(no {model_versions.ARTIFACT}#{model_versions.PROD_STAGE} tag: tags not fetched, a shallow clone, "
         "or nothing promoted yet); "
         "run `git fetch --tags` (a clone), or promote one (`modaclip promote vN`, `modaclip retrain`), "
         "or pass --model auto to use the working tree's model"

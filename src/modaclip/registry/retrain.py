@@ -34,8 +34,9 @@ import modaclip
 from modaclip.core.atomic import sweep_leftovers, write_json
 from modaclip.core.config import Params, load_params
 from modaclip.core.errors import ModaclipError
+from modaclip.core.git import git
 from modaclip.core.paths import EVAL_METRICS, MODEL_DIR
-from modaclip.registry import versions as registry
+from modaclip.registry import model_versions
 from modaclip.registry.champion import gate_candidate
 from modaclip.registry.promotion import FINETUNED, Decision
 
@@ -44,7 +45,10 @@ log = logging.getLogger(__name__)
 # promoted exits 0; a failure exits 2 like every ModaclipError (stage_runner.run)
 EXIT_KEPT = 3  # the candidate failed the gate: production unchanged
 EXIT_STAGED = 4  # promote.mode review: the candidate passed and awaits `modaclip promote vN`
-OUTCOMES = {registry.PROD_STAGE: "promoted", registry.STAGING_STAGE: "staged for review"}  # by the stage assigned
+OUTCOMES = {
+    model_versions.PROD_STAGE: "promoted",
+    model_versions.STAGING_STAGE: "staged for review",
+}  # by the stage assigned
 PROMOTION_PATH = "metrics/promotion.json"
 GATE_ATTEMPTS = 3  # gates run in a row when production keeps moving under them
 RUN_RECORDS = ["dvc.lock", "params.yaml", "metrics", "data/.gitignore", "models/.gitignore"]
@@ -60,7 +64,7 @@ def retrain(root: Path) -> dict[str, Any]:
 
     logging.getLogger("dvc").propagate = False  # DVC prints its own progress; ours would repeat each line
     params = load_params(root / "params.yaml")
-    with registry.retrain_lock(root):
+    with model_versions.retrain_lock(root):
         check_only_run_records_changed(root)
         try:
             with Repo(str(root)) as repo, lock_repo(repo):
@@ -91,7 +95,7 @@ def busy(root: Path, which: str) -> ModaclipError:
 
 def check_only_run_records_changed(root: Path) -> None:
     """A promoted commit must reproduce its model, so uncommitted changes to code or dvc.yaml stop the run."""
-    changed = [line[3:] for line in registry.git(root, "status", "--porcelain", "--untracked-files=no").splitlines()]
+    changed = [line[3:] for line in git(root, "status", "--porcelain", "--untracked-files=no").splitlines()]
     stray = [path for path in changed if not any(path == r or path.startswith(r + "/") for r in RUN_RECORDS)]
     if stray:
         raise ModaclipError(
@@ -109,19 +113,19 @@ def gate_and_record(root: Path, params: Params) -> dict[str, Any]:
     itself = version_at_head(root)
     interrupted = interrupted_decision(root, itself) if itself else None
     if itself and interrupted:
-        stage = registry.PROD_STAGE if interrupted["promoted"] else registry.STAGING_STAGE
-        with registry.registry_lock(root):
-            registry.register(root, itself.commit, itself.version, stage, interrupted["reason"])
+        stage = model_versions.PROD_STAGE if interrupted["promoted"] else model_versions.STAGING_STAGE
+        with model_versions.registry_lock(root):
+            model_versions.register(root, itself.commit, itself.version, stage, interrupted["reason"])
         return interrupted
     candidate = read_report(root / EVAL_METRICS)
     for _ in range(GATE_ATTEMPTS):
-        current = registry.production(root)
+        current = model_versions.production(root)
         if itself:
             decision, champion = unchanged(root, itself, current), None
         else:
             decision, champion = gate_candidate(root, params, candidate, current)
-        with registry.registry_lock(root):
-            now = registry.production(root)
+        with model_versions.registry_lock(root):
+            now = model_versions.production(root)
             if now == current:
                 return record_decision(root, params, candidate, itself, decision, current, champion)
         log.info(
@@ -139,26 +143,26 @@ def record_decision(
     root: Path,
     params: Params,
     candidate: dict[str, Any],
-    itself: registry.ModelVersion | None,
+    itself: model_versions.ModelVersion | None,
     decision: Decision,
-    current: registry.ModelVersion | None,
+    current: model_versions.ModelVersion | None,
     champion: dict[str, Any] | None,
 ) -> dict[str, Any]:
     """Write promotion.json and, for a passing new candidate, commit and tag it (under the registry lock)."""
-    stage = registry.PROD_STAGE if params.promote.mode == "auto" and not itself else registry.STAGING_STAGE
-    returning = rolled_back_model(root) if decision.passed and stage == registry.PROD_STAGE else None
+    stage = model_versions.PROD_STAGE if params.promote.mode == "auto" and not itself else model_versions.STAGING_STAGE
+    returning = rolled_back_model(root) if decision.passed and stage == model_versions.PROD_STAGE else None
     if returning:
-        stage = registry.STAGING_STAGE
+        stage = model_versions.STAGING_STAGE
         decision = replace(decision, reason=f"{decision.reason}; {returning}")
     record = {
         "decision": OUTCOMES[stage] if decision.passed else "kept production",
-        "promoted": decision.passed and stage == registry.PROD_STAGE,
+        "promoted": decision.passed and stage == model_versions.PROD_STAGE,
         "mode": params.promote.mode,
         **decision.to_dict(),
         "test_split": {"items": candidate.get("test_items"), "digest": candidate.get("test_digest")},
         "code": {"commit": head(root), "modaclip": modaclip.__version__},
         "candidate": {
-            "version": itself.version if itself else registry.next_version(root) if decision.passed else None,
+            "version": itself.version if itself else model_versions.next_version(root) if decision.passed else None,
             "figures": candidate.get(FINETUNED),
         },
         "production": production_record(root, current, champion),
@@ -167,8 +171,10 @@ def record_decision(
     write_json(root / PROMOTION_PATH, record)
     if decision.passed and not itself:
         version = record["candidate"]["version"]
-        commit = commit_run(root, f"retrain: {registry.ARTIFACT} {version} {record['decision']} ({decision.reason})")
-        record["candidate"]["version"] = registry.register(root, commit, version, stage, decision.reason).version
+        commit = commit_run(
+            root, f"retrain: {model_versions.ARTIFACT} {version} {record['decision']} ({decision.reason})"
+        )
+        record["candidate"]["version"] = model_versions.register(root, commit, version, stage, decision.reason).version
     return record
 
 
@@ -178,8 +184,8 @@ def rolled_back_model(root: Path) -> str | None:
     model = model_out(root, None)
     if model is None:
         return None
-    for name, when in registry.rolled_back(root).items():
-        version = registry.find_version(root, name)
+    for name, when in model_versions.rolled_back(root).items():
+        version = model_versions.find_version(root, name)
         if model_out(root, version.commit) == model:
             return (
                 f"but its model is that of {version.version}, rolled back from production at {when:%Y-%m-%d %H:%M}: "
@@ -191,7 +197,7 @@ def rolled_back_model(root: Path) -> str | None:
 def model_out(root: Path, commit: str | None) -> str | None:
     """The hash DVC recorded for the fine-tuned model folder in dvc.lock (the workspace's, or a commit's)."""
     try:
-        text = registry.git(root, "show", f"{commit}:dvc.lock") if commit else (root / "dvc.lock").read_text()
+        text = git(root, "show", f"{commit}:dvc.lock") if commit else (root / "dvc.lock").read_text()
         lock = YAML(typ="safe", pure=True).load(text)
         outs = [out for stage in lock["stages"].values() for out in stage.get("outs", [])]
     except (ModaclipError, OSError, YAMLError, TypeError, KeyError, AttributeError):
@@ -199,34 +205,34 @@ def model_out(root: Path, commit: str | None) -> str | None:
     return next((out.get("md5") for out in outs if out.get("path") == MODEL_DIR.as_posix()), None)
 
 
-def interrupted_decision(root: Path, itself: registry.ModelVersion) -> dict[str, Any] | None:
+def interrupted_decision(root: Path, itself: model_versions.ModelVersion) -> dict[str, Any] | None:
     """The committed decision of a retrain killed between its two tags (HEAD registered, no stage ever assigned).
 
     Registration follows a passing gate, so the next run only has to assign the stage that decision named.
     """
-    if registry.ever_assigned(root, itself):
+    if model_versions.ever_assigned(root, itself):
         return None
     try:
-        record = json.loads(registry.git(root, "show", f"{itself.commit}:{PROMOTION_PATH}"))
+        record = json.loads(git(root, "show", f"{itself.commit}:{PROMOTION_PATH}"))
     except (ModaclipError, json.JSONDecodeError):
         return None
     return record if record.get("passed") else None
 
 
-def version_at_head(root: Path) -> registry.ModelVersion | None:
+def version_at_head(root: Path) -> model_versions.ModelVersion | None:
     """The registered version whose commit is HEAD, when nothing was retrained since (its run records unchanged)."""
     if run_records_changed(root):
         return None
     commit = head(root)
-    return next((version for version in registry.versions(root) if version.commit == commit), None)
+    return next((version for version in model_versions.all_versions(root) if version.commit == commit), None)
 
 
-def unchanged(root: Path, itself: registry.ModelVersion, current: registry.ModelVersion | None) -> Decision:
+def unchanged(root: Path, itself: model_versions.ModelVersion, current: model_versions.ModelVersion | None) -> Decision:
     """Nothing was retrained since a registered version's commit: the candidate *is* that version.
 
     Production stays; a staged version still awaiting review is reported as staged again, never registered twice.
     """
-    awaiting = itself != current and itself == registry.staged(root)
+    awaiting = itself != current and itself == model_versions.staged(root)
     reason = f"candidate is {itself.tag} itself (nothing changed since its commit)"
     if itself == current:
         reason = f"candidate is the production model {itself.tag} itself (nothing changed since its commit)"
@@ -236,12 +242,12 @@ def unchanged(root: Path, itself: registry.ModelVersion, current: registry.Model
 
 
 def production_record(
-    root: Path, current: registry.ModelVersion | None, champion: dict[str, Any] | None
+    root: Path, current: model_versions.ModelVersion | None, champion: dict[str, Any] | None
 ) -> dict[str, Any]:
     """Production's figures on this split (what the gate compared) and those recorded at its promotion (history)."""
     if current is None:
         return {"version": None, "commit": None}
-    recorded = registry.eval_report(root, current)
+    recorded = model_versions.eval_report(root, current)
     return {
         "version": current.version,
         "commit": current.commit,
@@ -272,17 +278,17 @@ def read_report(path: Path) -> dict[str, Any]:
 
 
 def head(root: Path) -> str:
-    return registry.git(root, "rev-parse", "HEAD").strip()
+    return git(root, "rev-parse", "HEAD").strip()
 
 
 def run_records_changed(root: Path) -> bool:
-    return bool(registry.git(root, "status", "--porcelain", "--", "dvc.lock", EVAL_METRICS.as_posix()).strip())
+    return bool(git(root, "status", "--porcelain", "--", "dvc.lock", EVAL_METRICS.as_posix()).strip())
 
 
 def commit_run(root: Path, message: str) -> str:
     """Commit the run's records (nothing else) on the current branch; a resumed run may find them committed."""
     present = [path for path in RUN_RECORDS if (root / path).exists()]
-    registry.git(root, "add", "--", *present)
-    if registry.git(root, "diff", "--cached", "--name-only").strip():
-        registry.git(root, "commit", "-q", "-m", message)
+    git(root, "add", "--", *present)
+    if git(root, "diff", "--cached", "--name-only").strip():
+        git(root, "commit", "-q", "-m", message)
     return head(root)

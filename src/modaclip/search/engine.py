@@ -20,6 +20,7 @@ from PIL import Image, UnidentifiedImageError
 from modaclip.core.catalog_io import part_files, read_catalog
 from modaclip.core.config import IndexParams
 from modaclip.core.errors import ModaclipError
+from modaclip.core.fields import TITLE_COLUMN
 from modaclip.core.metrics import top_k
 from modaclip.core.paths import CATALOG_DIR, EMBEDDINGS_DIR, MODEL_DIR
 from modaclip.core.schema import ATTRIBUTE_COLUMNS
@@ -31,7 +32,7 @@ from modaclip.search.filters import FILTERABLE_COLUMNS, AttributeFilter, filter_
 from modaclip.search.grid import GridCell, retrieval_grid
 from modaclip.search.keyword import BM25, reciprocal_rank_fusion
 
-INFO_COLUMNS = ["id", "productDisplayName", *ATTRIBUTE_COLUMNS]
+INFO_COLUMNS = ["id", TITLE_COLUMN, *ATTRIBUTE_COLUMNS]
 HYBRID_DEPTH = 100  # candidates each ranking contributes to reciprocal rank fusion
 
 
@@ -73,7 +74,7 @@ class CatalogSearch:
         self.row_of = pd.Series(np.arange(len(ids)), index=ids)
         self._bm25: BM25 | None = None
         # Column arrays for building hits: `info.iloc[row]` costs ~150 us a row, most of a cached query's time.
-        self._hit_columns = {c: self.info[c].to_numpy() for c in ("productDisplayName", *ATTRIBUTE_COLUMNS)}
+        self._hit_columns = {c: self.info[c].to_numpy() for c in (TITLE_COLUMN, *ATTRIBUTE_COLUMNS)}
 
     @classmethod
     def open(
@@ -273,7 +274,7 @@ class CatalogSearch:
                 SearchHit(
                     int(self.ids[row]),
                     float(score),
-                    json_value(self._hit_columns["productDisplayName"][row]) or "",
+                    json_value(self._hit_columns[TITLE_COLUMN][row]) or "",
                     attributes,
                 )
             )
@@ -282,7 +283,7 @@ class CatalogSearch:
 
 def product_texts(info: pd.DataFrame) -> list[str]:
     """Name and attribute values of each product: what keyword search matches against."""
-    columns = [c for c in ["productDisplayName", *ATTRIBUTE_COLUMNS] if c in info.columns]
+    columns = [c for c in [TITLE_COLUMN, *ATTRIBUTE_COLUMNS] if c in info.columns]
     return info[columns].fillna("").astype(str).agg(" ".join, axis=1).tolist()
 
 

@@ -36,10 +36,11 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from modaclip.core.errors import ModaclipError
+from modaclip.core.git import git
 from modaclip.embed.index import index_kind_of
 from modaclip.embed.stored import TOWERS_DIR
 from modaclip.feedback.search_log import LogConfig, SearchLog
-from modaclip.registry import versions as registry
+from modaclip.registry import model_versions
 from modaclip.registry.model_choice import PRODUCTION, SearchSource, no_production_message, version_source
 from modaclip.search.engine import CatalogSearch
 from modaclip.serve.app import ModelWorkers, Service, ServiceSettings, app_for, build_service
@@ -205,7 +206,7 @@ class Serving:
         root, live = self._follow.root, self._live.source
         if self._follow.fetch_from:
             fetch_tags(root, self._follow.fetch_from)
-        version = registry.production(root)
+        version = model_versions.production(root)
         if version is None:
             if live.kind == PRODUCTION:
                 raise ModaclipError(no_production_message(root))
@@ -244,7 +245,7 @@ def _stop_soon(encoder: SupervisedTextEncoder) -> None:
 def fetch_tags(root: Path, remote: str) -> None:
     """`git fetch REMOTE --tags`: the registry's moves made elsewhere (GTO tags and the commits they name)."""
     try:
-        registry.git(root, "fetch", "--quiet", "--tags", remote)
+        git(root, "fetch", "--quiet", "--tags", remote)
     except ModaclipError as err:
         raise ModaclipError(f"cannot fetch the registry's tags: {err}") from err
 

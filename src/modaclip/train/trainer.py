@@ -99,9 +99,9 @@ def forward(model: torch.nn.Module, batch: Batch) -> Features:
     """One pass of the model over the images and, in one text batch, the captions and the distinct field texts."""
     out = model(batch.images, torch.cat([batch.tokens, batch.field_tokens]))
     captions = len(batch.tokens)
-    text, distinct = out[1][:captions], out[1][captions:]
+    text, distinct = out["text_features"][:captions], out["text_features"][captions:]
     fields = [distinct[rows.clamp(min=0)] for rows in batch.field_rows]
-    return Features(out[0], text, out[2], out[3] if len(out) > 3 else None, fields)
+    return Features(out["image_features"], text, out["logit_scale"], out.get("logit_bias"), fields)
 
 
 def splice(cached: list[Features], j: int, fresh: Features) -> Features:
@@ -131,7 +131,11 @@ class TrainState:
 
 
 class Trainer:
-    """Owns the model, optimizer, schedule and checkpoints of one fine-tuning run (one rank of it under torchrun)."""
+    """Owns the model, optimizer, schedule and checkpoints of one fine-tuning run (one rank of it under torchrun).
+
+    Built the way timm builds a model: one builder per concern (objective, model, data, optimisation,
+    distribution), called in that order, each setting the attributes the loop reads.
+    """
 
     def __init__(
         self,
@@ -139,6 +143,7 @@ class Trainer:
         train: pd.DataFrame,
         val: pd.DataFrame,
         params: TrainParams,
+        *,
         checkpoint_dir: str | Path,
         identity: RunIdentity,
         device: torch.device,
@@ -146,27 +151,66 @@ class Trainer:
         catalog: CatalogFields | None = None,
         queries: LoggedQueries | None = None,
     ) -> None:
+        """
+        Args:
+            bundle: the start model, trained in place; it holds the chosen weights after `fit`.
+            train: the train split's rows: image, captions and the catalog's field columns.
+            val: the validation split's rows, scored after every epoch (may be empty).
+            params: the `train` section of params.yaml.
+            checkpoint_dir: where the resume state is written, and read when `identity` matches it.
+            identity: what a checkpoint must have been written by to be resumed (train/run_identity.py).
+            device: where the model trains.
+            context: this process's rank among the torchrun processes; one process is rank 0 of 1.
+            catalog: the whole catalog's fields (roles resolve against them); by default the train rows'.
+            queries: the feedback export's logged queries per product, read by a `{queries}` train.fields entry.
+        """
         if len(train) < 2:
             raise ModaclipError(f"the train split has {len(train)} rows; contrastive training needs at least 2")
         self.bundle, self.val, self.params, self.context = bundle, val, params, context
         self.device, self.identity = device, identity
         self.checkpoint_dir = Path(checkpoint_dir)
-        catalog = catalog or CatalogFields.of(train)
+        self._build_objective(catalog or CatalogFields.of(train), train, val, queries)
+        self._build_model()
+        self._build_data(train, queries)
+        self._build_optimisation()
+        self._build_distribution()
+        self.state = TrainState()
+        self.best_weights: dict[str, torch.Tensor] | None = None
+        self.wise_ft_scores: dict[str, dict[str, float]] = {}
+        self.wise_ft_alpha: float | None = None
+        log.info(
+            "%s loss, %s, %.0f%% of weights trainable, %d x %d x %d samples per step",
+            params.loss,
+            self.precision.name,
+            100 * trainable_share(bundle.model),
+            self.batch_size,
+            params.accum_steps,
+            context.world_size,
+        )
+
+    def _build_objective(
+        self, catalog: CatalogFields, train: pd.DataFrame, val: pd.DataFrame, queries: LoggedQueries | None
+    ) -> None:
+        """The loss, the texts of train.fields it reads, and the field validation classifies zero-shot."""
+        params = self.params
         self.zero_shot_field = catalog.resolve(params.zero_shot_field)
         self.zero_shot_labels = _values(self.zero_shot_field, train, val)
-        self.loss_fn = create_loss(params.loss, context.rank, context.world_size)
+        self.loss_fn = create_loss(params.loss, self.context.rank, self.context.world_size)
         self.field_texts = (
             FieldTexts.resolve(params.fields, catalog, queries is not None) if self.loss_fn.reads_fields else None
         )
         if QUERIES_FIELD in params.fields and queries is None:
             log.info("train.fields: %s left out: no feedback pairs given (finetune --feedback)", QUERIES_FIELD)
-        with_queries = self.field_texts is not None and self.field_texts.queries_weight > 0
         log.info("catalog fields: %s", catalog.describe())
         log.info(
             "validation zero-shot field: %s (%d classes)", self.zero_shot_field or "(none)", len(self.zero_shot_labels)
         )
         if self.field_texts is not None:
             log.info("train.fields: %s", self.field_texts.describe())
+
+    def _build_model(self) -> None:
+        """The model as the objective and params need it: logit bias, WiSE-FT start, freezing, device, precision."""
+        bundle, params = self.bundle, self.params
         if self.loss_fn.needs_logit_bias and ensure_logit_bias(bundle):
             log.info("train.loss siglip: %s has no logit bias; added one at -10", bundle.meta.get("arch"))
         # kept (on CPU) only for WiSE-FT: a second copy of a large model is not free
@@ -182,16 +226,21 @@ class Trainer:
         )
         if params.grad_checkpointing:
             bundle.model.set_grad_checkpointing(True)
-        bundle.model.to(device)
-        self.precision = resolve_precision(params.precision, device)
+        bundle.model.to(self.device)
+        self.precision = resolve_precision(params.precision, self.device)
         self.scaler = self.precision.grad_scaler()
+
+    def _build_data(self, train: pd.DataFrame, queries: LoggedQueries | None) -> None:
+        """The train rows as samples, and the batch size and steps per epoch they allow on every rank."""
+        params, context = self.params, self.context
+        with_queries = queries is not None and self.field_texts is not None and self.field_texts.queries_weight > 0
         self.dataset = CaptionedImages(
             train["image"].tolist(),
             train["captions"].tolist(),
-            bundle.preprocess_train,
+            self.bundle.preprocess_train,
             params.seed,
             self.field_texts.render(train) if self.field_texts is not None else None,
-            queries.options(train["id"].tolist()) if with_queries and queries is not None else None,
+            queries.options(train["id"].tolist()) if with_queries else None,
         )
         per_step = params.accum_steps * context.world_size
         self.batch_size = min(params.batch_size, len(train) // per_step)
@@ -201,29 +250,24 @@ class Trainer:
                 f"on {context.world_size} processes"
             )
         self.steps_per_epoch = len(train) // (self.batch_size * per_step)
-        self.optimizer = torch.optim.AdamW(parameter_groups(bundle.model, params.weight_decay), lr=params.lr)
+
+    def _build_optimisation(self) -> None:
+        """AdamW over the parameter groups and the learning-rate schedule over every step of the run."""
+        params = self.params
+        self.optimizer = torch.optim.AdamW(parameter_groups(self.bundle.model, params.weight_decay), lr=params.lr)
         total = params.epochs * self.steps_per_epoch
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, create_schedule(params.schedule, params.warmup_steps, total)
         )
+
+    def _build_distribution(self) -> None:
+        """DDP around the model when torchrun started more than one process."""
         self.ddp = None
-        if context.world_size > 1:
+        if self.context.world_size > 1:
+            device = self.device
             self.ddp = DistributedDataParallel(
-                bundle.model, device_ids=[device.index] if device.type == "cuda" else None
+                self.bundle.model, device_ids=[device.index] if device.type == "cuda" else None
             )
-        self.state = TrainState()
-        self.best_weights: dict[str, torch.Tensor] | None = None
-        self.wise_ft_scores: dict[str, dict[str, float]] = {}
-        self.wise_ft_alpha: float | None = None
-        log.info(
-            "%s loss, %s, %.0f%% of weights trainable, %d x %d x %d samples per step",
-            params.loss,
-            self.precision.name,
-            100 * trainable_share(bundle.model),
-            self.batch_size,
-            params.accum_steps,
-            context.world_size,
-        )
 
     def loader(self, epoch: int) -> DataLoader:
         """This rank's micro-batches of `epoch`, from where the last checkpoint left off."""

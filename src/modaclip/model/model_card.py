@@ -2,7 +2,7 @@
 
 The front matter is the Hub's card metadata (library, pipeline, tags, the base model when it is
 a Hub checkpoint); the body says what the model started from, what it was trained on and how,
-and gives the figures of metrics/eval.json as `modaclip eval-report` prints them.
+and gives the figures of its evaluation, as `modaclip eval-report` prints them, when the caller has them.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from modaclip.evaluate.markdown_report import markdown_report
 from modaclip.model.saved_model import HUB_PREFIX
 
 CARD_START = "---\nlibrary_name: "
@@ -36,8 +35,9 @@ Clean text first as `towers.json` says (`text_clean`) to get open_clip's token i
 }
 
 
-def model_card(meta: dict[str, Any], model_cfg: dict[str, Any], library: str, report: dict[str, Any] | None) -> str:
-    """The card of a saved model (`meta` is its modaclip.json) exported for `library` ("transformers" or "onnx")."""
+def model_card(meta: dict[str, Any], model_cfg: dict[str, Any], library: str, evaluation: str | None) -> str:
+    """The card of a saved model (`meta` is its modaclip.json) exported for `library` ("transformers" or "onnx");
+    `evaluation` is the Markdown table of its figures."""
     pretrained = str(meta.get("pretrained", "unknown"))
     front = [CARD_START + library, "pipeline_tag: zero-shot-image-classification"]
     front += ["tags:", "- clip", "- fashion", "- image-text-retrieval", "- modaclip"]
@@ -70,7 +70,7 @@ def model_card(meta: dict[str, Any], model_cfg: dict[str, Any], library: str, re
         "",
         "## Evaluation",
         "",
-        markdown_report(report).rstrip() if report else "No evaluation figures were given for this model.",
+        evaluation.rstrip() if evaluation else "No evaluation figures were given for this model.",
         "",
         "## Use",
         "",

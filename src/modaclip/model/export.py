@@ -1,9 +1,10 @@
-"""`modaclip export MODEL --format hf|onnx OUT`: a saved model handed out for code that does not use modaclip.
+"""A saved model handed out for code that does not use modaclip (`modaclip export MODEL --format hf|onnx OUT`).
 
 `hf` writes a transformers CLIPModel folder (config, safetensors, tokenizer and image processor
 files) that `CLIPModel.from_pretrained(OUT)` and `CLIPProcessor.from_pretrained(OUT)` load; `onnx`
 writes the image and text towers as ONNX graphs with their tokenizer and preprocessing settings.
-Both write a model card, README.md, so the folder can be published as it is.
+Both write a model card, README.md, so the folder can be published as it is. Which model and which
+figures (`--model`, a version's recorded evaluation) the command resolves in registry/model_choice.py.
 """
 
 from __future__ import annotations
@@ -11,58 +12,40 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 from open_clip.model import get_model_preprocess_cfg
 
 from modaclip.core.atomic import atomic_directory
 from modaclip.core.errors import ModaclipError
-from modaclip.core.paths import EVAL_METRICS
-from modaclip.evaluate.markdown_report import read_eval_json
 from modaclip.model.clip_model import ClipBundle, load_model
 from modaclip.model.clip_tokenizer import save_tokenizer_files
 from modaclip.model.hf_convert import OpenClipParts, write_checkpoint
+from modaclip.model.model_card import CARD_START, TAG, model_card
 from modaclip.model.onnx_export import export_towers
-from modaclip.model.saved_model import is_transformers_checkpoint, weights_fingerprint
-from modaclip.registry.model_card import CARD_START, TAG, model_card
-from modaclip.registry.model_choice import BASE, model_folder, registered_source
-from modaclip.registry.versions import eval_report, find_version
+from modaclip.model.saved_model import weights_fingerprint
 
 CARD = "README.md"
 
 
-def export_transformers(model_dir: Path, out: Path, report: dict[str, Any] | None = None) -> None:
-    """A transformers CLIPModel folder of the saved model in `model_dir`, with its card."""
-    _export(model_dir, out, "transformers", report, _write_transformers)
+def export_transformers(model_dir: Path, out: Path, evaluation: str | None = None) -> None:
+    """A transformers CLIPModel folder of the saved model in `model_dir`, with its card
+    (`evaluation`: the Markdown table of its figures, if any)."""
+    _export(model_dir, out, "transformers", evaluation, _write_transformers)
 
 
-def export_onnx(model_dir: Path, out: Path, report: dict[str, Any] | None = None) -> None:
+def export_onnx(model_dir: Path, out: Path, evaluation: str | None = None) -> None:
     """The saved model's towers as ONNX graphs (model/onnx_runtime.py describes the folder), with its card."""
-    _export(model_dir, out, "onnx", report, partial(_write_onnx, fingerprint=weights_fingerprint(model_dir)))
+    _export(model_dir, out, "onnx", evaluation, partial(_write_onnx, fingerprint=weights_fingerprint(model_dir)))
 
 
 FORMATS = {"hf": export_transformers, "onnx": export_onnx}
 
 
-def export_model(spec: str, fmt: str, out: Path, metrics: str | None = None, root: Path = Path(".")) -> None:
-    """`modaclip export`: the model `--model spec` names, in format `fmt`, with the figures of its evaluation."""
+def export_format(fmt: str) -> Callable[[Path, Path, str | None], None]:
+    """The writer of `--format fmt`."""
     if fmt not in FORMATS:
         raise ModaclipError(f"--format {fmt!r}: unknown (known: {', '.join(FORMATS)})")
-    report = read_eval_json(metrics) if metrics else evaluation_of(spec, root)
-    FORMATS[fmt](model_folder(spec), out, report)
-
-
-def evaluation_of(spec: str, root: Path) -> dict[str, Any] | None:
-    """metrics/eval.json of `--model spec`: a version's as committed with it, the workspace's for the
-    pipeline's model; None for the base model, checkpoints and other folders, whose figures nothing records."""
-    if spec == BASE or is_transformers_checkpoint(spec):
-        return None
-    source = registered_source(spec, root)
-    if source.version:
-        return eval_report(root, find_version(root, source.version))
-    if source.kind == "pipeline" and (root / EVAL_METRICS).is_file():
-        return read_eval_json(root / EVAL_METRICS)
-    return None
+    return FORMATS[fmt]
 
 
 def _write_transformers(bundle: ClipBundle, folder: Path) -> None:
@@ -79,14 +62,14 @@ def _export(
     model_dir: Path,
     out: Path,
     library: str,
-    report: dict[str, Any] | None,
+    evaluation: str | None,
     write: Callable[[ClipBundle, Path], None],
 ) -> None:
     _check_replaceable(out)
     bundle = load_model(model_dir)
     with atomic_directory(out) as tmp:
         write(bundle, tmp)
-        (tmp / CARD).write_text(model_card(bundle.meta, bundle.model_cfg, library, report), encoding="utf-8")
+        (tmp / CARD).write_text(model_card(bundle.meta, bundle.model_cfg, library, evaluation), encoding="utf-8")
 
 
 def _check_replaceable(out: Path) -> None:

@@ -56,13 +56,6 @@ class ModelVersion:
         return f"{ARTIFACT}@{self.version}"
 
 
-def git(root: Path, *args: str) -> str:
-    done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise ModaclipError(f"git {' '.join(args)} failed in {root}: {done.stderr.strip() or done.stdout.strip()}")
-    return done.stdout
-
-
 REGISTRY_WAIT_S = 30.0  # how long a registry move waits for another one's few seconds of tagging
 
 
@@ -112,7 +105,7 @@ def _held(path: Path, wait_s: float, busy: str) -> Iterator[None]:
         lock.close()
 
 
-def versions(root: Path) -> list[ModelVersion]:
+def all_versions(root: Path) -> list[ModelVersion]:
     """Registered versions, oldest first."""
     try:
         shown = gto.api.show(str(root), ARTIFACT)
@@ -187,16 +180,16 @@ def _history(root: Path) -> list[dict[str, Any]]:
 def find_version(root: Path, name: str) -> ModelVersion:
     """`v2` or `v2.0.0` -> that registered version."""
     wanted = name if name.count(".") == 2 else f"{name}.0.0"
-    for version in versions(root):
+    for version in all_versions(root):
         if version.version == wanted:
             return version
-    known = ", ".join(v.version for v in versions(root)) or "none yet"
+    known = ", ".join(v.version for v in all_versions(root)) or "none yet"
     raise ModaclipError(f"model version {name!r} is not registered (versions: {known}); see `gto show`")
 
 
 def next_version(root: Path) -> str:
     """One major version above the newest: every promotion is a new model, never a patch of one."""
-    registered = versions(root)
+    registered = all_versions(root)
     return f"v{_major(registered[-1].version) + 1 if registered else 1}.0.0"
 
 
@@ -227,7 +220,7 @@ def register(root: Path, commit: str, version: str, stage: str, reason: str) -> 
     A command killed between the two tags is resumed: a commit already registered keeps its version,
     and a stage it already holds is not assigned again.
     """
-    registered = {v.commit: v.version for v in versions(root)}
+    registered = {v.commit: v.version for v in all_versions(root)}
     try:
         if commit in registered:
             version = registered[commit]
