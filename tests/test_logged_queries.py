@@ -42,7 +42,16 @@ def trainer_with(clean_dir: Path, tmp_path: Path, queries: LoggedQueries | None)
     params = TINY_TRAIN.model_copy(update={"fields": FIELDS, "epochs": 1})
     bundle = create_base_model(TEST_ARCH, "none", 0)
     identity = RunIdentity.of(bundle, params, train, val)
-    return Trainer(bundle, train, val, params, tmp_path, identity, torch.device("cpu"), queries=queries)
+    return Trainer(
+        bundle,
+        train,
+        val,
+        params,
+        checkpoint_dir=tmp_path,
+        identity=identity,
+        device=torch.device("cpu"),
+        queries=queries,
+    )
 
 
 def test_a_batch_sees_each_products_logged_query_and_none_for_the_rest(clean_dir: Path, tmp_path: Path) -> None:
