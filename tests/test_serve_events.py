@@ -260,16 +260,23 @@ class LoggingEncoder(FakeEncoder):
         return None
 
 
+def serving_production(
+    root: Path, search_log: SearchLog, follow_seconds: int, monkeypatch: pytest.MonkeyPatch
+) -> Serving:
+    """A server of the registry's production logging to `search_log`, with the fake text encoder."""
+    monkeypatch.setattr(follow, "start_text_encoder", lambda source, engine, *args: LoggingEncoder(engine))
+    settings = ServiceSettings(search_source_for("production", root=root), search_log=search_log)
+    load = partial(follow.load_generation, settings=settings, workers=ModelWorkers(2), text_threads=1)
+    return Serving(load(settings.source), Follow(root, "production", follow_seconds), load)
+
+
 def test_a_following_server_keeps_one_log_naming_the_version_that_answered(
     registry_of_two: Path,  # noqa: F811
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(follow, "start_text_encoder", lambda source, engine, *args: LoggingEncoder(engine))
     search_log = SearchLog(LogConfig(tmp_path / "log.sqlite", 0))
-    settings = ServiceSettings(search_source_for("production", root=registry_of_two), search_log=search_log)
-    load = partial(follow.load_generation, settings=settings, workers=ModelWorkers(2), text_threads=1)
-    serving = Serving(load(settings.source), Follow(registry_of_two, "production", 30), load)
+    serving = serving_production(registry_of_two, search_log, 30, monkeypatch)
 
     async def session() -> list[str]:
         transport = httpx.ASGITransport(app=following_app(serving))
@@ -292,11 +299,8 @@ def test_the_log_is_flushed_and_closed_when_the_app_stops(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """uvicorn re-raises SIGTERM once the app has stopped, so the app's own shutdown is where the log is closed."""
-    monkeypatch.setattr(follow, "start_text_encoder", lambda source, engine, *args: LoggingEncoder(engine))
     search_log = SearchLog(LogConfig(tmp_path / "log.sqlite", 0), flush_s=60)  # nothing written before the close
-    settings = ServiceSettings(search_source_for("production", root=registry_of_two), search_log=search_log)
-    load = partial(follow.load_generation, settings=settings, workers=ModelWorkers(2), text_threads=1)
-    serving = Serving(load(settings.source), Follow(registry_of_two, "production", 0), load)
+    serving = serving_production(registry_of_two, search_log, 0, monkeypatch)
     with TestClient(following_app(serving)) as client:  # runs the app's lifespan, as uvicorn does
         search_id = client.get("/api/search", params={"q": "red dress", "k": PAGE}).json()["search_id"]
         assert search_log.stats().written == 0
