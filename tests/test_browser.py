@@ -20,6 +20,7 @@ import pytest
 import uvicorn
 from playwright.sync_api import Browser, Page, sync_playwright
 
+from modaclip.core.config import ServeParams
 from modaclip.feedback.log_schema import read_log
 from modaclip.feedback.search_log import LogConfig, SearchLog
 from modaclip.registry.model_choice import SearchSource
@@ -72,7 +73,7 @@ def base_url(
     paths = [served_paths[role] for role in ("model", "embeddings", "catalog")]
     since = datetime(2026, 11, 30, 9, 15, tzinfo=timezone.utc)
     source = SearchSource(*paths, "production", "production v2.0.0 (test model)", "v2.0.0", since)
-    settings = ServiceSettings(source, search_log=search_log)
+    settings = ServiceSettings(source=source, params=ServeParams(), search_log=search_log)
     server = uvicorn.Server(uvicorn.Config(create_app(served_engine, served_images, settings), log_level="warning"))
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))

@@ -16,14 +16,15 @@ import httpx
 import numpy as np
 import pytest
 from test_registry import commit, repo  # noqa: F401 (the fixture)
+from test_serve import started  # noqa: F401 (the fixture)
 
 from modaclip.cli import main
+from modaclip.core.config import ServeParams
 from modaclip.core.errors import ModaclipError
 from modaclip.core.git import git
 from modaclip.registry import model_versions
 from modaclip.registry.model_choice import SearchSource, search_source_for
 from modaclip.search.engine import CatalogSearch
-from modaclip.serve import follow
 from modaclip.serve.app import ServiceSettings, build_service
 from modaclip.serve.catalog_images import CatalogImages
 from modaclip.serve.follow import Follow, Generation, Serving, following_app
@@ -75,7 +76,8 @@ def loader(served_engine: CatalogSearch, served_images: CatalogImages) -> dict[s
         engine = first_products(served_engine, SMALL) if source.version == "v2.0.0" else served_engine
         encoder = FakeEncoder(engine)
         made["encoders"].setdefault(source.version, []).append(encoder)
-        service = build_service(engine, served_images, ServiceSettings(source), encoder.encode)
+        settings = ServiceSettings(source=source, params=ServeParams())
+        service = build_service(engine, served_images, settings, encode_text=encoder.encode)
         return Generation(service, encoder, datetime.now(timezone.utc))  # type: ignore[arg-type]
 
     made["load"] = load
@@ -219,18 +221,10 @@ def test_auto_serves_the_working_tree_until_the_first_promotion_then_follows_pro
     assert (after["source"], after["version"]) == ("production", "v1.0.0")
 
 
-@pytest.fixture
-def started(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
-    """What `modaclip serve` hands the server, which is not started."""
-    given: dict[str, Any] = {}
-    monkeypatch.setattr(follow, "serve", lambda source, *args, **_: given.update(source=source, follow=args[-1]))
-    return given
-
-
 def test_serve_follows_with_auto_or_production_and_pins_anything_else(
     repo: Path,  # noqa: F811
     served_paths: dict[str, Path],
-    started: dict[str, Any],
+    started: dict[str, Any],  # noqa: F811
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -248,4 +242,5 @@ def test_serve_follows_with_auto_or_production_and_pins_anything_else(
     assert stopped.value.code == 2 and err.count("\n") == 1 and "no production version is visible" in err
     with pytest.raises(SystemExit):
         main(["serve", "--follow-seconds", "-1"])
-    assert "--follow-seconds must be at least 0" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "--follow-seconds (serve.follow_seconds): Input should be greater than or equal to 0 (got -1)" in err

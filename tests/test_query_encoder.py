@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from modaclip.core.config import ServeLimits
 from modaclip.model.clip_model import ClipBundle, create_base_model, encode_texts
 from modaclip.model.towers import unpadded_text_encoder
 from modaclip.serve.overload import Overloaded
@@ -31,13 +32,25 @@ class SlowEncoder:
         return np.array([[len(t), ord(t[0])] for t in texts], dtype=np.float32)
 
 
+SHIPPED = ServeLimits()  # params.yaml's serve.limits as shipped
+
+
+def encoder_of(
+    model: SlowEncoder,
+    cache_size: int,
+    max_queue: int = SHIPPED.encoder_queue,
+    max_batch: int = SHIPPED.encoder_batch,
+) -> QueryEncoder:
+    return QueryEncoder(model, cache_size=cache_size, max_queue=max_queue, max_batch=max_batch)
+
+
 async def gather(encoder: QueryEncoder, queries: list[list[str]]) -> list[np.ndarray]:
     return await asyncio.gather(*(encoder(texts) for texts in queries), return_exceptions=True)
 
 
 def test_queries_arriving_together_share_one_forward_pass_and_get_their_own_vectors() -> None:
     model = SlowEncoder()
-    encoder = QueryEncoder(model, cache_size=0)
+    encoder = encoder_of(model, cache_size=0)
     queries = [[f"query {'x' * i}"] for i in range(16)] + [["query ", "shared"]]
     results = asyncio.run(gather(encoder, queries))
     for texts, vectors in zip(queries, results):
@@ -48,7 +61,7 @@ def test_queries_arriving_together_share_one_forward_pass_and_get_their_own_vect
 
 def test_queries_arriving_during_a_forward_pass_wait_for_the_next_one_together() -> None:
     model = SlowEncoder()
-    encoder = QueryEncoder(model, cache_size=0)
+    encoder = encoder_of(model, cache_size=0)
 
     async def session() -> None:
         first = asyncio.ensure_future(encoder(["first"]))
@@ -61,7 +74,7 @@ def test_queries_arriving_during_a_forward_pass_wait_for_the_next_one_together()
 
 def test_repeated_queries_come_from_the_cache_and_it_stays_bounded() -> None:
     model = SlowEncoder()
-    encoder = QueryEncoder(model, cache_size=2)
+    encoder = encoder_of(model, cache_size=2)
 
     async def session() -> np.ndarray:
         await encoder(["red dress", "blue jeans"])
@@ -77,7 +90,7 @@ def test_repeated_queries_come_from_the_cache_and_it_stays_bounded() -> None:
 
 def test_a_failed_forward_pass_fails_every_request_waiting_on_it_and_the_next_pass_runs() -> None:
     model = SlowEncoder(fail=True)
-    encoder = QueryEncoder(model, cache_size=0)
+    encoder = encoder_of(model, cache_size=0)
 
     async def session() -> tuple[list[object], np.ndarray]:
         failed = await gather(encoder, [[f"q{i}"] for i in range(6)])
@@ -96,7 +109,7 @@ def test_an_encoder_that_returns_the_wrong_number_of_vectors_fails_the_batch_not
         calls.append(texts)
         return np.zeros((len(texts) - 1 if len(calls) == 1 else len(texts), 2), np.float32)
 
-    encoder = QueryEncoder(short, cache_size=0)
+    encoder = encoder_of(short, cache_size=0)
 
     async def session() -> tuple[list[object], np.ndarray]:
         failed = await asyncio.wait_for(
@@ -111,7 +124,7 @@ def test_an_encoder_that_returns_the_wrong_number_of_vectors_fails_the_batch_not
 
 def test_a_request_cancelled_while_waiting_does_not_disturb_the_others() -> None:
     model = SlowEncoder()
-    encoder = QueryEncoder(model, cache_size=0)
+    encoder = encoder_of(model, cache_size=0)
 
     async def session() -> list[object]:
         first = asyncio.ensure_future(encoder(["first"]))
@@ -160,7 +173,7 @@ def test_a_text_tower_that_sees_the_padding_gets_the_plain_encoder(
 
 def test_a_request_cancelled_while_it_waits_is_dropped_before_its_text_is_embedded() -> None:
     model = SlowEncoder()
-    encoder = QueryEncoder(model, cache_size=0)
+    encoder = encoder_of(model, cache_size=0)
 
     async def session() -> None:
         first = asyncio.ensure_future(encoder(["first"]))
@@ -177,7 +190,7 @@ def test_a_request_cancelled_while_it_waits_is_dropped_before_its_text_is_embedd
 
 def test_past_max_queue_a_request_is_refused_at_once_and_a_pass_takes_at_most_max_batch() -> None:
     model = SlowEncoder()
-    encoder = QueryEncoder(model, cache_size=0, max_queue=4, max_batch=2)
+    encoder = encoder_of(model, cache_size=0, max_queue=4, max_batch=2)
 
     async def session() -> list[object]:
         first = asyncio.ensure_future(encoder(["first"]))

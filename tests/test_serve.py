@@ -19,12 +19,13 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from modaclip.cli import main
+from modaclip.core.config import ServeLimits, ServeParams
+from modaclip.feedback.search_log import SearchLog
 from modaclip.registry.model_choice import SearchSource
 from modaclip.search.engine import CatalogSearch
 from modaclip.serve import follow
 from modaclip.serve.app import MAX_DEPTH, ServiceSettings, catalog_facets, create_app
 from modaclip.serve.catalog_images import CatalogImages
-from modaclip.serve.limits import ServiceLimits
 from modaclip.serve.text_encoder_process import TextEncoderError
 
 UPLOAD_LIMIT = 3 * 2**20  # above Starlette's 1 MB spill-to-disk size, so the in-memory test means something
@@ -36,14 +37,17 @@ def make_client(
     paths: dict[str, Path],
     raise_server_exceptions: bool = True,
     encode_text: Any = None,
-    **settings: Any,
+    search_log: SearchLog | None = None,
+    **params: Any,
 ) -> TestClient:
+    """A test client of the app over `paths`; `params` are ServeParams fields (the upload cap is raised)."""
     source = SearchSource(
         paths["model"], paths["embeddings"], paths["catalog"], "folder", f"model folder {paths['model']}"
     )
-    app = create_app(
-        served_engine, served_images, ServiceSettings(source, max_upload_bytes=UPLOAD_LIMIT, **settings), encode_text
+    settings = ServiceSettings(
+        source=source, params=ServeParams(max_upload_mb=UPLOAD_LIMIT / 2**20, **params), search_log=search_log
     )
+    app = create_app(served_engine, served_images, settings, encode_text=encode_text)
     return TestClient(app, raise_server_exceptions=raise_server_exceptions)
 
 
@@ -83,7 +87,8 @@ def test_health_says_which_production_version_serves_and_since_when(
     since = datetime(2026, 11, 30, 9, 15, tzinfo=timezone.utc)
     paths = [served_paths[role] for role in ("model", "embeddings", "catalog")]
     source = SearchSource(*paths, "production", description, "v2.0.0", since)
-    with TestClient(create_app(served_engine, served_images, ServiceSettings(source))) as client:
+    settings = ServiceSettings(source=source, params=ServeParams())
+    with TestClient(create_app(served_engine, served_images, settings)) as client:
         health = client.get("/health").json()
     assert (health["source"], health["version"], health["model"]) == ("production", "v2.0.0", description)
     assert health["since"] == "2026-11-30T09:15:00+00:00"
@@ -329,7 +334,7 @@ def test_no_cors_unless_configured(
 ) -> None:
     origin = {"Origin": "https://shop.example"}
     assert "access-control-allow-origin" not in client.get("/health", headers=origin).headers
-    with make_client(served_engine, served_images, served_paths, cors_origins=("https://shop.example",)) as allowed:
+    with make_client(served_engine, served_images, served_paths, cors_origins=["https://shop.example"]) as allowed:
         assert allowed.get("/health", headers=origin).headers["access-control-allow-origin"] == "https://shop.example"
 
 
@@ -413,14 +418,8 @@ def started(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     monkeypatch.setattr(
         follow,
         "serve",
-        lambda source, settings, host, port, text_threads, following, search_log: given.update(
-            source=source,
-            settings=settings,
-            host=host,
-            port=port,
-            text_threads=text_threads,
-            follow=following,
-            search_log=search_log,
+        lambda settings, following, search_log: given.update(
+            source=settings.source, settings=settings, follow=following, search_log=search_log
         ),
     )
     return given
@@ -441,9 +440,9 @@ def test_serve_command_binds_localhost_without_cors_by_default(
         ]
     )
     settings = started["settings"]
-    assert (started["host"], started["port"]) == ("127.0.0.1", 8000)
-    assert settings.cors_origins == () and settings.max_upload_bytes == 10 * 2**20
-    assert settings.limits == ServiceLimits() and settings.limits.rate_limit is None
+    assert settings.params == ServeParams(), "params.yaml's serve section, as shipped"
+    assert (settings.params.host, settings.params.port, settings.params.cors_origins) == ("127.0.0.1", 8000, [])
+    assert settings.params.max_upload_bytes == 10 * 2**20 and settings.limits.rate_limit == ""
     assert settings.source.kind == "folder" and settings.source.model == served_paths["model"]
     assert started["source"] == settings.source and started["follow"].every_s == 0, "a model folder is pinned"
 
@@ -455,14 +454,26 @@ def test_serve_command_hands_every_flag_to_the_server(served_paths: dict[str, Pa
     flags += ["--max-in-flight", "7", "--max-connections", "9", "--body-timeout", "4.5", "--encode-timeout", "2"]
     flags += ["--rate-limit", "5/second"]
     main(["serve", *flags, *paths])
-    settings = started["settings"]
-    assert settings.limits == ServiceLimits(
+    params = started["settings"].params
+    assert params.limits == ServeLimits(
         max_in_flight=7, max_connections=9, body_timeout_s=4.5, encode_timeout_s=2.0, rate_limit="5/second"
     )
-    assert (started["host"], started["port"], started["text_threads"]) == ("0.0.0.0", 9001, 2)
-    assert settings.cors_origins == ("http://a.example", "http://b")
-    assert settings.max_upload_bytes == int(2.5 * 2**20)
-    assert (settings.threads, settings.query_cache) == (3, 0)
+    assert (params.host, params.port, params.text_threads) == ("0.0.0.0", 9001, 2)
+    assert params.cors_origins == ["http://a.example", "http://b"]
+    assert params.max_upload_bytes == int(2.5 * 2**20)
+    assert (params.threads, params.query_cache) == (3, 0)
+
+
+def test_serve_defaults_come_from_params_yaml_and_flags_override_them(
+    served_paths: dict[str, Path], started: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "params.yaml").write_text("serve:\n  port: 9100\n  threads: 4\n  limits:\n    max_in_flight: 64\n")
+    paths = [arg for role in ("model", "embeddings", "catalog") for arg in (f"--{role}", str(served_paths[role]))]
+    main(["serve", "--threads", "2", *paths])
+    params = started["settings"].params
+    assert (params.port, params.threads, params.limits.max_in_flight) == (9100, 2, 64)
+    assert params.query_cache == ServeParams().query_cache, "a key params.yaml leaves out keeps its shipped default"
 
 
 def test_a_server_bug_is_a_one_line_500(
@@ -503,9 +514,11 @@ def test_facets_give_a_price_column_its_range() -> None:
 @pytest.mark.parametrize(
     ("flags", "fragment"),
     [
-        (["--max-in-flight", "0"], "--max-in-flight and --max-connections must be at least 1"),
-        (["--body-timeout", "0"], "--body-timeout and --encode-timeout positive"),
-        (["--rate-limit", "lots"], "--rate-limit 'lots': expected a rate such as 120/minute"),
+        (["--max-in-flight", "0"], "--max-in-flight (serve.limits.max_in_flight): Input should be greater than or"),
+        (["--body-timeout", "0"], "--body-timeout (serve.limits.body_timeout_s): Input should be greater than 0"),
+        (["--rate-limit", "lots"], "--rate-limit (serve.limits.rate_limit): Value error, expected a rate such as"),
+        (["--port", "70000"], "--port (serve.port): Input should be less than or equal to 65535 (got 70000)"),
+        (["--max-upload-mb", "0"], "--max-upload-mb (serve.max_upload_mb): Input should be greater than 0"),
     ],
 )
 def test_serve_command_refuses_bad_limits(

@@ -23,6 +23,7 @@ from test_search_log import full_store
 from test_serve import assert_error, make_client, product_image, started  # noqa: F401 (the fixture)
 
 from modaclip.cli import main
+from modaclip.core.config import ServeParams
 from modaclip.feedback import log_schema
 from modaclip.feedback.log_schema import read_log
 from modaclip.feedback.search_log import LogConfig, LogStats, SearchLog
@@ -265,7 +266,9 @@ def serving_production(
 ) -> Serving:
     """A server of the registry's production logging to `search_log`, with the fake text encoder."""
     monkeypatch.setattr(follow, "start_text_encoder", lambda source, engine, *args: LoggingEncoder(engine))
-    settings = ServiceSettings(search_source_for("production", root=root), search_log=search_log)
+    settings = ServiceSettings(
+        source=search_source_for("production", root=root), params=ServeParams(), search_log=search_log
+    )
     load = partial(follow.load_generation, settings=settings, workers=ModelWorkers(2), text_threads=1)
     return Serving(load(settings.source), Follow(root, "production", follow_seconds), load)
 

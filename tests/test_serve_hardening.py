@@ -27,7 +27,7 @@ from live_server import live_server
 from PIL import EpsImagePlugin, Image
 from test_serve import assert_error, make_client, png
 
-from modaclip.core.config import IndexParams
+from modaclip.core.config import IndexParams, ServeLimits
 from modaclip.core.errors import ModaclipError
 from modaclip.model.zero_shot import class_embeddings, fill_template
 from modaclip.search.engine import CatalogSearch
@@ -41,7 +41,6 @@ from modaclip.serve.limits import (
     MAX_LABELS,
     MAX_TEMPLATE_CHARS,
     MAX_TEMPLATES,
-    ServiceLimits,
 )
 from modaclip.serve.uploads import ALLOWED_FORMATS
 
@@ -218,7 +217,7 @@ def test_a_cut_or_corrupted_image_is_a_4xx_never_a_5xx(client: TestClient, kind:
 def test_an_upload_past_the_memory_budget_is_shed_and_the_budget_given_back(
     served_engine: CatalogSearch, served_images: CatalogImages, served_paths: dict[str, Path]
 ) -> None:
-    limits = ServiceLimits(upload_memory_bytes=4000)
+    limits = ServeLimits(upload_memory_mb=4000 / 2**20)
     with make_client(served_engine, served_images, served_paths, limits=limits) as small:
         response = small.post("/api/similar", files={"image": ("a.png", png(64, 64, noise=True), "image/png")})
         assert_error(response, 503, "uploads in progress hold")
@@ -232,7 +231,7 @@ def test_an_upload_that_trickles_in_is_cut_off_at_the_body_deadline(
     served_engine: CatalogSearch, served_images: CatalogImages, served_paths: dict[str, Path]
 ) -> None:
     """A slow client sends its headers and a few bytes, then one byte a while: a 408 at the deadline, not a hang."""
-    limits = ServiceLimits(body_timeout_s=1.0)
+    limits = ServeLimits(body_timeout_s=1.0)
     app = make_client(served_engine, served_images, served_paths, limits=limits).app
     with live_server(app) as url, socket.create_connection((urlparse(url).hostname, urlparse(url).port), 10) as sock:
         sock.sendall(
@@ -346,7 +345,7 @@ def test_requests_past_the_in_flight_cap_are_shed_with_retry_after_but_health_an
 
     monkeypatch.setattr(served_engine, "rank_similar", held)
     product = int(served_engine.ids[0])
-    with make_client(served_engine, served_images, served_paths, limits=ServiceLimits(max_in_flight=1)) as one:
+    with make_client(served_engine, served_images, served_paths, limits=ServeLimits(max_in_flight=1)) as one:
         first = threading.Thread(target=lambda: one.get(f"/api/similar/{product}"))
         first.start()
         assert holding.wait(30)
@@ -375,7 +374,7 @@ def test_a_full_encoder_queue_is_a_503_with_retry_after(
             await __import__("asyncio").sleep(0.01)
         return served_engine.embedder.embed_texts(texts)
 
-    limits = ServiceLimits(encoder_queue=1)
+    limits = ServeLimits(encoder_queue=1)
     with make_client(served_engine, served_images, served_paths, encode_text=stuck, limits=limits, query_cache=0) as c:
         codes: list[int] = []
         threads = [
@@ -397,7 +396,7 @@ def test_the_rate_limit_is_off_by_default_and_a_429_with_retry_after_when_set(
     client: TestClient, served_engine: CatalogSearch, served_images: CatalogImages, served_paths: dict[str, Path]
 ) -> None:
     assert all(client.get("/api/facets").status_code == 200 for _ in range(5))
-    limits = ServiceLimits(rate_limit="3/minute")
+    limits = ServeLimits(rate_limit="3/minute")
     with make_client(served_engine, served_images, served_paths, limits=limits) as limited:
         codes = [limited.get("/api/facets").status_code for _ in range(4)]
         refused = limited.get("/api/facets")

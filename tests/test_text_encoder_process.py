@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from modaclip.core.config import ServeParams
 from modaclip.core.errors import ModaclipError
 from modaclip.feedback.log_schema import read_log
 from modaclip.model.clip_model import encode_texts, load_model
@@ -143,7 +144,7 @@ def supervised_app(
 ) -> tuple[SupervisedTextEncoder, TestClient]:
     encoder = SupervisedTextEncoder(start, timeout_s=3.0)
     source = SearchSource(served_paths["model"], served_paths["embeddings"], served_paths["catalog"], "folder", "test")
-    settings = ServiceSettings(source, query_cache=0)
+    settings = ServiceSettings(source=source, params=ServeParams(query_cache=0))
     app = create_app(served_engine, CatalogImages({}), settings, text_encoder=encoder)
     return encoder, TestClient(app)
 

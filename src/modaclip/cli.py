@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from pydantic import ValidationError
 
 from modaclip.core.atomic import atomic_file
 from modaclip.core.config import DEFAULT_PARAMS_PATH, Params, ServeParams, load_params
@@ -41,7 +41,6 @@ from modaclip.search.grid import GridCell, retrieval_grid, save_png_atomic
 if TYPE_CHECKING:
     from modaclip.feedback.search_log import LogConfig
     from modaclip.serve.follow import Follow
-    from modaclip.serve.limits import ServiceLimits
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -220,114 +219,97 @@ def add_classify_command(commands: argparse._SubParsersAction) -> None:
     classify.set_defaults(handler=classify_command)
 
 
+# `modaclip serve`'s flags, each over a key of params.yaml's `serve` section, where its default lives.
+SERVE_FLAGS = {
+    "--host": "host",
+    "--port": "port",
+    "--cors-origin": "cors_origins",
+    "--max-upload-mb": "max_upload_mb",
+    "--threads": "threads",
+    "--text-threads": "text_threads",
+    "--query-cache": "query_cache",
+    "--follow-seconds": "follow_seconds",
+    "--fetch-from": "fetch_from",
+    "--log": "log_path",
+    "--max-in-flight": "limits.max_in_flight",
+    "--max-connections": "limits.max_connections",
+    "--body-timeout": "limits.body_timeout_s",
+    "--encode-timeout": "limits.encode_timeout_s",
+    "--rate-limit": "limits.rate_limit",
+}
+
+
 def add_serve_command(commands: argparse._SubParsersAction) -> None:
     serve = commands.add_parser(
         "serve",
         help="HTTP API and search page over the production model (http://127.0.0.1:8000, API docs at /docs)",
         description=(
-            "Load the model, index and catalog once and answer search, similar and classify requests over HTTP."
+            "Load the model, index and catalog once and answer search, similar and classify requests over HTTP. "
+            "Every default is in params.yaml's serve section (or its shipped value outside a project); a flag "
+            "overrides it for this run."
         ),
     )
-    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default %(default)s: this machine only)")
-    serve.add_argument("--port", type=int, default=8000, help="port (default %(default)s)")
-    serve.add_argument(
-        "--cors-origin",
-        action="append",
-        default=[],
-        metavar="ORIGIN",
-        help="allow browser calls from this origin (repeatable; none by default)",
+    add_serve_flag(serve, "--host", "address to bind; 127.0.0.1 = this machine only")
+    add_serve_flag(serve, "--port", "port", type=int)
+    add_serve_flag(
+        serve, "--cors-origin", "allow browser calls from this origin (repeatable)", action="append", metavar="ORIGIN"
     )
-    serve.add_argument(
-        "--max-upload-mb", type=float, default=10.0, help="largest accepted image upload in MB (default %(default)s)"
-    )
-    serve.add_argument(
-        "--threads",
-        type=int,
-        default=16,
-        help="image uploads, similar-product and hybrid searches handled at once (default %(default)s)",
-    )
-    serve.add_argument(
+    add_serve_flag(serve, "--max-upload-mb", "largest accepted image upload in MB", type=float)
+    add_serve_flag(serve, "--threads", "image uploads, similar-product and hybrid searches handled at once", type=int)
+    add_serve_flag(
+        serve,
         "--text-threads",
+        "torch threads of the process that embeds text queries, the rest of the cores answer HTTP; 0 = half the cores",
         type=int,
-        default=max(1, (os.cpu_count() or 2) // 2),
-        help=(
-            "torch threads of the process that embeds text queries; the rest of the cores answer HTTP "
-            "(default: half the cores, here %(default)s)"
-        ),
     )
-    serve.add_argument(
-        "--query-cache",
-        type=int,
-        default=10_000,
-        help="text query embeddings kept for repeated queries; 0 = off (default %(default)s)",
-    )
-    serve.add_argument(
+    add_serve_flag(serve, "--query-cache", "text query embeddings kept for repeated queries; 0 = off", type=int)
+    add_serve_flag(
+        serve,
         "--follow-seconds",
+        "a server of production (--model production, or auto once the registry has one) checks the registry this "
+        "often and swaps in a new production; 0 keeps the version it started with",
         type=int,
-        help=(
-            "a server of production (--model production, or auto once the registry has one) checks the registry "
-            "this often and swaps in a new production; 0 keeps the version it started with "
-            "(default: params.yaml serve.follow_seconds, 30)"
-        ),
     )
-    serve.add_argument(
+    add_serve_flag(
+        serve,
         "--fetch-from",
+        "a server in its own clone: the git remote whose registry tags are fetched at start and before each check; "
+        "versions come from the DVC remote; '' = none",
         metavar="REMOTE",
-        help=(
-            "a server in its own clone: the git remote whose registry tags are fetched at start and before each "
-            "check; versions come from the DVC remote (default: params.yaml serve.fetch_from; '' = none)"
-        ),
     )
     log_choice = serve.add_mutually_exclusive_group()
-    log_choice.add_argument(
+    add_serve_flag(
+        log_choice,
         "--log",
+        "the search log: each search and each product opened or added, in SQLite (docs/search.md#search-log)",
         metavar="PATH",
-        help=(
-            "the search log: each search and each product opened or added, in SQLite (docs/search.md#search-log) "
-            "(default: params.yaml serve.log_path, logs/search-log.sqlite)"
-        ),
     )
     log_choice.add_argument("--no-log", action="store_true", help="keep no search log")
-    add_serve_limit_arguments(serve)
+    limits = serve.add_argument_group("load limits (docs/search.md#caps-load-limits-and-status-codes)")
+    add_serve_flag(limits, "--max-in-flight", "requests handled at once; more get 503 + Retry-After", type=int)
+    add_serve_flag(limits, "--max-connections", "open connections; more get uvicorn's 503", type=int)
+    add_serve_flag(limits, "--body-timeout", "seconds an upload may take to arrive; later is a 408", type=float)
+    add_serve_flag(
+        limits,
+        "--encode-timeout",
+        "seconds a text forward pass may take before the encoder process counts as hung",
+        type=float,
+    )
+    add_serve_flag(
+        limits, "--rate-limit", 'per-client limit such as "120/minute"; more get 429 + Retry-After', metavar="RATE"
+    )
     add_engine_arguments(serve)
     serve.set_defaults(handler=serve_command)
 
 
-def add_serve_limit_arguments(serve: argparse.ArgumentParser) -> None:
-    """The load caps of `modaclip serve` (serve/limits.py; docs/search.md says what each answers past its cap)."""
-    from modaclip.serve.limits import ServiceLimits  # no web library: the module holds only numbers
-
-    defaults = ServiceLimits()
-    limits = serve.add_argument_group("load limits")
-    limits.add_argument(
-        "--max-in-flight",
-        type=int,
-        default=defaults.max_in_flight,
-        help="requests handled at once; more get 503 + Retry-After (default %(default)s)",
-    )
-    limits.add_argument(
-        "--max-connections",
-        type=int,
-        default=defaults.max_connections,
-        help="open connections; more get uvicorn's 503 (default %(default)s)",
-    )
-    limits.add_argument(
-        "--body-timeout",
-        type=float,
-        default=defaults.body_timeout_s,
-        help="seconds an upload may take to arrive; later is a 408 (default %(default)s)",
-    )
-    limits.add_argument(
-        "--encode-timeout",
-        type=float,
-        default=defaults.encode_timeout_s,
-        help="seconds a text forward pass may take before the encoder process counts as hung (default %(default)s)",
-    )
-    limits.add_argument(
-        "--rate-limit",
-        metavar="RATE",
-        help='per-client limit such as "120/minute"; more get 429 + Retry-After (default: none)',
-    )
+def add_serve_flag(group: argparse._ActionsContainer, flag: str, text: str, **options: object) -> None:
+    """A flag of `serve` over its params.yaml key; the help names the key and its shipped default."""
+    key = SERVE_FLAGS[flag]
+    section, _, name = key.rpartition(".")
+    shipped = getattr(ServeParams().limits if section else ServeParams(), name)
+    shown = repr(shipped) if shipped in ("", []) else shipped
+    options.setdefault("metavar", name.upper())
+    group.add_argument(flag, dest=key, help=f"{text} (default: params.yaml serve.{key}, shipped as {shown})", **options)
 
 
 def add_export_command(commands: argparse._SubParsersAction) -> None:
@@ -401,72 +383,47 @@ def serve_command(args: argparse.Namespace) -> None:
     from modaclip.serve.app import ServiceSettings  # web libraries load only for this command
     from modaclip.serve.follow import fetch_tags, serve
 
-    if args.max_upload_mb <= 0 or args.threads < 1 or args.text_threads < 1 or args.query_cache < 0:
-        raise ModaclipError(
-            "--max-upload-mb must be positive, --threads and --text-threads at least 1 and --query-cache at least 0"
-        )
-    follow = follow_settings(args)
+    params = serve_params(args)
+    follow = follow_settings(args, params)
     if follow.every_s and follow.fetch_from:
         fetch_tags(follow.root, follow.fetch_from)
-    limits = serve_limits(args)
     source = search_source_for(args.model, args.embeddings, args.catalog)
-    settings = ServiceSettings(
-        source, int(args.max_upload_mb * 2**20), tuple(args.cors_origin), args.threads, args.query_cache, limits
-    )
-    serve(source, settings, args.host, args.port, args.text_threads, follow, search_log=search_log_config(args))
+    serve(ServiceSettings(source=source, params=params), follow, search_log_config(args, params))
 
 
-def serve_params() -> ServeParams:
-    """params.yaml's `serve` section; its defaults outside a project."""
-    return load_params().serve if DEFAULT_PARAMS_PATH.is_file() else ServeParams()
+def serve_params(args: argparse.Namespace) -> ServeParams:
+    """params.yaml's `serve` section (its shipped defaults outside a project) with the flags given applied;
+    an invalid value is one line naming its flag."""
+    base = load_params().serve if DEFAULT_PARAMS_PATH.is_file() else ServeParams()
+    merged = base.model_dump()
+    for key in SERVE_FLAGS.values():
+        value = getattr(args, key)
+        if value is not None:
+            section, _, name = key.rpartition(".")
+            (merged[section] if section else merged)[name] = value
+    try:
+        return ServeParams.model_validate(merged)
+    except ValidationError as err:
+        first = err.errors()[0]
+        key = ".".join(str(part) for part in first["loc"])
+        flag = next((flag for flag, flag_key in SERVE_FLAGS.items() if flag_key == key), "params.yaml")
+        raise ModaclipError(f"{flag} (serve.{key}): {first['msg']} (got {first.get('input')!r})") from err
 
 
-def search_log_config(args: argparse.Namespace) -> LogConfig | None:
-    """Where `serve` logs searches and events: --log over params.yaml's serve.log_path; None with --no-log."""
+def search_log_config(args: argparse.Namespace, params: ServeParams) -> LogConfig | None:
+    """Where `serve` logs searches and events; None with --no-log."""
     from modaclip.feedback.search_log import LogConfig
 
-    if args.no_log:
-        return None
-    params = serve_params()
-    return LogConfig(Path(args.log or params.log_path), params.log_retention_days)
+    return None if args.no_log else LogConfig(Path(params.log_path), params.log_retention_days)
 
 
-def follow_settings(args: argparse.Namespace) -> Follow:
-    """Whether and how `serve` follows production: flags over params.yaml's `serve` section (its defaults
-    outside a project). Only production (or auto) with the version's own embeddings and catalog follows."""
+def follow_settings(args: argparse.Namespace, params: ServeParams) -> Follow:
+    """Whether and how `serve` follows production: only production (or auto) with the version's own
+    embeddings and catalog follows."""
     from modaclip.serve.follow import Follow
 
-    params = serve_params()
-    every = params.follow_seconds if args.follow_seconds is None else args.follow_seconds
-    if every < 0:
-        raise ModaclipError(f"--follow-seconds must be at least 0 (0 keeps the version it started with), got {every}")
     follows = args.model in (AUTO, PRODUCTION) and not (args.embeddings or args.catalog)
-    fetch_from = params.fetch_from if args.fetch_from is None else args.fetch_from
-    return Follow(Path("."), args.model, every if follows else 0, fetch_from)
-
-
-def serve_limits(args: argparse.Namespace) -> ServiceLimits:
-    from modaclip.serve.limits import ServiceLimits
-
-    if min(args.max_in_flight, args.max_connections) < 1 or min(args.body_timeout, args.encode_timeout) <= 0:
-        raise ModaclipError(
-            "--max-in-flight and --max-connections must be at least 1, --body-timeout and --encode-timeout positive"
-        )
-    if args.rate_limit:
-        from limits import parse
-
-        try:
-            parse(args.rate_limit)
-        except ValueError as err:
-            raise ModaclipError(f"--rate-limit {args.rate_limit!r}: expected a rate such as 120/minute") from err
-    return replace(
-        ServiceLimits(),
-        max_in_flight=args.max_in_flight,
-        max_connections=args.max_connections,
-        body_timeout_s=args.body_timeout,
-        encode_timeout_s=args.encode_timeout,
-        rate_limit=args.rate_limit,
-    )
+    return Follow(Path("."), args.model, params.follow_seconds if follows else 0, params.fetch_from)
 
 
 def read_queries(args: argparse.Namespace) -> list[str]:

@@ -201,13 +201,61 @@ class PromoteParams(Section):
     mode: Literal["auto", "review"] = "auto"
 
 
-class ServeParams(Section):
-    """`modaclip serve`: how a server of production follows the registry (serve/follow.py)."""
+class ServeLimits(Section):
+    """How much load `modaclip serve` takes before it sheds, and how long it waits for a client or its encoder.
 
+    The fixed caps on one request (query length, page size, image pixels) are in serve/limits.py;
+    docs/search.md#caps-load-limits-and-status-codes says what each answers past its limit.
+    """
+
+    max_in_flight: int = Field(512, ge=1)  # requests handled at once (/health and /metrics aside); more: 503
+    max_connections: int = Field(1024, ge=1)  # open connections (uvicorn's limit_concurrency); more: uvicorn's 503
+    body_timeout_s: float = Field(20.0, gt=0.0)  # an upload or event body must arrive whole within this; later: 408
+    upload_memory_mb: float = Field(256.0, gt=0.0)  # upload bytes held in memory by all requests together; more: 503
+    encoder_queue: int = Field(512, ge=1)  # text queries waiting for the encoder; more: 503
+    encoder_batch: int = Field(64, ge=1)  # text queries in one forward pass
+    encode_timeout_s: float = Field(10.0, gt=0.0)  # a forward pass this long means a hung encoder, which is replaced
+    keep_alive_s: int = Field(5, ge=1)  # an idle keep-alive connection is closed after this
+    shutdown_s: int = Field(10, ge=0)  # on SIGTERM, requests still running after this are cancelled
+    rate_limit: str = ""  # per-client rate such as "120/minute" (the `limits` library's syntax); "" = none
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _a_rate(cls, rate: str) -> str:
+        if rate:
+            from limits import parse  # imported only when a rate is set
+
+            try:
+                parse(rate)
+            except ValueError as err:
+                raise ValueError(f"expected a rate such as 120/minute, got {rate!r}") from err
+        return rate
+
+    @property
+    def upload_memory_bytes(self) -> int:
+        return int(self.upload_memory_mb * 2**20)
+
+
+class ServeParams(Section):
+    """`modaclip serve`: every default of the server (its flags override them), and how a server of production
+    follows the registry (serve/follow.py)."""
+
+    host: str = Field("127.0.0.1", min_length=1)  # address to bind; 127.0.0.1 = this machine only
+    port: int = Field(8000, ge=1, le=65535)
+    cors_origins: list[str] = []  # origins whose browser pages may call the API
+    max_upload_mb: float = Field(10.0, gt=0.0)  # largest accepted image upload
+    threads: int = Field(16, ge=1)  # image uploads, similar products, filtered and hybrid searches handled at once
+    text_threads: int = Field(0, ge=0)  # torch threads of the text encoder process; 0 = half the cores
+    query_cache: int = Field(10_000, ge=0)  # text query embeddings kept for repeated queries; 0 = off
     follow_seconds: int = Field(30, ge=0)  # 0 pins the version it started with
     fetch_from: str = ""  # git remote whose tags are fetched before each check; "" = this workspace's tags
     log_path: str = Field("logs/search-log.sqlite", min_length=1)  # the search log (feedback/search_log.py)
     log_retention_days: int = Field(90, ge=0)  # searches and events older than this are deleted; 0 keeps all
+    limits: ServeLimits = ServeLimits()
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 2**20)
 
 
 class FeedbackExportParams(Section):

@@ -4,7 +4,7 @@ split by the current evaluation code, and both models' per-product values paired
 Production's recorded figures (its commit's metrics/eval.json) were measured on the test split of its
 day, which grows with the catalog, and by the evaluation code of that commit; a candidate compared with
 them would be judged on the split and the code as much as on the model. So at gate time production's
-model is restored (`versions.materialise`), its embeddings of the current catalog are made once and
+model is restored (`model_versions.materialise`), its embeddings of the current catalog are made once and
 cached by weights and catalog digest in $MODACLIP_CACHE (only products added since production's own
 embeddings are encoded), and it is evaluated as the `evaluate` stage evaluates the candidate.
 The cost is that one evaluation per retrain; its duration is recorded in metrics/promotion.json.

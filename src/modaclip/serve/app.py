@@ -6,7 +6,8 @@ serve/follow.py swaps in when production moves, by replacing `app.state.service`
 Text queries are embedded by a supervised child process (`SupervisedTextEncoder`) in batches
 gathered on the event loop (`QueryEncoder`); image decoding, filter masks, filtered and hybrid
 ranking and the other heavy calls run on worker threads (`ModelWorkers`), so a slow request never
-holds up the event loop. Every limit is in `serve/limits.py`; past a load limit the answer is a 503
+holds up the event loop. The caps on one request are in `serve/limits.py`, every setting (the load limits
+included) in params.yaml's `serve` section (`ServeParams`); past a load limit the answer is a 503
 with Retry-After (`serve/overload.py`). A client's error is a 4xx, a server fault a 5xx, each body
 one line of JSON, `{"error": "..."}`, with no file path or stack trace. Routes are grouped by
 concern, one APIRouter each: health, search (text and similar products), products (facets, records,
@@ -41,6 +42,7 @@ from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
+from modaclip.core.config import ServeLimits, ServeParams
 from modaclip.core.errors import ModaclipError
 from modaclip.embed.index import index_kind_of
 from modaclip.feedback.search_log import SearchLog
@@ -61,11 +63,10 @@ from modaclip.serve.limits import (
     MAX_TEMPLATE_CHARS,
     MAX_TEMPLATES,
     RETRY_AFTER_S,
-    ServiceLimits,
 )
 from modaclip.serve.metrics import ServerGauges, add_metrics
 from modaclip.serve.overload import Overloaded, RateLimit, ShedOverload, UploadBudget, shed_response
-from modaclip.serve.query_encoder import DEFAULT_CACHE_SIZE, BatchEncoder, QueryEncoder
+from modaclip.serve.query_encoder import BatchEncoder, QueryEncoder
 from modaclip.serve.schemas import (
     Classification,
     ErrorBody,
@@ -123,15 +124,18 @@ class ApiError(Exception):
         self.status = status
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ServiceSettings:
+    """What a service is built from: the version it serves, params.yaml's `serve` section with the command's
+    flags applied (every default lives there), and the open search log (None: not logged, --no-log)."""
+
     source: SearchSource
-    max_upload_bytes: int = 10 * 2**20
-    cors_origins: tuple[str, ...] = ()
-    threads: int = 16  # image uploads, similar products, filtered and hybrid searches handled at once
-    query_cache: int = DEFAULT_CACHE_SIZE  # text query embeddings kept; 0 turns the cache off
-    limits: ServiceLimits = ServiceLimits()
-    search_log: SearchLog | None = None  # None: searches and events are not logged (--no-log)
+    params: ServeParams
+    search_log: SearchLog | None = None
+
+    @property
+    def limits(self) -> ServeLimits:
+        return self.params.limits
 
 
 class ModelWorkers:
@@ -149,7 +153,7 @@ class ModelWorkers:
         return await anyio.to_thread.run_sync(partial(function, *args), limiter=self._limiter)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Service:
     """What every route uses: the loaded engine and images, the settings, and where heavy calls run."""
 
@@ -169,7 +173,7 @@ class Service:
     def upload_form(self, request: Request) -> AbstractAsyncContextManager[FormData]:
         """The request's multipart form under this server's upload caps: size, deadline and memory budget."""
         settings = self.settings
-        return upload_form(request, settings.max_upload_bytes, settings.limits.body_timeout_s, self.uploads)
+        return upload_form(request, settings.params.max_upload_bytes, settings.limits.body_timeout_s, self.uploads)
 
     async def uploaded_image(self, form: FormData) -> bytes:
         """The form's image, checked on a worker thread (decoding is too slow for the event loop)."""
@@ -193,6 +197,7 @@ def create_app(
     engine: CatalogSearch,
     images: CatalogImages,
     settings: ServiceSettings,
+    *,
     encode_text: BatchEncoder | None = None,
     text_encoder: SupervisedTextEncoder | None = None,
 ) -> FastAPI:
@@ -201,7 +206,7 @@ def create_app(
     Text queries are embedded by `text_encoder` when given (`serve` gives a supervised child
     process), else by `encode_text`, else on a worker thread of this process.
     """
-    return app_for(build_service(engine, images, settings, encode_text, text_encoder))
+    return app_for(build_service(engine, images, settings, encode_text=encode_text, text_encoder=text_encoder))
 
 
 def app_for(service: Service, lifespan: Lifespan | None = None, follow_status: FollowStatus | None = None) -> FastAPI:
@@ -230,10 +235,10 @@ def app_for(service: Service, lifespan: Lifespan | None = None, follow_status: F
     limits = settings.limits
     if limits.rate_limit:
         app.add_middleware(RateLimit, rate=limits.rate_limit)
-    if settings.cors_origins:
+    if settings.params.cors_origins:
         app.add_middleware(
             CORSMiddleware,
-            allow_origins=list(settings.cors_origins),
+            allow_origins=list(settings.params.cors_origins),
             allow_methods=["GET", "POST"],
             allow_headers=["*"],
         )
@@ -271,6 +276,7 @@ def build_service(
     engine: CatalogSearch,
     images: CatalogImages,
     settings: ServiceSettings,
+    *,
     encode_text: BatchEncoder | None = None,
     text_encoder: SupervisedTextEncoder | None = None,
     workers: ModelWorkers | None = None,
@@ -284,15 +290,15 @@ def build_service(
     encode = text_encoder.encode if text_encoder else encode_text
     encode_queries = QueryEncoder(
         encode or partial(anyio.to_thread.run_sync, engine.embedder.embed_texts),
-        settings.query_cache,
-        limits.encoder_queue,
-        limits.encoder_batch,
+        cache_size=settings.params.query_cache,
+        max_queue=limits.encoder_queue,
+        max_batch=limits.encoder_batch,
     )
     return Service(
         engine=engine,
         images=images,
         settings=settings,
-        workers=workers or ModelWorkers(settings.threads),
+        workers=workers or ModelWorkers(settings.params.threads),
         encode_queries=encode_queries,
         uploads=UploadBudget(limits.upload_memory_bytes),
         facets=catalog_facets(engine.info, [c for c in FILTERABLE_COLUMNS if c in engine.info.columns]),

@@ -2,7 +2,7 @@
 
 A server of production (`--model production`, or `auto` once the registry has one) checks the
 registry every `serve.follow_seconds` (for a server in its own clone, after `git fetch REMOTE --tags`;
-the version's files then come from the DVC remote through `versions.materialise`). When production
+the version's files then come from the DVC remote through `model_versions.materialise`). When production
 moved, by a promote or a rollback, the new version's engine, images and text encoder process are
 loaded on a worker thread beside the ones serving, then swapped in with one assignment. Each request
 leases the version live when it arrived (`Serving.lease`, by an ASGI middleware) and reads it through
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager, suppress
 from contextvars import ContextVar
@@ -273,21 +274,13 @@ def following_app(serving: Serving) -> FastAPI:
     return app
 
 
-def serve(
-    source: SearchSource,
-    settings: ServiceSettings,
-    host: str,
-    port: int,
-    text_threads: int,
-    follow: Follow,
-    search_log: LogConfig | None = None,
-) -> None:
-    """Load the version, start its text encoder process, answer requests (following production) until interrupted,
-    logging searches and events to `search_log` (None: no log); the log is flushed and closed at the end."""
+def serve(settings: ServiceSettings, follow: Follow, search_log: LogConfig | None) -> None:
+    """Load `settings.source`, start its text encoder process, answer requests (following production) until
+    interrupted, logging searches and events to `search_log` (None: no log); the log is closed at the end."""
     faiss.omp_set_num_threads(1)  # a single query's index search is too small to gain from threads
     opened = open_search_log(search_log)  # first: a bad path fails before the slow load
     try:
-        serve_with(source, replace(settings, search_log=opened), host, port, text_threads, follow)
+        serve_with(replace(settings, search_log=opened), follow)
     finally:
         if opened is not None:
             opened.close()
@@ -302,13 +295,13 @@ def open_search_log(config: LogConfig | None) -> SearchLog | None:
     return SearchLog(config)
 
 
-def serve_with(
-    source: SearchSource, settings: ServiceSettings, host: str, port: int, text_threads: int, follow: Follow
-) -> None:
+def serve_with(settings: ServiceSettings, follow: Follow) -> None:
+    params = settings.params
+    text_threads = params.text_threads or max(1, (os.cpu_count() or 2) // 2)  # 0: half the cores
     log.info("starting the text encoder process (%d thread%s)", text_threads, "s"[: text_threads > 1])
-    workers = ModelWorkers(settings.threads)  # one bound on heavy calls, whichever version they run on
+    workers = ModelWorkers(params.threads)  # one bound on heavy calls, whichever version they run on
     load = partial(load_generation, settings=settings, workers=workers, text_threads=text_threads)
-    serving = Serving(load(source), follow, load)
+    serving = Serving(load(settings.source), follow, load)
     if follow.every_s:
         fetched = f", its tags fetched from {follow.fetch_from}" if follow.fetch_from else ""
         log.info("following production: the registry is checked every %g s%s", follow.every_s, fetched)
@@ -316,8 +309,8 @@ def serve_with(
     try:
         uvicorn.run(
             following_app(serving),
-            host=host,
-            port=port,
+            host=params.host,
+            port=params.port,
             limit_concurrency=limits.max_connections,
             timeout_keep_alive=limits.keep_alive_s,
             timeout_graceful_shutdown=limits.shutdown_s,

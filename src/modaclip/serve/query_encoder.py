@@ -23,25 +23,26 @@ import numpy as np
 
 from modaclip.serve.overload import Overloaded
 
-DEFAULT_CACHE_SIZE = 10_000  # 10k vectors of dimension 512 are 20 MB
-DEFAULT_MAX_QUEUE = 512
-DEFAULT_MAX_BATCH = 64
-
 BatchEncoder = Callable[[list[str]], Awaitable[np.ndarray]]
 
 
 class QueryEncoder:
     """`await encoder(texts) -> float32 [N, D]`, for coroutines of one event loop.
 
-    `encode` embeds a batch of distinct texts; it is awaited by one batch at a time.
+    Args:
+        encode: embeds a batch of distinct texts; awaited by one batch at a time.
+        cache_size: embeddings of recent texts kept; 0 = no cache.
+        max_queue: texts waiting for a forward pass past which a call raises `Overloaded`.
+        max_batch: texts in one forward pass.
     """
 
     def __init__(
         self,
         encode: BatchEncoder,
-        cache_size: int = DEFAULT_CACHE_SIZE,
-        max_queue: int = DEFAULT_MAX_QUEUE,
-        max_batch: int = DEFAULT_MAX_BATCH,
+        *,
+        cache_size: int,
+        max_queue: int,
+        max_batch: int,
     ) -> None:
         self._encode = encode
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
