@@ -21,6 +21,7 @@ printed as soon as they are measured, so a long run can be followed in its log.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import resource
@@ -41,7 +42,15 @@ BLOCK = 100_000
 def synthetic_vectors(
     path: Path, count: int, dim: int, groups: int, clusters: int, zipf: float, spread: float, seed: int
 ) -> np.ndarray:
-    """The mixture described in the module docstring, written to a .npy memmap in blocks."""
+    """The mixture described in the module docstring, written to a .npy memmap in blocks.
+
+    Reused when `path` already holds the same mixture: its recipe is written beside it once complete.
+    """
+    recipe_path = path.with_suffix(".json")
+    recipe = dict(count=count, dim=dim, groups=groups, clusters=clusters, zipf=zipf, spread=spread, seed=seed)
+    if path.is_file() and recipe_path.is_file() and json.loads(recipe_path.read_text()) == recipe:
+        return np.load(path, mmap_mode="r")
+    recipe_path.unlink(missing_ok=True)
     rng = np.random.default_rng(seed)
     coarse = rng.normal(size=(groups, dim)).astype(np.float32)
     centres = coarse[rng.integers(groups, size=clusters)] + 0.7 * rng.normal(size=(clusters, dim)).astype(np.float32)
@@ -55,6 +64,7 @@ def synthetic_vectors(
         block = centres[labels] + noise[labels, None] * rng.normal(size=(size, dim)).astype(np.float32)
         out[start : start + size] = block / np.linalg.norm(block, axis=1, keepdims=True)
     out.flush()
+    recipe_path.write_text(json.dumps(recipe))
     return out
 
 

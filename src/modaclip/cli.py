@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -39,6 +39,8 @@ from modaclip.search.filters import parse_filters
 from modaclip.search.grid import GridCell, retrieval_grid, save_png_atomic
 
 if TYPE_CHECKING:
+    from PIL.Image import Image
+
     from modaclip.feedback.search_log import LogConfig
     from modaclip.serve.follow import Follow
 
@@ -444,16 +446,12 @@ def search_command(args: argparse.Namespace) -> None:
     args.queries = read_queries(args)
     engine = open_engine(args)
     results = engine.search_text(args.queries, args.k, parse_filters(args.filter), hybrid=args.hybrid)
-    if args.json:
-        payload = [{"query": q, "results": [hit.to_dict() for hit in hits]} for q, hits in zip(args.queries, results)]
-        json.dump(payload, sys.stdout, indent=2)
-        sys.stdout.write("\n")
-    else:
-        for query, hits in zip(args.queries, results):
-            print_hits(query, hits)
-    if args.grid:
-        save_png_atomic(engine.grid(args.queries, results), args.grid)
-        print(f"saved {args.grid}", file=sys.stderr)
+    write_results(
+        args,
+        [{"query": q, "results": [hit.to_dict() for hit in hits]} for q, hits in zip(args.queries, results)],
+        lambda: print_results(args.queries, results),
+        lambda: engine.grid(args.queries, results),
+    )
 
 
 def eval_report_command(args: argparse.Namespace) -> None:
@@ -501,14 +499,12 @@ def similar_command(args: argparse.Namespace) -> None:
         )
     hits = engine.similar(query, args.k, parse_filters(args.filter))
     label = f"similar to {target}"
-    if args.json:
-        json.dump([{"query": target, "results": [hit.to_dict() for hit in hits]}], sys.stdout, indent=2)
-        sys.stdout.write("\n")
-    else:
-        print_hits(label, hits)
-    if args.grid:
-        save_png_atomic(engine.grid([label], [hits]), args.grid)
-        print(f"saved {args.grid}", file=sys.stderr)
+    write_results(
+        args,
+        [{"query": target, "results": [hit.to_dict() for hit in hits]}],
+        lambda: print_results([label], [hits]),
+        lambda: engine.grid([label], [hits]),
+    )
 
 
 def classify_command(args: argparse.Namespace) -> None:
@@ -517,25 +513,42 @@ def classify_command(args: argparse.Namespace) -> None:
     image = read_image_file(args.image)
     templates = args.template or DEFAULT_TEMPLATES
     ranked = classify_image(query_embedder(args.model), image, args.labels, templates)[: args.k]
+    caption = ", ".join(f"{label} {p:.2f}" for label, _, p in ranked[:3])
+    write_results(
+        args,
+        {"image": args.image, **classification_json(ranked)},
+        lambda: print_labels(ranked),
+        lambda: retrieval_grid([(args.image, [GridCell(image, caption)])]),
+    )
+
+
+def print_labels(ranked: Sequence[tuple[str, float, float]]) -> None:
+    print(f"{'rank':>4}  {'prob':>6}  {'score':>6}  label")
+    for rank, (label, score, probability) in enumerate(ranked, start=1):
+        print(f"{rank:>4}  {probability:6.3f}  {score:6.3f}  {label}")
+
+
+def write_results(
+    args: argparse.Namespace, payload: object, show: Callable[[], object], grid: Callable[[], Image]
+) -> None:
+    """The ending every query command shares: JSON (--json) or a table on stdout, then the picture --grid asks for."""
     if args.json:
-        json.dump({"image": args.image, **classification_json(ranked)}, sys.stdout, indent=2)
+        json.dump(payload, sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
-        print(f"{'rank':>4}  {'prob':>6}  {'score':>6}  label")
-        for rank, (label, score, probability) in enumerate(ranked, start=1):
-            print(f"{rank:>4}  {probability:6.3f}  {score:6.3f}  {label}")
+        show()
     if args.grid:
-        caption = ", ".join(f"{label} {p:.2f}" for label, _, p in ranked[:3])
-        save_png_atomic(retrieval_grid([(args.image, [GridCell(image, caption)])]), args.grid)
+        save_png_atomic(grid(), args.grid)
         print(f"saved {args.grid}", file=sys.stderr)
 
 
-def print_hits(query: str, hits: Sequence[SearchHit]) -> None:
-    print(f'"{query}"')
-    print(f"{'rank':>4}  {'id':>8}  {'score':>6}  name")
-    for rank, hit in enumerate(hits, start=1):
-        print(f"{rank:>4}  {hit.id:>8}  {hit.score:6.3f}  {hit.name}")
-    print()
+def print_results(queries: Sequence[str], results: Sequence[Sequence[SearchHit]]) -> None:
+    for query, hits in zip(queries, results):
+        print(f'"{query}"')
+        print(f"{'rank':>4}  {'id':>8}  {'score':>6}  name")
+        for rank, hit in enumerate(hits, start=1):
+            print(f"{rank:>4}  {hit.id:>8}  {hit.score:6.3f}  {hit.name}")
+        print()
 
 
 def main(argv: Sequence[str] | None = None) -> None:
