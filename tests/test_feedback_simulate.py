@@ -21,7 +21,7 @@ def every_product_relevant() -> tuple[JudgedQueries, list[list[str]]]:
     queries = {f"q{i}": f"query {i}" for i in range(3)}
     rankings = [[f"{q}{p}" for p in range(PAGE)] for q in range(3)]
     qrels = {f"q{q}": {product: 2 for product in rankings[q]} for q in range(3)}
-    return JudgedQueries("pool", "test", queries, qrels), rankings
+    return JudgedQueries(name="pool", source="test", queries=queries, qrels=qrels), rankings
 
 
 def test_click_rates_fall_with_position() -> None:

@@ -482,7 +482,7 @@ def test_a_server_bug_is_a_one_line_500(
     served_paths: dict[str, Path],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    def broken(*args: Any) -> None:
+    def broken(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("index exploded")
 
     monkeypatch.setattr(served_engine, "rank_text", broken)

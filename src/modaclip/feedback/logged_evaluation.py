@@ -59,7 +59,7 @@ def held_out_by_truth(heldout: JudgedQueries, truth: JudgedQueries) -> JudgedQue
     """The held-out queries the truth judges, with the truth's judgments (query ids are the export's, so they match)."""
     qrels = {query: truth.qrels[query] for query in heldout.queries if query in truth.qrels}
     queries = {query: heldout.queries[query] for query in qrels}
-    return JudgedQueries(BY_ATTRIBUTES, truth.source, queries, qrels)
+    return JudgedQueries(name=BY_ATTRIBUTES, source=truth.source, queries=queries, qrels=qrels)
 
 
 def evaluate_logged(

@@ -46,7 +46,9 @@ MODEL_NAME = "finetuned"  # the logged model: the catalog-fine-tuned one the sim
 
 def query_pool(catalog_dir: Path, params: FeedbackSimulateParams, train_fields: Sequence[str]) -> JudgedQueries:
     catalog, fields = judged_catalog(catalog_dir)
-    return shopper_queries(catalog, fields, params.pool, train_fields, "simulated shoppers", seed=params.seed)
+    return shopper_queries(
+        catalog, fields, params.pool, train_fields=train_fields, source="simulated shoppers", seed=params.seed
+    )
 
 
 def pool_judgments(pool: JudgedQueries) -> pd.DataFrame:

@@ -112,7 +112,7 @@ class CatalogSearch:
         """The k best products for each query, all queries embedded in one pass."""
         self.check_text_search(queries, k)
         allowed = filter_mask(self.info, filters)
-        return self.rank_text(queries, self.embedder.embed_texts(queries), k, allowed, hybrid)
+        return self.rank_text(queries, self.embedder.embed_texts(queries), k, allowed=allowed, hybrid=hybrid)
 
     def check_text_search(self, queries: Sequence[str], k: int) -> None:
         """The errors `search_text` raises before any work: no query, an empty one, k out of range."""
@@ -128,6 +128,7 @@ class CatalogSearch:
         queries: Sequence[str],
         query_vectors: np.ndarray,
         k: int,
+        *,
         allowed: np.ndarray | None,
         hybrid: bool = False,
     ) -> list[list[SearchHit]]:

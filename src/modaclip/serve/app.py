@@ -149,8 +149,8 @@ class ModelWorkers:
     def __init__(self, threads: int) -> None:
         self._limiter = anyio.CapacityLimiter(threads)
 
-    async def run(self, function: Callable[..., T], *args: Any) -> T:
-        return await anyio.to_thread.run_sync(partial(function, *args), limiter=self._limiter)
+    async def run(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        return await anyio.to_thread.run_sync(partial(function, *args, **kwargs), limiter=self._limiter)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -378,9 +378,9 @@ def search_routes(filter_docs: dict[str, Any]) -> APIRouter:
         allowed = await workers.run(mask_of, engine, filters) if filters else None
         vectors = await until_client_leaves(request, service.encode_queries([q]))
         if allowed is not None or hybrid:  # exact ranking of a filtered subset, or BM25: too slow for the event loop
-            hits = (await workers.run(engine.rank_text, [q], vectors, depth, allowed, hybrid))[0]
+            hits = (await workers.run(engine.rank_text, [q], vectors, depth, allowed=allowed, hybrid=hybrid))[0]
         else:
-            hits = engine.rank_text([q], vectors, depth, None)[0]
+            hits = engine.rank_text([q], vectors, depth, allowed=None)[0]
         found = page(hits, offset, k, ignored)
         logged = log_search(service, found, "text", q, filters, session, "hybrid" if hybrid else "vector")
         return {"query": q, **logged}
