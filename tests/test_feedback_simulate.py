@@ -53,8 +53,8 @@ def test_simulation_is_deterministic_and_the_export_reads_it(served_paths: dict[
     params = FeedbackSimulateParams(searches=300, shoppers=40, pool=30, page=8)
     fields = ["{captions}"]
     args = (served_paths["model"], served_paths["embeddings"], served_paths["catalog"])
-    counts = simulate_log(*args, tmp_path / "a", params, fields)
-    simulate_log(*args, tmp_path / "b", params, fields)
+    counts = simulate_log(*args, out=tmp_path / "a", params=params, train_fields=fields)
+    simulate_log(*args, out=tmp_path / "b", params=params, train_fields=fields)
     assert (tmp_path / "a" / LOG_NAME).read_bytes() == (tmp_path / "b" / LOG_NAME).read_bytes()
     assert sorted(p.name for p in (tmp_path / "a").iterdir()) == [LOG_NAME, TRUTH], "a -wal or -shm file was left"
     truth = load_beir(tmp_path / "a" / TRUTH, "truth")

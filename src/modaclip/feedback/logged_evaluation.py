@@ -64,6 +64,7 @@ def held_out_by_truth(heldout: JudgedQueries, truth: JudgedQueries) -> JudgedQue
 
 def evaluate_logged(
     params: Params,
+    *,
     catalog_dir: str | Path,
     finetuned_dir: str | Path,
     embeddings_dir: str | Path,

@@ -82,9 +82,19 @@ def simulate(
         shown = list(rankings[q])
         sid = search_id(params.seed, number)
         searches.append(
-            SearchRecord(sid, at, "text", pool.queries[query_ids[q]], {}, f"shopper-{session:05d}", MODEL_NAME,
-                         "vector", 0, shown)
-        )  # fmt: skip
+            SearchRecord(
+                search_id=sid,
+                at=at,
+                kind="text",
+                query=pool.queries[query_ids[q]],
+                filters={},
+                session=f"shopper-{session:05d}",
+                model=MODEL_NAME,
+                mode="vector",
+                offset=0,
+                shown=shown,
+            )
+        )
         grades = pool.qrels[query_ids[q]]
         positions = np.arange(1, len(shown) + 1)
         examined = rng.random(len(shown)) < (1.0 / positions) ** params.eta
@@ -101,6 +111,7 @@ def simulate_log(
     model_dir: str | Path,
     embeddings_dir: str | Path,
     catalog_dir: str | Path,
+    *,
     out: str | Path,
     params: FeedbackSimulateParams,
     train_fields: Sequence[str],
