@@ -51,7 +51,11 @@ class FakeEncoder:
 
 def first_products(engine: CatalogSearch, count: int) -> CatalogSearch:
     return CatalogSearch(
-        engine.embedder, engine.ids[:count], engine.vectors[:count], engine.info.iloc[:count], engine.catalog_dir
+        engine.embedder,
+        engine.ids[:count],
+        engine.vectors[:count],
+        info=engine.info.iloc[:count],
+        catalog_dir=engine.catalog_dir,
     )
 
 

@@ -161,8 +161,8 @@ def test_an_empty_filter_intersection_is_no_hits_with_exact_below_zero(served_en
         served_engine.embedder,
         served_engine.ids,
         served_engine.vectors,
-        served_engine.info,
-        served_engine.catalog_dir,
+        info=served_engine.info,
+        catalog_dir=served_engine.catalog_dir,
         index_params=IndexParams(exact_below=0),
     )
     filters = [AttributeFilter(column, (value,)) for column, value in disjoint_filters(served_engine).items()]

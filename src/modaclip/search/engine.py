@@ -59,6 +59,7 @@ class CatalogSearch:
         embedder: Embedder,
         ids: np.ndarray,
         vectors: np.ndarray,
+        *,
         info: pd.DataFrame,
         catalog_dir: Path,
         index: faiss.Index | None = None,
@@ -93,7 +94,14 @@ class CatalogSearch:
         index = load_index(Path(embeddings_dir) / INDEX_FILE, params) if "index" in meta else None
         info = _aligned_info(catalog_dir, embeddings.ids)
         return cls(
-            embedder, embeddings.ids, embeddings.vectors, info, Path(catalog_dir), index, params, embeddings.image_keys
+            embedder,
+            embeddings.ids,
+            embeddings.vectors,
+            info=info,
+            catalog_dir=Path(catalog_dir),
+            index=index,
+            index_params=params,
+            image_keys=embeddings.image_keys,
         )
 
     @classmethod
@@ -101,7 +109,9 @@ class CatalogSearch:
         cls, embedder: Embedder, ids: np.ndarray, vectors: np.ndarray, catalog_dir: str | Path
     ) -> CatalogSearch:
         """Exact search over given vectors of catalog products: a model's embeddings that no embed stage stored."""
-        return cls(embedder, np.asarray(ids), vectors, _aligned_info(catalog_dir, ids), Path(catalog_dir))
+        return cls(
+            embedder, np.asarray(ids), vectors, info=_aligned_info(catalog_dir, ids), catalog_dir=Path(catalog_dir)
+        )
 
     def __len__(self) -> int:
         return len(self.ids)
