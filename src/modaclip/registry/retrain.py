@@ -151,7 +151,14 @@ def record_decision(
     current: model_versions.ModelVersion | None,
     champion: dict[str, Any] | None,
 ) -> dict[str, Any]:
-    """Write promotion.json and, for a passing new candidate, commit and tag it (under the registry lock)."""
+    """Write promotion.json and, for a passing new candidate, commit and tag it (under the registry lock).
+
+    Args:
+        candidate: the candidate's eval report (metrics/eval.json).
+        itself: the registered version the candidate is (nothing retrained since its commit), else None.
+        current: the production version the gate compared with; None in the first round (the base model was the bar).
+        champion: production's eval report on the candidate's test split; None when none was scored.
+    """
     stage = model_versions.PROD_STAGE if params.promote.mode == "auto" and not itself else model_versions.STAGING_STAGE
     returning = rolled_back_model(root) if decision.passed and stage == model_versions.PROD_STAGE else None
     if returning:
