@@ -33,7 +33,9 @@ def test_split_engine(bundle: ClipBundle, catalog: Path) -> tuple[CatalogSearch,
         catalog, columns=["id", "productDisplayName", *ATTRIBUTE_COLUMNS, "captions", "image"], split="test"
     )
     vectors = encode_images(bundle, items["image"].tolist())
-    engine = CatalogSearch(bundle, items["id"].to_numpy(), vectors, items.drop(columns=["image", "captions"]), catalog)
+    engine = CatalogSearch(
+        bundle, items["id"].to_numpy(), vectors, info=items.drop(columns=["image", "captions"]), catalog_dir=catalog
+    )
     return engine, [list(captions) for captions in items["captions"]]
 
 

@@ -37,8 +37,8 @@ def main() -> None:
     queries = [captions.iloc[int(i)][0] for i in np.linspace(0, len(captions) - 1, args.queries)]
     torch_vectors = TorchEmbedder(args.model).embed_texts(queries)
     onnx_vectors = OnnxEmbedder(args.embeddings / TOWERS_DIR).embed_texts(queries)
-    with_torch = engine.rank_text(queries, torch_vectors, args.k, None)
-    with_onnx = engine.rank_text(queries, onnx_vectors, args.k, None)
+    with_torch = engine.rank_text(queries, torch_vectors, args.k, allowed=None)
+    with_onnx = engine.rank_text(queries, onnx_vectors, args.k, allowed=None)
     differ = [(q, a, b) for q, a, b in zip(queries, with_torch, with_onnx) if [h.id for h in a] != [h.id for h in b]]
     print(f"{len(queries) - len(differ)} of {len(queries)} top-{args.k} id lists identical")
     print(f"largest embedding difference: {np.abs(torch_vectors - onnx_vectors).max():.2e}")

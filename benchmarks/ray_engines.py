@@ -49,7 +49,9 @@ def child(stage: str, engine: str, catalog: Path, batch: int) -> None:
         if stage == "caption":
             run_caption(catalog / "raw", out, CaptionParams(engine=engine), cluster)
         else:
-            run_embed(catalog / "model", catalog / "clean", out, EmbedParams(engine=engine, batch_size=batch), cluster)
+            run_embed(
+                catalog / "model", catalog / "clean", out, EmbedParams(engine=engine, batch_size=batch), cluster=cluster
+            )
         done = time.perf_counter()
     print(json.dumps({"start_s": started - began, "work_s": done - started}))
 

@@ -209,7 +209,7 @@ def registry_project(workdir: Path, args: argparse.Namespace) -> Path:
         (root / "version").write_text(version)
         git(root, "add", "version")
         git(root, "commit", "-qm", version)
-        model_versions.register(root, git(root, "rev-parse", "HEAD").strip(), version, stage, "benchmark")
+        model_versions.register(root, git(root, "rev-parse", "HEAD").strip(), version, stage=stage, reason="benchmark")
         for role, path in SEARCH_PATHS.items():
             restored = root / model_versions.CACHE_DIR / version / path
             restored.parent.mkdir(parents=True, exist_ok=True)

@@ -131,7 +131,21 @@ def writer_capacity(path: Path, records: int, k: int) -> float:
     for start in range(0, records, BATCH):
         ids = [uuid.uuid4().hex for _ in range(min(BATCH, records - start) // 2)]
         now = time.time()
-        searches = [SearchRecord(i, now, "text", "red summer dress", {}, "s1", "m", "vector", 0, shown) for i in ids]
+        searches = [
+            SearchRecord(
+                search_id=i,
+                at=now,
+                kind="text",
+                query="red summer dress",
+                filters={},
+                session="s1",
+                model="m",
+                mode="vector",
+                offset=0,
+                shown=shown,
+            )
+            for i in ids
+        ]
         log_schema.write(conn, searches, [EventRecord(i, shown[3], "open", now) for i in ids])
     elapsed = time.perf_counter() - started
     conn.close()

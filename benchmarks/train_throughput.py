@@ -102,7 +102,9 @@ def reference_loop(train, params: TrainParams, steps: int) -> tuple[float, float
     bundle = create_base_model("modaclip-tiny", "none", params.seed)
     model = bundle.model
     model.train()
-    dataset = CaptionedImages(train["image"].tolist(), train["captions"].tolist(), bundle.preprocess_train, params.seed)
+    dataset = CaptionedImages(
+        train["image"].tolist(), train["captions"].tolist(), bundle.preprocess_train, seed=params.seed
+    )
     loader = TimedBatches(
         DataLoader(
             dataset,

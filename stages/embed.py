@@ -21,7 +21,7 @@ def main() -> None:
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     params = load_params(args.params)
-    meta = run_embed(args.model, args.data, args.out, params.embed, params.ray, towers=True)
+    meta = run_embed(args.model, args.data, args.out, params.embed, cluster=params.ray, towers=True)
     logging.getLogger("modaclip.embed").info(
         "%d products (dim %d) in %s, index %s", meta["count"], meta["dim"], args.out, meta["index"]["type"]
     )

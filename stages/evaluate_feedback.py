@@ -27,7 +27,13 @@ def main() -> None:
     args = parser.parse_args()
     params = load_params(args.params)
     report, headline = evaluate_logged(
-        params, args.data, args.finetuned, args.embeddings, args.feedback_model, args.feedback, args.truth
+        params,
+        catalog_dir=args.data,
+        finetuned_dir=args.finetuned,
+        embeddings_dir=args.embeddings,
+        feedback_model_dir=args.feedback_model,
+        feedback_dir=args.feedback,
+        truth_dir=args.truth,
     )
     write_json(args.metrics, report)
     write_json(args.headline, headline)

@@ -50,7 +50,7 @@ def main() -> None:
     try:
         bundle = create_base_model(params.model.arch, args.init or params.model.pretrained, train_params.seed)
         pairs = queries.pairs if queries is not None else None
-        identity = RunIdentity.of(bundle, train_params, train, val, context.world_size, feedback=pairs)
+        identity = RunIdentity.of(bundle, train_params, train, val, world_size=context.world_size, feedback=pairs)
         trainer = Trainer(
             bundle,
             train,

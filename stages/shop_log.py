@@ -27,7 +27,12 @@ def main() -> None:
     say = logging.getLogger("modaclip.shop_log")
     if params.feedback.log == "simulated":
         counts = simulate_log(
-            args.model, args.embeddings, args.data, args.out, params.feedback.simulate, list(params.train.fields)
+            args.model,
+            args.embeddings,
+            args.data,
+            out=args.out,
+            params=params.feedback.simulate,
+            train_fields=list(params.train.fields),
         )
         say.info("simulated %s into %s", counts, args.out)
     else:

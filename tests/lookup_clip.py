@@ -52,7 +52,9 @@ def lookup_bundle(
 ) -> ClipBundle:
     model = LookupClip(texts, images or [[0.0] * len(next(iter(texts.values())))], logit_scale)
     dim = model.text_table.shape[1]
-    return ClipBundle(model, red_value, red_value, model.tokenize, {"embed_dim": dim})
+    return ClipBundle(
+        model, preprocess_train=red_value, preprocess=red_value, tokenizer=model.tokenize, model_cfg={"embed_dim": dim}
+    )
 
 
 def image_bytes(row: int) -> bytes:

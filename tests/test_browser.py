@@ -72,7 +72,9 @@ def base_url(
     """uvicorn serving the app on a free port of 127.0.0.1, in a thread of this process."""
     paths = [served_paths[role] for role in ("model", "embeddings", "catalog")]
     since = datetime(2026, 11, 30, 9, 15, tzinfo=timezone.utc)
-    source = SearchSource(*paths, "production", "production v2.0.0 (test model)", "v2.0.0", since)
+    source = SearchSource(
+        *paths, kind="production", description="production v2.0.0 (test model)", version="v2.0.0", since=since
+    )
     settings = ServiceSettings(source=source, params=ServeParams(), search_log=search_log)
     server = uvicorn.Server(uvicorn.Config(create_app(served_engine, served_images, settings), log_level="warning"))
     sock = socket.socket()

@@ -98,4 +98,6 @@ def test_an_unknown_engine_is_named_before_any_work(tmp_path: Path) -> None:
     with pytest.raises(ModaclipError, match=r"caption.engine: unknown engine 'spark' \(known: local, ray\)"):
         run_caption(tmp_path / "raw", tmp_path / "clean", CaptionParams(engine="spark"), RayParams())
     with pytest.raises(ModaclipError, match=r"embed.engine: unknown engine 'spark' \(known: local, ray\)"):
-        run_embed(tmp_path / "model", tmp_path / "clean", tmp_path / "out", EmbedParams(engine="spark"), RayParams())
+        run_embed(
+            tmp_path / "model", tmp_path / "clean", tmp_path / "out", EmbedParams(engine="spark"), cluster=RayParams()
+        )

@@ -131,10 +131,21 @@ def evaluated() -> evaluation.ModelEvaluation:
     )
     labels = {"articleType": [*TYPES, "Dresses"], "baseColour": COLOURS}
     toy = LabelledImages(
-        "toy", "test", ["Tshirts", "Jeans"], [image_bytes(i) for i in range(4)], np.array([0, 0, 1, 1])
+        name="toy",
+        source="test",
+        class_names=["Tshirts", "Jeans"],
+        images=[image_bytes(i) for i in range(4)],
+        labels=np.array([0, 0, 1, 1]),
     )
     catalog = CatalogFields.of(test.items)
-    return evaluation.evaluate_model(bundle, test, labels, EvaluateParams(recall_ks=[1, 5, 10]), catalog, [toy])
+    return evaluation.evaluate_model(
+        bundle,
+        test,
+        labels_by_field=labels,
+        params=EvaluateParams(recall_ks=[1, 5, 10]),
+        catalog=catalog,
+        labelled_sets=[toy],
+    )
 
 
 def dcg(rank: int) -> float:

@@ -19,7 +19,18 @@ PARAMS = FeedbackExportParams(heldout_fraction=0.25, min_shoppers=2, eta=1.0, ma
 
 
 def search(n: int, query: str | None, session: str | None, shown: list[str], kind: str = "text", offset: int = 0):
-    return SearchRecord(f"s{n:02d}", 1000.0 + n, kind, query, {}, session, "v1", "vector", offset, shown)
+    return SearchRecord(
+        search_id=f"s{n:02d}",
+        at=1000.0 + n,
+        kind=kind,
+        query=query,
+        filters={},
+        session=session,
+        model="v1",
+        mode="vector",
+        offset=offset,
+        shown=shown,
+    )
 
 
 def event(n: int, product: str, what: str = "open", search_id: str | None = None) -> EventRecord:

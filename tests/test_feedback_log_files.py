@@ -13,7 +13,18 @@ from modaclip.feedback.log_schema import EventRecord, SearchRecord, read_log
 
 
 def a_search(n: int) -> SearchRecord:
-    return SearchRecord(f"{n:032x}", 100.0 + n, "text", "tee", {}, None, "v1", "vector", 0, ["1", "2"])
+    return SearchRecord(
+        search_id=f"{n:032x}",
+        at=100.0 + n,
+        kind="text",
+        query="tee",
+        filters={},
+        session=None,
+        model="v1",
+        mode="vector",
+        offset=0,
+        shown=["1", "2"],
+    )
 
 
 def test_globs_expand_sorted_and_a_missing_log_is_named(tmp_path: Path) -> None:

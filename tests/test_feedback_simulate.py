@@ -21,7 +21,7 @@ def every_product_relevant() -> tuple[JudgedQueries, list[list[str]]]:
     queries = {f"q{i}": f"query {i}" for i in range(3)}
     rankings = [[f"{q}{p}" for p in range(PAGE)] for q in range(3)]
     qrels = {f"q{q}": {product: 2 for product in rankings[q]} for q in range(3)}
-    return JudgedQueries("pool", "test", queries, qrels), rankings
+    return JudgedQueries(name="pool", source="test", queries=queries, qrels=qrels), rankings
 
 
 def test_click_rates_fall_with_position() -> None:
@@ -53,8 +53,8 @@ def test_simulation_is_deterministic_and_the_export_reads_it(served_paths: dict[
     params = FeedbackSimulateParams(searches=300, shoppers=40, pool=30, page=8)
     fields = ["{captions}"]
     args = (served_paths["model"], served_paths["embeddings"], served_paths["catalog"])
-    counts = simulate_log(*args, tmp_path / "a", params, fields)
-    simulate_log(*args, tmp_path / "b", params, fields)
+    counts = simulate_log(*args, out=tmp_path / "a", params=params, train_fields=fields)
+    simulate_log(*args, out=tmp_path / "b", params=params, train_fields=fields)
     assert (tmp_path / "a" / LOG_NAME).read_bytes() == (tmp_path / "b" / LOG_NAME).read_bytes()
     assert sorted(p.name for p in (tmp_path / "a").iterdir()) == [LOG_NAME, TRUTH], "a -wal or -shm file was left"
     truth = load_beir(tmp_path / "a" / TRUTH, "truth")

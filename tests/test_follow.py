@@ -51,7 +51,11 @@ class FakeEncoder:
 
 def first_products(engine: CatalogSearch, count: int) -> CatalogSearch:
     return CatalogSearch(
-        engine.embedder, engine.ids[:count], engine.vectors[:count], engine.info.iloc[:count], engine.catalog_dir
+        engine.embedder,
+        engine.ids[:count],
+        engine.vectors[:count],
+        info=engine.info.iloc[:count],
+        catalog_dir=engine.catalog_dir,
     )
 
 
@@ -61,7 +65,7 @@ def registry_of_two(repo: Path, served_paths: dict[str, Path], monkeypatch: pyte
     monkeypatch.setattr(model_versions, "materialise", lambda root, version: dict(served_paths))
     for n, stage in ((1, model_versions.PROD_STAGE), (2, model_versions.STAGING_STAGE)):
         head = commit(repo, {"metrics/eval.json": "{}", "round": str(n)}, f"run {n}")
-        model_versions.register(repo, head, f"v{n}.0.0", stage, f"round {n}")
+        model_versions.register(repo, head, f"v{n}.0.0", stage=stage, reason=f"round {n}")
     return repo
 
 
@@ -210,7 +214,11 @@ def test_auto_serves_the_working_tree_until_the_first_promotion_then_follows_pro
         before = (await client.get("/health")).json()
         await serving.check()
         model_versions.register(
-            repo, commit(repo, {"metrics/eval.json": "{}"}, "run 1"), "v1.0.0", model_versions.PROD_STAGE, ""
+            repo,
+            commit(repo, {"metrics/eval.json": "{}"}, "run 1"),
+            "v1.0.0",
+            stage=model_versions.PROD_STAGE,
+            reason="",
         )
         await serving.check()
         return [before, (await client.get("/health")).json()]

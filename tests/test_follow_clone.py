@@ -38,7 +38,7 @@ def commit_version(repo: Path, folders: dict[str, Path], version: str, stage: st
     sh(repo, "git", "add", "-A")
     sh(repo, "git", "commit", "-qm", f"model {version}")
     sh(repo, "dvc", "push", "-q")
-    model_versions.register(repo, git(repo, "rev-parse", "HEAD").strip(), version, stage, "test")
+    model_versions.register(repo, git(repo, "rev-parse", "HEAD").strip(), version, stage=stage, reason="test")
 
 
 @pytest.fixture(scope="module")

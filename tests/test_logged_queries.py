@@ -61,7 +61,7 @@ def test_a_batch_sees_each_products_logged_query_and_none_for_the_rest(clean_dir
     queries = [trainer.dataset[i][2][-1] for i in range(len(train))]
     assert queries[0] == "red tee" and queries[1] in {"crimson top", "plain top"}
     assert queries[2:] == [None] * (len(train) - 2)
-    order = EpochBatches(len(train), trainer.batch_size, 1, TINY_TRAIN.seed, 0)
+    order = EpochBatches(len(train), trainer.batch_size, accum_steps=1, seed=TINY_TRAIN.seed, epoch=0)
     for indices, batch in zip(order, trainer.loader(0)):
         expected = [queries[i] for i in indices]
         assert torch.equal(batch.field_keys[-1], field_keys(expected))

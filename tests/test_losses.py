@@ -17,15 +17,15 @@ def unit(n: int, d: int = 8, seed: int = 0) -> torch.Tensor:
 def test_multipos_equals_infonce_when_all_captions_differ() -> None:
     images, texts, scale = unit(6, seed=1), unit(6, seed=2), torch.tensor(10.0)
     keys = caption_keys([f"caption {i}" for i in range(6)])
-    clip = create_loss("clip")(images, texts, scale, None, keys)
-    multipos = create_loss("multipos")(images, texts, scale, None, keys)
+    clip = create_loss("clip")(images, texts, scale, logit_bias=None, caption_keys=keys)
+    multipos = create_loss("multipos")(images, texts, scale, logit_bias=None, caption_keys=keys)
     assert torch.allclose(multipos, clip, rtol=0, atol=1e-6)
     assert multipos.item() > 0
 
 
 def text_gradients(name: str, images: torch.Tensor, texts: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
     texts = texts.clone().requires_grad_(True)
-    create_loss(name)(images, texts, torch.tensor(20.0), None, keys).backward()
+    create_loss(name)(images, texts, torch.tensor(20.0), logit_bias=None, caption_keys=keys).backward()
     return texts.grad
 
 
@@ -48,7 +48,9 @@ def test_siglip_needs_and_gets_a_logit_bias(tmp_path) -> None:
     assert bundle.model.logit_bias is None and create_loss("siglip").needs_logit_bias
     assert ensure_logit_bias(bundle) and not ensure_logit_bias(bundle)
     images, texts = unit(4, seed=4), unit(4, seed=5)
-    loss = create_loss("siglip")(images, texts, torch.tensor(10.0), bundle.model.logit_bias, caption_keys(list("abcd")))
+    loss = create_loss("siglip")(
+        images, texts, torch.tensor(10.0), logit_bias=bundle.model.logit_bias, caption_keys=caption_keys(list("abcd"))
+    )
     assert torch.isfinite(loss)
     save_model(bundle, tmp_path / "m")
     assert load_model(tmp_path / "m").model.logit_bias.item() == pytest.approx(-10.0)
@@ -98,7 +100,9 @@ def test_field_aware_loss_matches_a_hand_computation() -> None:
     }
     scale = 7.0
     parts = [FieldPart(weight, text, field_keys(names)) for text, names, weight in fields.values()]
-    loss = create_loss("fields")(images, captions, torch.tensor(scale), None, parts[0].keys, parts)
+    loss = create_loss("fields")(
+        images, captions, torch.tensor(scale), logit_bias=None, caption_keys=parts[0].keys, fields=parts
+    )
 
     by_hand = sum(
         weight * hand_multipos(images.tolist(), text.tolist(), names, scale) for text, names, weight in fields.values()
@@ -109,15 +113,19 @@ def test_field_aware_loss_matches_a_hand_computation() -> None:
 
 def test_field_aware_with_the_caption_alone_is_multipos() -> None:
     images, texts, keys = unit(6, seed=20), unit(6, seed=21), caption_keys(["a", "a", "b", "c", "c", "c"])
-    fields = create_loss("fields")(images, texts, torch.tensor(9.0), None, keys, [FieldPart(1.0, texts, keys)])
-    multipos = create_loss("multipos")(images, texts, torch.tensor(9.0), None, keys)
+    fields = create_loss("fields")(
+        images, texts, torch.tensor(9.0), logit_bias=None, caption_keys=keys, fields=[FieldPart(1.0, texts, keys)]
+    )
+    multipos = create_loss("multipos")(images, texts, torch.tensor(9.0), logit_bias=None, caption_keys=keys)
     assert torch.allclose(fields, multipos, rtol=0, atol=1e-6)
 
 
 def test_field_aware_without_texts_is_an_error() -> None:
     images = unit(2)
     with pytest.raises(ModaclipError, match=r"train\.fields"):
-        create_loss("fields")(images, images, torch.tensor(1.0), None, caption_keys(["a", "b"]), [])
+        create_loss("fields")(
+            images, images, torch.tensor(1.0), logit_bias=None, caption_keys=caption_keys(["a", "b"]), fields=[]
+        )
 
 
 def test_a_field_no_item_has_adds_nothing_and_keeps_gradients_finite() -> None:
@@ -126,9 +134,16 @@ def test_a_field_no_item_has_adds_nothing_and_keeps_gradients_finite() -> None:
     keys = caption_keys(["a", "b", "c"])
     nobody = FieldPart(1.0, unit(3, seed=32), field_keys([None, None, None]))
     with_empty = create_loss("fields")(
-        images, texts, torch.tensor(5.0), None, keys, [FieldPart(1.0, texts, keys), nobody]
+        images,
+        texts,
+        torch.tensor(5.0),
+        logit_bias=None,
+        caption_keys=keys,
+        fields=[FieldPart(1.0, texts, keys), nobody],
     )
-    alone = create_loss("fields")(images, texts, torch.tensor(5.0), None, keys, [FieldPart(1.0, texts, keys)])
+    alone = create_loss("fields")(
+        images, texts, torch.tensor(5.0), logit_bias=None, caption_keys=keys, fields=[FieldPart(1.0, texts, keys)]
+    )
     assert with_empty.item() == pytest.approx(alone.item())
     with_empty.backward()
     assert torch.isfinite(images.grad).all()
@@ -147,13 +162,13 @@ def test_siglip_known_values() -> None:
     siglip = create_loss("siglip")
     keys = caption_keys(["a", "b"])
     # cos = identity, scale 10, bias -10: matched pairs logit 0 -> log 2 each, mismatched -10 -> log(1 + e^-10) each
-    loss = siglip(ORTHONORMAL, ORTHONORMAL, torch.tensor(10.0), torch.tensor(-10.0), keys)
+    loss = siglip(ORTHONORMAL, ORTHONORMAL, torch.tensor(10.0), logit_bias=torch.tensor(-10.0), caption_keys=keys)
     assert loss.item() == pytest.approx((2 * math.log(2) + 2 * softplus(-10)) / 2, rel=1e-6)
     # images (1, 0), (0.6, 0.8); texts (0.6, 0.8), (0, 1): cos [[0.6, 0], [1, 0.8]]; scale 2, bias 1
     # logits [[2.2, 1], [3, 2.6]]: matched 2.2 and 2.6 cost softplus(-x), mismatched 1 and 3 cost softplus(x)
     images = torch.tensor([[1.0, 0.0], [0.6, 0.8]])
     texts = torch.tensor([[0.6, 0.8], [0.0, 1.0]])
-    loss = siglip(images, texts, torch.tensor(2.0), torch.tensor(1.0), keys)
+    loss = siglip(images, texts, torch.tensor(2.0), logit_bias=torch.tensor(1.0), caption_keys=keys)
     expected = (softplus(-2.2) + softplus(1.0) + softplus(3.0) + softplus(-2.6)) / 2
     assert loss.item() == pytest.approx(expected, rel=1e-6)
 
@@ -161,9 +176,11 @@ def test_siglip_known_values() -> None:
 def test_clip_and_multipos_known_values() -> None:
     # InfoNCE on cos = identity, scale 2: each row's softmax gives its match e^2 / (e^2 + 1), both directions
     keys = caption_keys(["a", "b"])
-    clip = create_loss("clip")(ORTHONORMAL, ORTHONORMAL, torch.tensor(2.0), None, keys)
+    clip = create_loss("clip")(ORTHONORMAL, ORTHONORMAL, torch.tensor(2.0), logit_bias=None, caption_keys=keys)
     assert clip.item() == pytest.approx(softplus(-2), rel=1e-6)
     # the same pairs with one caption for both: each row's target is (1/2, 1/2), so
     # -(1/2) log(e^2 / (e^2 + 1)) - (1/2) log(1 / (e^2 + 1)) per row
-    same = create_loss("multipos")(ORTHONORMAL, ORTHONORMAL, torch.tensor(2.0), None, caption_keys(["a", "a"]))
+    same = create_loss("multipos")(
+        ORTHONORMAL, ORTHONORMAL, torch.tensor(2.0), logit_bias=None, caption_keys=caption_keys(["a", "a"])
+    )
     assert same.item() == pytest.approx((softplus(-2) + softplus(2)) / 2, rel=1e-6)

@@ -56,7 +56,9 @@ def test_numpy_preprocessing_equals_open_clips(size: tuple[int, int], interpolat
     cfg = PreprocessCfg(size=32, interpolation=interpolation)
     image = photo(*size)
     expected = image_transform_v2(cfg, is_train=False)(image).numpy()
-    np.testing.assert_allclose(pixels(image, 32, cfg.mean, cfg.std, interpolation), expected, atol=1e-6)
+    np.testing.assert_allclose(
+        pixels(image, 32, mean=cfg.mean, std=cfg.std, interpolation=interpolation), expected, atol=1e-6
+    )
 
 
 def test_the_unpadded_text_tower_equals_encode_text(bundle: ClipBundle) -> None:
@@ -87,10 +89,10 @@ def test_the_towers_settings_say_what_a_runtime_needs(towers: Path, bundle: Clip
 def test_a_model_with_another_tokenizer_is_not_exported(bundle: ClipBundle, tmp_path: Path) -> None:
     other = ClipBundle(
         bundle.model,
-        bundle.preprocess_train,
-        bundle.preprocess,
-        SimpleTokenizer(context_length=24, clean="canonicalize"),  # drops punctuation: other ids
-        bundle.model_cfg,
+        preprocess_train=bundle.preprocess_train,
+        preprocess=bundle.preprocess,
+        tokenizer=SimpleTokenizer(context_length=24, clean="canonicalize"),  # drops punctuation: other ids
+        model_cfg=bundle.model_cfg,
     )
     with pytest.raises(ModaclipError, match="tokenizer"):
         export_towers(other, tmp_path, "sha")

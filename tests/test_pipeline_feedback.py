@@ -55,7 +55,18 @@ def test_a_serve_log_named_in_params_is_snapshotted_and_trained_on(project: Path
     served = project / "logs" / "search-log.sqlite"
     conn = log_schema.connect(served)  # a server's log, in WAL mode, left open as a running server's would be
     searches = [
-        SearchRecord(f"{n:032x}", 2e9 + n, "text", "Shop Query", {}, f"s{n % 3}", "v1", "vector", 0, [first])
+        SearchRecord(
+            search_id=f"{n:032x}",
+            at=2e9 + n,
+            kind="text",
+            query="Shop Query",
+            filters={},
+            session=f"s{n % 3}",
+            model="v1",
+            mode="vector",
+            offset=0,
+            shown=[first],
+        )
         for n, first in enumerate(simulated.searches["shown"].map(lambda shown: shown[0]).head(20))
     ]
     log_schema.write(conn, searches, [EventRecord(s.search_id, s.shown[0], "open", s.at + 1) for s in searches])

@@ -103,7 +103,9 @@ def test_trec_files_load(tmp_path: Path) -> None:
 
 
 def test_products_the_catalog_lacks_are_counted_and_left_out() -> None:
-    judged = JudgedQueries("s", "beir:s", {"q1": "a", "q2": "b", "q3": "c"}, {**QRELS, "q2": {"9": 1, "8": 0}})
+    judged = JudgedQueries(
+        name="s", source="beir:s", queries={"q1": "a", "q2": "b", "q3": "c"}, qrels={**QRELS, "q2": {"9": 1, "8": 0}}
+    )
     scored, summary = in_catalog(judged, {"1", "2", "3", "4"})
     assert scored.qrels == {"q1": QRELS["q1"], "q3": QRELS["q3"]}  # q2 judged only products the catalog lacks
     assert list(scored.queries) == ["q1", "q3"]
@@ -114,7 +116,7 @@ def test_products_the_catalog_lacks_are_counted_and_left_out() -> None:
 
 
 def test_a_set_with_no_product_in_the_catalog_stops_the_stage() -> None:
-    judged = JudgedQueries("s", "beir:s", {"q1": "a"}, {"q1": {"SKU-1": 1}})
+    judged = JudgedQueries(name="s", source="beir:s", queries={"q1": "a"}, qrels={"q1": {"SKU-1": 1}})
     with pytest.raises(ModaclipError, match=r"beir:s: no query has a relevant product in the catalog \(1 judgment"):
         in_catalog(judged, {"1"})
 

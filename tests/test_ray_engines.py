@@ -100,7 +100,7 @@ def test_embed_on_ray_reuses_unchanged_products_like_the_local_engine(
     embed_catalog(model_dir, grown, tmp_path / "local", EMBED)
     embed_catalog(model_dir, old, tmp_path / "ray", EMBED)
 
-    meta = embed_catalog_on_ray(model_dir, grown, tmp_path / "ray", EMBED, CLUSTER, towers=True)
+    meta = embed_catalog_on_ray(model_dir, grown, tmp_path / "ray", EMBED, cluster=CLUSTER, towers=True)
 
     assert meta["reused"] == 100 and meta["count"] == 180
     assert_same_embeddings(tmp_path / "ray", tmp_path / "local")
@@ -142,7 +142,9 @@ def test_embed_on_ray_survives_a_worker_killed_mid_run(
         return write(watched(), *args, **kwargs)
 
     monkeypatch.setattr(ray_engine, "write_embeddings", kill_the_encoder_after_the_first_part)
-    meta = embed_catalog_on_ray(model_dir, catalog, tmp_path / "ray", EmbedParams(batch_size=16, actors=1), CLUSTER)
+    meta = embed_catalog_on_ray(
+        model_dir, catalog, tmp_path / "ray", EmbedParams(batch_size=16, actors=1), cluster=CLUSTER
+    )
 
     assert len(killed) == 1 and meta["count"] == 1210
     assert later_encoders - set(killed), "no restarted encoder took over the killed one's parts"

@@ -81,7 +81,7 @@ def test_search_source_says_what_is_served(repo: Path, caplog: pytest.LogCapture
 
 def test_search_source_names_the_production_version(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     head = commit(repo, {"metrics/eval.json": "{}"}, "run")
-    model_versions.register(repo, head, "v1.0.0", model_versions.PROD_STAGE, "first")
+    model_versions.register(repo, head, "v1.0.0", stage=model_versions.PROD_STAGE, reason="first")
     monkeypatch.setattr(
         model_versions,
         "materialise",
@@ -97,9 +97,11 @@ def test_search_source_names_the_production_version(repo: Path, monkeypatch: pyt
 
 def test_promotions_move_prod_and_versions_count_up(repo: Path) -> None:
     first = commit(repo, {"metrics/eval.json": '{"finetuned": {"r": 0.5}}'}, "run 1")
-    model_versions.register(repo, first, "v1.0.0", model_versions.PROD_STAGE, "first")
+    model_versions.register(repo, first, "v1.0.0", stage=model_versions.PROD_STAGE, reason="first")
     second = commit(repo, {"metrics/eval.json": '{"finetuned": {"r": 0.6}}'}, "run 2")
-    model_versions.register(repo, second, model_versions.next_version(repo), model_versions.PROD_STAGE, "better")
+    model_versions.register(
+        repo, second, model_versions.next_version(repo), stage=model_versions.PROD_STAGE, reason="better"
+    )
     assert model_versions.production(repo) == model_versions.ModelVersion("v2.0.0", second)
     assert model_versions.find_version(repo, "v1") == model_versions.ModelVersion("v1.0.0", first)
     assert model_versions.eval_report(repo, model_versions.production(repo)) == {"finetuned": {"r": 0.6}}
@@ -112,7 +114,10 @@ def test_a_commit_registered_by_a_killed_run_keeps_its_version(repo: Path) -> No
     head = commit(repo, {"metrics/eval.json": "{}"}, "run")
     gto.api.register(str(repo), model_versions.ARTIFACT, ref=head, version="v1.0.0")
     assert model_versions.production(repo) is None
-    assert model_versions.register(repo, head, "v2.0.0", model_versions.PROD_STAGE, "resumed").version == "v1.0.0"
+    assert (
+        model_versions.register(repo, head, "v2.0.0", stage=model_versions.PROD_STAGE, reason="resumed").version
+        == "v1.0.0"
+    )
     assert model_versions.production(repo) == model_versions.ModelVersion("v1.0.0", head)
 
 
@@ -156,7 +161,7 @@ def three_versions(repo: Path) -> list[str]:
     commits = []
     for n in (1, 2, 3):
         commits.append(commit(repo, {"metrics/eval.json": f'{{"finetuned": {{"r": 0.{n}}}}}'}, f"run {n}"))
-        model_versions.register(repo, commits[-1], f"v{n}.0.0", model_versions.PROD_STAGE, f"round {n}")
+        model_versions.register(repo, commits[-1], f"v{n}.0.0", stage=model_versions.PROD_STAGE, reason=f"round {n}")
     return commits
 
 
@@ -174,9 +179,9 @@ def tag_names(repo: Path) -> set[str]:
 
 def test_a_staged_candidate_waits_until_promoted_with_one_tag(repo: Path, restored: list[str]) -> None:
     first = commit(repo, {"metrics/eval.json": '{"r": 1}'}, "run 1")
-    model_versions.register(repo, first, "v1.0.0", model_versions.PROD_STAGE, "first")
+    model_versions.register(repo, first, "v1.0.0", stage=model_versions.PROD_STAGE, reason="first")
     second = commit(repo, {"metrics/eval.json": '{"r": 2}'}, "run 2")
-    model_versions.register(repo, second, "v2.0.0", model_versions.STAGING_STAGE, "passed the gate")
+    model_versions.register(repo, second, "v2.0.0", stage=model_versions.STAGING_STAGE, reason="passed the gate")
     assert model_versions.production(repo) == model_versions.ModelVersion("v1.0.0", first)
     assert model_versions.staged(repo) == model_versions.ModelVersion("v2.0.0", second)
     before = tag_names(repo)
@@ -325,7 +330,7 @@ def passing_gate(monkeypatch: pytest.MonkeyPatch, during: Callable[[], None] = l
         scored.append(current.version if current else None)
         if len(scored) == 1:
             during()
-        return Decision(True, "production", "better", []), None
+        return Decision(passed=True, baseline="production", reason="better", checks=[]), None
 
     monkeypatch.setattr("modaclip.registry.retrain.gate_candidate", gate)
     return scored
@@ -335,7 +340,7 @@ def two_promoted_models(repo: Path) -> None:
     for n, md5 in ((1, "aaa"), (2, "bbb")):
         files = {"dvc.lock": lock_with_model(md5), "metrics/eval.json": f'{{"finetuned": {{"r": 0.{n}}}}}'}
         model_versions.register(
-            repo, commit(repo, files, f"run {n}"), f"v{n}.0.0", model_versions.PROD_STAGE, f"round {n}"
+            repo, commit(repo, files, f"run {n}"), f"v{n}.0.0", stage=model_versions.PROD_STAGE, reason=f"round {n}"
         )
 
 
@@ -368,10 +373,10 @@ def test_a_retrain_never_silently_promotes_a_model_rolled_back_during_its_run(
 
 def test_rerun_with_nothing_changed_reports_the_staged_version_again_without_a_new_one(repo: Path) -> None:
     first = commit(repo, {"dvc.lock": "1", "metrics/eval.json": '{"r": 1}'}, "run 1")
-    model_versions.register(repo, first, "v1.0.0", model_versions.PROD_STAGE, "first")
+    model_versions.register(repo, first, "v1.0.0", stage=model_versions.PROD_STAGE, reason="first")
     assert unchanged(repo, version_at_head(repo), model_versions.production(repo)).passed is False
     second = commit(repo, {"dvc.lock": "2", "metrics/eval.json": '{"r": 2}'}, "run 2")
-    model_versions.register(repo, second, "v2.0.0", model_versions.STAGING_STAGE, "passed")
+    model_versions.register(repo, second, "v2.0.0", stage=model_versions.STAGING_STAGE, reason="passed")
     itself = version_at_head(repo)
     decision = unchanged(repo, itself, model_versions.production(repo))
     assert itself.version == "v2.0.0" and decision.passed

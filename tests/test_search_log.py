@@ -23,7 +23,16 @@ SHOWN = [str(product) for product in range(1000, 1024)]  # a page of 24 results
 
 
 def search(log: SearchLog, query: str = "red dress", session: str | None = "s1") -> str:
-    return log.record_search("text", query, {"gender": ["Women"]}, session, "model folder m", "vector", 24, SHOWN)
+    return log.record_search(
+        "text",
+        query,
+        filters={"gender": ["Women"]},
+        session=session,
+        model="model folder m",
+        mode="vector",
+        offset=24,
+        shown=SHOWN,
+    )
 
 
 def wait_for(log: SearchLog, done: Callable[[LogStats], bool], timeout_s: float = 20) -> LogStats:
@@ -154,8 +163,21 @@ def test_a_deleted_log_file_is_noticed_and_a_new_one_started(path: Path, opened:
 def test_retention_deletes_what_is_older_than_the_kept_days(path: Path, opened: Callable[..., SearchLog]) -> None:
     now = time.time()
     conn = log_schema.connect(path)
-    old = SearchRecord("a" * 32, now - 91 * DAY_S, "text", "old", {}, None, "m", "vector", 0, ["1"])
-    recent = SearchRecord("b" * 32, now - 89 * DAY_S, "text", "recent", {}, None, "m", "vector", 0, ["1"])
+    old, recent = (
+        SearchRecord(
+            search_id=search_id,
+            at=now - days * DAY_S,
+            kind="text",
+            query=query,
+            filters={},
+            session=None,
+            model="m",
+            mode="vector",
+            offset=0,
+            shown=["1"],
+        )
+        for search_id, days, query in [("a" * 32, 91, "old"), ("b" * 32, 89, "recent")]
+    )
     log_schema.write(conn, [old, recent], [EventRecord("a" * 32, "1", "open", now - 91 * DAY_S)])
     conn.close()
     opened(retention_days=90).close()

@@ -42,7 +42,11 @@ def make_client(
 ) -> TestClient:
     """A test client of the app over `paths`; `params` are ServeParams fields (the upload cap is raised)."""
     source = SearchSource(
-        paths["model"], paths["embeddings"], paths["catalog"], "folder", f"model folder {paths['model']}"
+        paths["model"],
+        paths["embeddings"],
+        paths["catalog"],
+        kind="folder",
+        description=f"model folder {paths['model']}",
     )
     settings = ServiceSettings(
         source=source, params=ServeParams(max_upload_mb=UPLOAD_LIMIT / 2**20, **params), search_log=search_log
@@ -86,7 +90,7 @@ def test_health_says_which_production_version_serves_and_since_when(
     description = "production v2.0.0 (modaclip-model@v2.0.0, commit 0123abcd)"
     since = datetime(2026, 11, 30, 9, 15, tzinfo=timezone.utc)
     paths = [served_paths[role] for role in ("model", "embeddings", "catalog")]
-    source = SearchSource(*paths, "production", description, "v2.0.0", since)
+    source = SearchSource(*paths, kind="production", description=description, version="v2.0.0", since=since)
     settings = ServiceSettings(source=source, params=ServeParams())
     with TestClient(create_app(served_engine, served_images, settings)) as client:
         health = client.get("/health").json()
@@ -482,7 +486,7 @@ def test_a_server_bug_is_a_one_line_500(
     served_paths: dict[str, Path],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    def broken(*args: Any) -> None:
+    def broken(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("index exploded")
 
     monkeypatch.setattr(served_engine, "rank_text", broken)

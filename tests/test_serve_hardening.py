@@ -161,8 +161,8 @@ def test_an_empty_filter_intersection_is_no_hits_with_exact_below_zero(served_en
         served_engine.embedder,
         served_engine.ids,
         served_engine.vectors,
-        served_engine.info,
-        served_engine.catalog_dir,
+        info=served_engine.info,
+        catalog_dir=served_engine.catalog_dir,
         index_params=IndexParams(exact_below=0),
     )
     filters = [AttributeFilter(column, (value,)) for column, value in disjoint_filters(served_engine).items()]
@@ -301,7 +301,7 @@ def test_a_server_fault_is_a_500_that_names_no_file(
 ) -> None:
     """A ModaclipError past the request's own checks (a broken index file) is the server's fault, not a 400."""
 
-    def broken(*args: Any) -> None:
+    def broken(*args: Any, **kwargs: Any) -> None:
         raise ModaclipError(f"{served_paths['embeddings']}/index.faiss: truncated")
 
     monkeypatch.setattr(served_engine, "rank_text", broken)
@@ -429,10 +429,10 @@ def test_heavy_work_runs_off_the_event_loop(
     owner = served_engine if target == "rank_text" else service_module
     original = getattr(owner, target)
 
-    def slow(*args: Any) -> Any:
+    def slow(*args: Any, **kwargs: Any) -> Any:
         started.set()
         outcome.append(health_answered.wait(10))
-        return original(*args)
+        return original(*args, **kwargs)
 
     monkeypatch.setattr(owner, target, slow)
     files = {"image": ("a.png", png(16, 16), "image/png")} if method == "post" else None

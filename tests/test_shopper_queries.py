@@ -67,7 +67,7 @@ def test_a_word_naming_two_types_makes_both_exact_and_a_query_without_a_type_has
 
 
 def generated(frame: pd.DataFrame, count: int = 30, train_fields: tuple[str, ...] = ()):
-    return shopper_queries(frame, CatalogFields.of(frame), count, list(train_fields), "shoppers:30")
+    return shopper_queries(frame, CatalogFields.of(frame), count, train_fields=list(train_fields), source="shoppers:30")
 
 
 def test_generated_set_is_deterministic_judged_and_in_shoppers_words() -> None:

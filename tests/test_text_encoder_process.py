@@ -143,7 +143,9 @@ def supervised_app(
     served_engine: CatalogSearch, served_paths: dict[str, Path], start: Callable[[], TextEncoderProcess]
 ) -> tuple[SupervisedTextEncoder, TestClient]:
     encoder = SupervisedTextEncoder(start, timeout_s=3.0)
-    source = SearchSource(served_paths["model"], served_paths["embeddings"], served_paths["catalog"], "folder", "test")
+    source = SearchSource(
+        served_paths["model"], served_paths["embeddings"], served_paths["catalog"], kind="folder", description="test"
+    )
     settings = ServiceSettings(source=source, params=ServeParams(query_cache=0))
     app = create_app(served_engine, CatalogImages({}), settings, text_encoder=encoder)
     return encoder, TestClient(app)

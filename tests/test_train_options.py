@@ -84,7 +84,7 @@ def test_locking_everything_is_an_error(clean_dir: Path, tmp_path: Path) -> None
     from modaclip.train.freezing import apply_freezing
 
     with pytest.raises(ModaclipError, match="leave no parameter"):
-        apply_freezing(model, True, 0, True, 0)
+        apply_freezing(model, lock_image=True, image_unlocked_groups=0, lock_text=True, text_unlocked_layers=0)
 
 
 @pytest.mark.parametrize("loss", ["multipos", "fields"])
@@ -187,13 +187,13 @@ def test_validation_reports_zero_shot_f1(clean_dir: Path) -> None:
 
 
 def test_ranks_and_micro_batches_cover_the_same_global_batches() -> None:
-    single = list(EpochBatches(40, 8, 1, seed=3, epoch=1))
-    ranks = [list(EpochBatches(40, 2, 2, seed=3, epoch=1, rank=r, world_size=2)) for r in range(2)]
+    single = list(EpochBatches(40, 8, accum_steps=1, seed=3, epoch=1))
+    ranks = [list(EpochBatches(40, 2, accum_steps=2, seed=3, epoch=1, rank=r, world_size=2)) for r in range(2)]
     # step s of the single run = micro-batches 2s, 2s+1 of both ranks
     for step, batch in enumerate(single):
         pieces = [ranks[r][2 * step + j] for j in range(2) for r in range(2)]
         assert sorted(item for piece in pieces for item in piece) == sorted(batch)
-    resumed = list(EpochBatches(40, 8, 1, seed=3, epoch=1, start=2))
+    resumed = list(EpochBatches(40, 8, accum_steps=1, seed=3, epoch=1, start=2))
     assert resumed == single[2:]
 
 

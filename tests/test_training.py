@@ -94,7 +94,7 @@ def test_checkpoint_of_another_run_is_not_resumed(clean_dir: Path, tmp_path: Pat
 
 def test_nan_loss_stops_with_the_step(clean_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     trainer = make_trainer(clean_dir, tmp_path / "ckpt")
-    monkeypatch.setattr(trainer, "loss_fn", lambda *args: torch.tensor(float("nan"), requires_grad=True))
+    monkeypatch.setattr(trainer, "loss_fn", lambda *args, **kwargs: torch.tensor(float("nan"), requires_grad=True))
     with pytest.raises(ModaclipError, match="loss became nan at epoch 1, step 1"):
         trainer.fit(tmp_path / "curves")
     assert not (tmp_path / "ckpt" / CHECKPOINT).exists()

@@ -12,7 +12,7 @@ when an earlier row kept the same image, however the chunks were assessed.
 import hashlib
 from collections import Counter
 from collections.abc import Sequence
-from typing import NamedTuple
+from dataclasses import KW_ONLY, dataclass
 
 import pandas as pd
 
@@ -38,10 +38,12 @@ VERDICT_COLUMN = "image_verdict"  # in assessed chunks: "" for a row whose image
 MODE_COLUMN = "image_mode"  # in assessed chunks: the mode a passing image came in (e.g. "CMYK")
 
 
-class Judgement(NamedTuple):
+@dataclass(frozen=True)
+class Judgement:
     """What `CatalogCleaner.assess` found about one row; the image fields stay empty unless it passed."""
 
     verdict: str  # "" when the row passed, else its drop reason
+    _: KW_ONLY
     width: int = 0
     height: int = 0
     sha1: str = ""
@@ -203,7 +205,14 @@ class CatalogCleaner:
             return Judgement(decoded)
         if min(decoded.width, decoded.height) < self.min_image_side:
             return Judgement("tiny_image")
-        return Judgement("", decoded.width, decoded.height, sha1, decoded.mode, self._stored_bytes(data, decoded))
+        return Judgement(
+            "",
+            width=decoded.width,
+            height=decoded.height,
+            sha1=sha1,
+            mode=decoded.mode,
+            stored=self._stored_bytes(data, decoded),
+        )
 
     def _stored_bytes(self, data: bytes, decoded: DecodedImage) -> bytes:
         if self.image_size is None:

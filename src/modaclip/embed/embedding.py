@@ -83,7 +83,7 @@ class EmbeddedRows:
 
 
 def embed_rows(
-    bundle: ClipBundle, ids: np.ndarray, images: Sequence[bytes], previous: PreviousRows | None, params: EmbedParams
+    bundle: ClipBundle, ids: np.ndarray, images: Sequence[bytes], *, previous: PreviousRows | None, params: EmbedParams
 ) -> EmbeddedRows:
     """Embed the rows whose id and image `previous` does not already hold."""
     keys = np.array([image_key(image) for image in images], dtype=np.int64)
@@ -100,6 +100,7 @@ def embed_catalog(
     clean_dir: str | Path,
     out_dir: str | Path,
     params: EmbedParams,
+    *,
     previous_dir: str | Path | None = None,
     towers: bool = False,
 ) -> dict[str, Any]:
@@ -114,13 +115,22 @@ def embed_catalog(
     previous = reusable(Path(previous_dir or out_dir), key)
     rows = previous_rows(previous)
     blocks = (
-        embed_rows(bundle, chunk["id"].to_numpy(), chunk["image"].tolist(), rows, params)
+        embed_rows(bundle, chunk["id"].to_numpy(), chunk["image"].tolist(), previous=rows, params=params)
         for path in part_files(clean_dir)
         for chunk in part_chunks(path)
     )
     dim = int(bundle.model_cfg["embed_dim"])
     towers_of = model_dir if towers else None
-    return write_embeddings(blocks, out_dir, count_rows(clean_dir), dim, key, previous, params.index, towers_of)
+    return write_embeddings(
+        blocks,
+        out_dir,
+        count=count_rows(clean_dir),
+        dim=dim,
+        key=key,
+        previous=previous,
+        index_params=params.index,
+        towers_of=towers_of,
+    )
 
 
 def previous_rows(previous: Embeddings | None) -> PreviousRows | None:
@@ -130,6 +140,7 @@ def previous_rows(previous: Embeddings | None) -> PreviousRows | None:
 def write_embeddings(
     blocks: Iterable[EmbeddedRows],
     out_dir: str | Path,
+    *,
     count: int,
     dim: int,
     key: dict[str, str],

@@ -6,9 +6,8 @@ params, whether to add the model's ONNX towers) and one line in `EMBED_ENGINES`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from modaclip.core.config import EmbedParams, RayParams
 from modaclip.core.errors import ModaclipError
@@ -16,11 +15,23 @@ from modaclip.embed.embedding import embed_catalog
 from modaclip.embed.ray_engine import embed_catalog_on_ray
 
 Folder = str | Path
-EmbedEngine = Callable[[Folder, Folder, Folder, EmbedParams, RayParams, bool], dict[str, Any]]
+
+
+class EmbedEngine(Protocol):
+    def __call__(
+        self,
+        model_dir: Folder,
+        clean_dir: Folder,
+        out_dir: Folder,
+        params: EmbedParams,
+        *,
+        cluster: RayParams,
+        towers: bool,
+    ) -> dict[str, Any]: ...
 
 
 def _local(
-    model_dir: Folder, clean_dir: Folder, out_dir: Folder, params: EmbedParams, _: RayParams, towers: bool
+    model_dir: Folder, clean_dir: Folder, out_dir: Folder, params: EmbedParams, *, cluster: RayParams, towers: bool
 ) -> dict[str, Any]:
     """This process; previous vectors come from out_dir."""
     return embed_catalog(model_dir, clean_dir, out_dir, params, towers=towers)
@@ -30,11 +41,17 @@ EMBED_ENGINES: dict[str, EmbedEngine] = {"local": _local, "ray": embed_catalog_o
 
 
 def run_embed(
-    model_dir: Folder, clean_dir: Folder, out_dir: Folder, params: EmbedParams, cluster: RayParams, towers: bool = False
+    model_dir: Folder,
+    clean_dir: Folder,
+    out_dir: Folder,
+    params: EmbedParams,
+    *,
+    cluster: RayParams,
+    towers: bool = False,
 ) -> dict[str, Any]:
     """Embed the catalog with the engine `embed.engine` names, reusing out_dir's vectors of unchanged products;
     with `towers`, the folder also gets the model's towers as ONNX (embed/embedding.py)."""
     engine = EMBED_ENGINES.get(params.engine)
     if engine is None:
         raise ModaclipError(f"embed.engine: unknown engine {params.engine!r} (known: {', '.join(EMBED_ENGINES)})")
-    return engine(model_dir, clean_dir, out_dir, params, cluster, towers)
+    return engine(model_dir, clean_dir, out_dir, params, cluster=cluster, towers=towers)

@@ -47,11 +47,13 @@ class CatalogEncoder:
         """Embed the clean part named in the batch (one per call)."""
         (path,) = batch["path"]
         blocks = [
-            embed_rows(self.bundle, chunk["id"].to_numpy(), chunk["image"].tolist(), self.previous, self.params)
+            embed_rows(
+                self.bundle, chunk["id"].to_numpy(), chunk["image"].tolist(), previous=self.previous, params=self.params
+            )
             for chunk in part_chunks(path)
         ]
         if not blocks:  # a part whose raw rows caption all dropped
-            blocks = [embed_rows(self.bundle, np.empty(0, np.int64), [], None, self.params)]
+            blocks = [embed_rows(self.bundle, np.empty(0, np.int64), [], previous=None, params=self.params)]
         return {
             "id": np.concatenate([rows.ids for rows in blocks]),
             "key": np.concatenate([rows.image_keys for rows in blocks]),
@@ -65,6 +67,7 @@ def embed_catalog_on_ray(
     clean_dir: str | Path,
     out_dir: str | Path,
     params: EmbedParams,
+    *,
     cluster: RayParams,
     towers: bool = False,
 ) -> dict[str, Any]:
@@ -91,7 +94,16 @@ def embed_catalog_on_ray(
             for batch in dataset.iter_batches(batch_size=None, batch_format="numpy")
         )
         towers_of = model_dir if towers else None
-        return write_embeddings(blocks, out_dir, count_rows(clean_dir), dim, key, previous, params.index, towers_of)
+        return write_embeddings(
+            blocks,
+            out_dir,
+            count=count_rows(clean_dir),
+            dim=dim,
+            key=key,
+            previous=previous,
+            index_params=params.index,
+            towers_of=towers_of,
+        )
 
 
 def _actor_pool(ray: ModuleType, params: EmbedParams) -> dict[str, Any]:

@@ -39,7 +39,7 @@ KEY_PARTS = {
 }
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Embeddings:
     """An embeddings folder, read: vectors memory-mapped, the rest in RAM."""
 
@@ -89,7 +89,7 @@ def read_embeddings(directory: str | Path) -> Embeddings:
         raise ModaclipError(
             f"{directory}: {VECTORS_FILE} has shape {vectors.shape}, expected ({len(ids)}, {meta.get('dim')})"
         )
-    return Embeddings(ids, vectors, keys, meta, directory)
+    return Embeddings(ids=ids, vectors=vectors, image_keys=keys, meta=meta, directory=directory)
 
 
 def load_embeddings(directory: str | Path, model_dir: str | Path) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:

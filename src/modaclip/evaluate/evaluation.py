@@ -162,6 +162,7 @@ def classify_labelled_set(bundle: ClipBundle, labelled: LabelledImages, template
 def evaluate_model(
     bundle: ClipBundle,
     test: EmbeddedSplit,
+    *,
     labels_by_field: dict[Column, list[str]],
     params: EvaluateParams,
     catalog: CatalogFields,
@@ -286,7 +287,9 @@ def evaluate_saved_model(
     items, catalog, labels = read_test_split(catalog_dir, params.evaluate)
     bundle, test = embedded_test_set(model_dir, embeddings_dir, items)
     labelled_sets = open_labelled_sets(params.evaluate.zero_shot_sets)
-    evaluation = evaluate_model(bundle, test, labels, params.evaluate, catalog, labelled_sets)
+    evaluation = evaluate_model(
+        bundle, test, labels_by_field=labels, params=params.evaluate, catalog=catalog, labelled_sets=labelled_sets
+    )
     evaluation.metrics["query_sets"] = score_query_sets(
         query_sets, bundle, lambda: stored_catalog_search(bundle, model_dir, embeddings_dir, catalog_dir)
     )
@@ -308,8 +311,22 @@ def compare_base_and_finetuned(
     )
 
     evaluations = {
-        "base": evaluate_model(base, base_test, labels, params.evaluate, catalog, labelled_sets),
-        "finetuned": evaluate_model(tuned, tuned_test, labels, params.evaluate, catalog, labelled_sets),
+        "base": evaluate_model(
+            base,
+            base_test,
+            labels_by_field=labels,
+            params=params.evaluate,
+            catalog=catalog,
+            labelled_sets=labelled_sets,
+        ),
+        "finetuned": evaluate_model(
+            tuned,
+            tuned_test,
+            labels_by_field=labels,
+            params=params.evaluate,
+            catalog=catalog,
+            labelled_sets=labelled_sets,
+        ),
     }
     base_metrics, tuned_metrics = evaluations["base"].metrics, evaluations["finetuned"].metrics
     base_metrics["query_sets"] = score_query_sets(query_sets, base, lambda: base_catalog_search(base, catalog_dir))

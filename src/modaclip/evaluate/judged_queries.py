@@ -25,7 +25,7 @@ BEIR_HEADER = ("query-id", "corpus-id", "score")
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9_-]+")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class JudgedQueries:
     """One set: query id -> text, and query id -> {product id: grade}. `notes` are counts its source adds
     to the set's summary in eval.json (the shoppers' set: queries dropped for equalling a training text)."""
@@ -62,7 +62,7 @@ def read_beir_queries(path: Path) -> dict[str, str]:
             query_id, text = str(record["_id"]), record["text"]
         except (json.JSONDecodeError, KeyError, TypeError) as err:
             raise ModaclipError(f'{path}:{number}: expected {{"_id": ..., "text": ...}}, got {line[:80]!r}') from err
-        _add_query(queries, query_id, text, path, number)
+        _add_query(queries, query_id, text, path=path, number=number)
     return queries
 
 
@@ -72,11 +72,11 @@ def read_tsv_queries(path: Path) -> dict[str, str]:
         parts = line.split("\t")
         if len(parts) != 2:
             raise ModaclipError(f"{path}:{number}: expected query-id<TAB>text, got {len(parts)} field(s)")
-        _add_query(queries, parts[0].strip(), parts[1], path, number)
+        _add_query(queries, parts[0].strip(), parts[1], path=path, number=number)
     return queries
 
 
-def _add_query(queries: dict[str, str], query_id: str, text: object, path: Path, number: int) -> None:
+def _add_query(queries: dict[str, str], query_id: str, text: object, *, path: Path, number: int) -> None:
     if not isinstance(text, str) or not text.strip() or not query_id:
         raise ModaclipError(f"{path}:{number}: query {query_id!r} has no text")
     if query_id in queries:
@@ -126,13 +126,13 @@ def load_beir(folder: Path, source: str) -> JudgedQueries:
     queries = read_beir_queries(_existing(folder / BEIR_QUERIES, source))
     qrels_path = _existing(folder / BEIR_QRELS, source)
     qrels = judge(queries, read_beir_qrels(qrels_path), qrels_path)
-    return JudgedQueries(set_name(folder.name), source, queries, qrels)
+    return JudgedQueries(name=set_name(folder.name), source=source, queries=queries, qrels=qrels)
 
 
 def load_trec(qrels_path: Path, queries_path: Path, source: str) -> JudgedQueries:
     queries = read_tsv_queries(_existing(queries_path, source))
     qrels = judge(queries, read_trec_qrels(_existing(qrels_path, source)), qrels_path)
-    return JudgedQueries(set_name(qrels_path.stem), source, queries, qrels)
+    return JudgedQueries(name=set_name(qrels_path.stem), source=source, queries=queries, qrels=qrels)
 
 
 def _existing(path: Path, source: str) -> Path:

@@ -35,7 +35,7 @@ FMNIST_LABELS = "t10k-labels-idx1-ubyte"
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif"})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class LabelledImages:
     """One benchmark set: image i is encoded in images[i] and belongs to class_names[labels[i]]."""
 
@@ -139,5 +139,5 @@ def open_labelled_sets(
         if any(existing.name == name for existing in sets):
             raise ModaclipError(f"{where}: a second set named {name!r} (from {spec!r}); each set needs its own name")
         class_names, images, labels = LOADERS[scheme](folder, limit)
-        sets.append(LabelledImages(name, spec, class_names, images, labels))
+        sets.append(LabelledImages(name=name, source=spec, class_names=class_names, images=images, labels=labels))
     return sets

@@ -59,7 +59,7 @@ def open_query_set(spec: str, where: str, catalog_dir: Path, train_fields: Seque
     if not rest.isdigit() or int(rest) < 1:
         raise ModaclipError(f"{where}: {spec!r}: shoppers:<count> takes a number of queries of at least 1")
     catalog, fields = judged_catalog(catalog_dir)
-    return shopper_queries(catalog, fields, int(rest), train_fields, spec)
+    return shopper_queries(catalog, fields, int(rest), train_fields=train_fields, source=spec)
 
 
 def judged_catalog(catalog_dir: Path) -> tuple[pd.DataFrame, CatalogFields]:
@@ -117,7 +117,13 @@ def in_catalog(judged: JudgedQueries, product_ids: set[str]) -> tuple[JudgedQuer
         "recall@10_ceiling": float(np.minimum(1.0, 10 / relevant).mean()),
         **judged.notes,
     }
-    scored = JudgedQueries(judged.name, judged.source, {q: judged.queries[q] for q in qrels}, qrels, judged.notes)
+    scored = JudgedQueries(
+        name=judged.name,
+        source=judged.source,
+        queries={q: judged.queries[q] for q in qrels},
+        qrels=qrels,
+        notes=judged.notes,
+    )
     return scored, summary
 
 
@@ -138,7 +144,7 @@ def search_set(search: CatalogSearch, judged: JudgedQueries, query_vectors: np.n
     texts, depth = list(judged.queries.values()), min(DEPTH, len(search))
     result = {}
     for mode, hybrid in MODES.items():
-        hits = search.rank_text(texts, query_vectors, depth, None, hybrid)
+        hits = search.rank_text(texts, query_vectors, depth, allowed=None, hybrid=hybrid)
         rankings = {query: [hit.id for hit in found] for query, found in zip(judged.queries, hits)}
         result[mode] = score_rankings(judged.qrels, rankings)
     return result

@@ -283,6 +283,7 @@ def shopper_queries(
     catalog: pd.DataFrame,
     fields: CatalogFields,
     count: int,
+    *,
     train_fields: Sequence[str],
     source: str,
     seed: int = SEED,
@@ -321,4 +322,6 @@ def shopper_queries(
         query_id = f"s{len(queries) + 1:04d}"
         queries[query_id] = query.text
         qrels[query_id] = {ids[i]: int(graded[i]) for i in np.flatnonzero(graded)}
-    return JudgedQueries(NAME, source, queries, qrels, {"dropped_as_training_text": dropped})
+    return JudgedQueries(
+        name=NAME, source=source, queries=queries, qrels=qrels, notes={"dropped_as_training_text": dropped}
+    )

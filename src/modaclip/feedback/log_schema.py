@@ -60,7 +60,7 @@ CREATE INDEX IF NOT EXISTS events_at ON events (at);
 """
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SearchRecord:
     """One answered search, as a row of `searches`."""
 

@@ -59,11 +59,12 @@ def held_out_by_truth(heldout: JudgedQueries, truth: JudgedQueries) -> JudgedQue
     """The held-out queries the truth judges, with the truth's judgments (query ids are the export's, so they match)."""
     qrels = {query: truth.qrels[query] for query in heldout.queries if query in truth.qrels}
     queries = {query: heldout.queries[query] for query in qrels}
-    return JudgedQueries(BY_ATTRIBUTES, truth.source, queries, qrels)
+    return JudgedQueries(name=BY_ATTRIBUTES, source=truth.source, queries=queries, qrels=qrels)
 
 
 def evaluate_logged(
     params: Params,
+    *,
     catalog_dir: str | Path,
     finetuned_dir: str | Path,
     embeddings_dir: str | Path,
@@ -72,7 +73,14 @@ def evaluate_logged(
     truth_dir: str | Path,
 ) -> tuple[dict[str, Any], dict[str, dict[str, float | None]]]:
     """The report ({"sets": summaries, model: {set: {mode: figures}}}) and the headline: each model's vector
-    nDCG@10 on the held-out logged queries."""
+    nDCG@10 on the held-out logged queries.
+
+    Args:
+        finetuned_dir: the catalog-fine-tuned model, with `embeddings_dir` its embeddings of the catalog.
+        feedback_model_dir: the model fine-tuned on the catalog and the log.
+        feedback_dir: the feedback export (its held-out judged sets).
+        truth_dir: a simulated log's attribute judgments (absent for a real log: not scored).
+    """
     catalog_dir = Path(catalog_dir)
     sets, summaries = logged_sets(Path(feedback_dir), catalog_dir, Path(truth_dir))
     report: dict[str, Any] = {"sets": summaries}

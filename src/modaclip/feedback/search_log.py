@@ -55,7 +55,7 @@ class LogConfig:
     retention_days: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class LogStats:
     """The log's counters, for /metrics and /health. `problem` is the last write's error while writes fail;
     `last_error` the last error seen, kept after writes succeed again."""
@@ -111,6 +111,7 @@ class SearchLog:
         self,
         kind: str,
         query: str | None,
+        *,
         filters: dict[str, list[str]],
         session: str | None,
         model: str,
@@ -121,7 +122,19 @@ class SearchLog:
         """Queue an answered search; its new search_id (for the response) whether or not the queue had room."""
         search_id = uuid.uuid4().hex
         shown_ids = [str(product) for product in shown]
-        self._put(SearchRecord(search_id, time.time(), kind, query, filters, session, model, mode, offset, shown_ids))
+        record = SearchRecord(
+            search_id=search_id,
+            at=time.time(),
+            kind=kind,
+            query=query,
+            filters=filters,
+            session=session,
+            model=model,
+            mode=mode,
+            offset=offset,
+            shown=shown_ids,
+        )
+        self._put(record)
         return search_id
 
     def record_event(self, search_id: str, product_id: int | str, event: str) -> bool:
@@ -131,14 +144,14 @@ class SearchLog:
     def stats(self) -> LogStats:
         with self._lock:
             return LogStats(
-                self._written,
-                self._dropped,
-                self._failed,
-                self._reopened,
-                self._queue.qsize(),
-                self.config.retention_days,
-                self._problem,
-                self._last_error,
+                written=self._written,
+                dropped=self._dropped,
+                failed=self._failed,
+                reopened=self._reopened,
+                queued=self._queue.qsize(),
+                retention_days=self.config.retention_days,
+                problem=self._problem,
+                last_error=self._last_error,
             )
 
     def close(self) -> None:

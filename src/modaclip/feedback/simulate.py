@@ -46,7 +46,9 @@ MODEL_NAME = "finetuned"  # the logged model: the catalog-fine-tuned one the sim
 
 def query_pool(catalog_dir: Path, params: FeedbackSimulateParams, train_fields: Sequence[str]) -> JudgedQueries:
     catalog, fields = judged_catalog(catalog_dir)
-    return shopper_queries(catalog, fields, params.pool, train_fields, "simulated shoppers", seed=params.seed)
+    return shopper_queries(
+        catalog, fields, params.pool, train_fields=train_fields, source="simulated shoppers", seed=params.seed
+    )
 
 
 def pool_judgments(pool: JudgedQueries) -> pd.DataFrame:
@@ -80,9 +82,19 @@ def simulate(
         shown = list(rankings[q])
         sid = search_id(params.seed, number)
         searches.append(
-            SearchRecord(sid, at, "text", pool.queries[query_ids[q]], {}, f"shopper-{session:05d}", MODEL_NAME,
-                         "vector", 0, shown)
-        )  # fmt: skip
+            SearchRecord(
+                search_id=sid,
+                at=at,
+                kind="text",
+                query=pool.queries[query_ids[q]],
+                filters={},
+                session=f"shopper-{session:05d}",
+                model=MODEL_NAME,
+                mode="vector",
+                offset=0,
+                shown=shown,
+            )
+        )
         grades = pool.qrels[query_ids[q]]
         positions = np.arange(1, len(shown) + 1)
         examined = rng.random(len(shown)) < (1.0 / positions) ** params.eta
@@ -99,6 +111,7 @@ def simulate_log(
     model_dir: str | Path,
     embeddings_dir: str | Path,
     catalog_dir: str | Path,
+    *,
     out: str | Path,
     params: FeedbackSimulateParams,
     train_fields: Sequence[str],

@@ -39,7 +39,7 @@ def read_styles(path: Path, bad_rows: BadRows, id_column: str = "id") -> pd.Data
             header = next(reader, None)
             if not header:
                 raise ModaclipError(f"{path}: empty file, expected a header row")
-            rows = list(_readable_rows(reader, header, path, bad_rows, id_column))
+            rows = list(_readable_rows(reader, header, path=path, bad_rows=bad_rows, id_column=id_column))
     except UnicodeDecodeError as error:
         raise ModaclipError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from error
     bad_rows.check(len(rows) + bad_rows.total, str(path))
@@ -47,7 +47,7 @@ def read_styles(path: Path, bad_rows: BadRows, id_column: str = "id") -> pd.Data
 
 
 def _readable_rows(
-    reader: Iterator[list[str]], header: list[str], path: Path, bad_rows: BadRows, id_column: str
+    reader: Iterator[list[str]], header: list[str], *, path: Path, bad_rows: BadRows, id_column: str
 ) -> Iterator[list[str | None]]:
     width = len(header)
     id_at = header.index(id_column) if id_column in header else None

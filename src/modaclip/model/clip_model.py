@@ -11,7 +11,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +58,7 @@ class ClipBundle:
     """
 
     model: torch.nn.Module
+    _: KW_ONLY
     preprocess_train: Callable[[Image.Image], torch.Tensor]
     preprocess: Callable[[Image.Image], torch.Tensor]
     tokenizer: Callable[[Sequence[str]], torch.Tensor]
@@ -123,7 +124,14 @@ def create_base_model(arch: str, pretrained: str, seed: int) -> ClipBundle:
     tokenizer = open_clip.get_tokenizer(arch)
     model_cfg = open_clip.get_model_config(arch) or {}
     meta = {"arch": arch, "pretrained": pretrained, "seed": seed}
-    return ClipBundle(model, preprocess_train, preprocess, tokenizer, model_cfg, meta)
+    return ClipBundle(
+        model,
+        preprocess_train=preprocess_train,
+        preprocess=preprocess,
+        tokenizer=tokenizer,
+        model_cfg=model_cfg,
+        meta=meta,
+    )
 
 
 def bundle_from_parts(parts: OpenClipParts, meta: dict[str, Any]) -> ClipBundle:
@@ -138,11 +146,11 @@ def bundle_from_parts(parts: OpenClipParts, meta: dict[str, Any]) -> ClipBundle:
     tokenizer = SimpleTokenizer(context_length=parts.model_cfg["text_cfg"]["context_length"])
     return ClipBundle(
         model,
-        image_transform_v2(preprocess_cfg, is_train=True),
-        image_transform_v2(preprocess_cfg, is_train=False),
-        tokenizer,
-        parts.model_cfg,
-        meta,
+        preprocess_train=image_transform_v2(preprocess_cfg, is_train=True),
+        preprocess=image_transform_v2(preprocess_cfg, is_train=False),
+        tokenizer=tokenizer,
+        model_cfg=parts.model_cfg,
+        meta=meta,
     )
 
 
@@ -207,7 +215,14 @@ def load_model(directory: str | Path, device: str = "cpu") -> ClipBundle:
         raise ModaclipError(f"{directory}: cannot load model: {err}") from err
     tokenizer = open_clip.get_tokenizer(f"local-dir:{directory}")
     model.eval()
-    return ClipBundle(model, preprocess_train, preprocess, tokenizer, model_cfg, read_meta(directory))
+    return ClipBundle(
+        model,
+        preprocess_train=preprocess_train,
+        preprocess=preprocess,
+        tokenizer=tokenizer,
+        model_cfg=model_cfg,
+        meta=read_meta(directory),
+    )
 
 
 class EncodedImages(Dataset):

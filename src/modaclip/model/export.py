@@ -30,12 +30,18 @@ CARD = "README.md"
 def export_transformers(model_dir: Path, out: Path, evaluation: str | None = None) -> None:
     """A transformers CLIPModel folder of the saved model in `model_dir`, with its card
     (`evaluation`: the Markdown table of its figures, if any)."""
-    _export(model_dir, out, "transformers", evaluation, _write_transformers)
+    _export(model_dir, out, library="transformers", evaluation=evaluation, write=_write_transformers)
 
 
 def export_onnx(model_dir: Path, out: Path, evaluation: str | None = None) -> None:
     """The saved model's towers as ONNX graphs (model/onnx_runtime.py describes the folder), with its card."""
-    _export(model_dir, out, "onnx", evaluation, partial(_write_onnx, fingerprint=weights_fingerprint(model_dir)))
+    _export(
+        model_dir,
+        out,
+        library="onnx",
+        evaluation=evaluation,
+        write=partial(_write_onnx, fingerprint=weights_fingerprint(model_dir)),
+    )
 
 
 FORMATS = {"hf": export_transformers, "onnx": export_onnx}
@@ -61,6 +67,7 @@ def _write_onnx(bundle: ClipBundle, folder: Path, fingerprint: str) -> None:
 def _export(
     model_dir: Path,
     out: Path,
+    *,
     library: str,
     evaluation: str | None,
     write: Callable[[ClipBundle, Path], None],

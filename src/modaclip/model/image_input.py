@@ -22,7 +22,7 @@ def decode_image(data: bytes) -> Image.Image:
 
 
 def pixels(
-    image: Image.Image, size: int, mean: Sequence[float], std: Sequence[float], interpolation: str = "bicubic"
+    image: Image.Image, size: int, *, mean: Sequence[float], std: Sequence[float], interpolation: str = "bicubic"
 ) -> np.ndarray:
     """float32 [3, size, size]: shorter side scaled to `size`, centre crop, normalised."""
     width, height = image.size

@@ -50,8 +50,8 @@ def export_towers(bundle: ClipBundle, directory: Path, model_sha256: str) -> Non
     images = [_probe_image(image_cfg["size"], seed) for seed in range(2)]
     probe_pixels = torch.from_numpy(np.stack([_pixels(image, image_cfg) for image in images]))
     text_axes = {0: "batch", 1: "length"} if text_tower.unpadded else {0: "batch"}
-    _export(text_tower, tokens, directory / TEXT_GRAPH, "tokens", text_axes)
-    _export(image_tower, probe_pixels, directory / IMAGE_GRAPH, "pixels", {0: "batch"})
+    _export(text_tower, tokens, directory / TEXT_GRAPH, name="tokens", axes=text_axes)
+    _export(image_tower, probe_pixels, directory / IMAGE_GRAPH, name="pixels", axes={0: "batch"})
     tokenizer.save(directory / TOKENIZER_FILE)
     settings = {
         "format": TOWERS_FORMAT,
@@ -101,7 +101,9 @@ def _probe_image(side: int, seed: int) -> Image.Image:
 
 
 def _pixels(image: Image.Image, settings: dict[str, Any]) -> np.ndarray:
-    return pixels(image, settings["size"], settings["mean"], settings["std"], settings["interpolation"])
+    return pixels(
+        image, settings["size"], mean=settings["mean"], std=settings["std"], interpolation=settings["interpolation"]
+    )
 
 
 def _png(image: Image.Image) -> bytes:
@@ -110,7 +112,7 @@ def _png(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
-def _export(tower: torch.nn.Module, example: torch.Tensor, path: Path, name: str, axes: dict[int, str]) -> None:
+def _export(tower: torch.nn.Module, example: torch.Tensor, path: Path, *, name: str, axes: dict[int, str]) -> None:
     # With autograd on (and weights that require grad), attention is traced as its plain operators; without,
     # torch takes its fused inference kernel, which has no ONNX form.
     with warnings.catch_warnings(), torch.enable_grad():

@@ -79,7 +79,13 @@ class OnnxEmbedder:
         chunks = [np.zeros((0, self.config["embed_dim"]), np.float32)]
         for start in range(0, len(images), batch_size):
             batch = [
-                pixels(decode_image(data), cfg["size"], cfg["mean"], cfg["std"], cfg["interpolation"])
+                pixels(
+                    decode_image(data),
+                    cfg["size"],
+                    mean=cfg["mean"],
+                    std=cfg["std"],
+                    interpolation=cfg["interpolation"],
+                )
                 for data in images[start : start + batch_size]
             ]
             chunks.append(self._run(IMAGE_GRAPH, np.stack(batch)))

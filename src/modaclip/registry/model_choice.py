@@ -24,7 +24,7 @@ import hashlib
 import logging
 import os
 import re
-from dataclasses import dataclass, replace
+from dataclasses import KW_ONLY, dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -55,6 +55,7 @@ class SearchSource:
     model: Path
     embeddings: Path
     catalog: Path
+    _: KW_ONLY
     kind: str  # "production", "version", "pipeline" (auto with no production yet), "folder" or "base"
     description: str
     version: str | None = None
@@ -115,7 +116,7 @@ def search_source_for(
         if embeddings
         else cached_embeddings_dir(model_dir, catalog_dir, params.embed, cache_dir(), towers=True)
     )
-    return SearchSource(model_dir, embeddings_dir, catalog_dir, kind, description)
+    return SearchSource(model_dir, embeddings_dir, catalog_dir, kind=kind, description=description)
 
 
 def registered_source(spec: str, root: Path = Path(".")) -> SearchSource:
@@ -134,7 +135,7 @@ def registered_source(spec: str, root: Path = Path(".")) -> SearchSource:
         return source
     if re.fullmatch(r"v\d+(\.\d+\.\d+)?", spec):
         return version_source(root, model_versions.find_version(root, spec), "version")
-    return SearchSource(Path(spec), EMBEDDINGS_DIR, CATALOG_DIR, "folder", f"model folder {spec}")
+    return SearchSource(Path(spec), EMBEDDINGS_DIR, CATALOG_DIR, kind="folder", description=f"model folder {spec}")
 
 
 def evaluation_of(spec: str, root: Path = Path(".")) -> dict[str, Any] | None:

@@ -214,7 +214,7 @@ def eval_report(root: Path, version: ModelVersion) -> dict[str, Any]:
     return report
 
 
-def register(root: Path, commit: str, version: str, stage: str, reason: str) -> ModelVersion:
+def register(root: Path, commit: str, version: str, *, stage: str, reason: str) -> ModelVersion:
     """Tag `commit` as `version` and assign it `stage` (`prod` changes production; `staging` awaits review).
 
     A command killed between the two tags is resumed: a commit already registered keeps its version,

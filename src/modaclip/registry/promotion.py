@@ -61,7 +61,7 @@ def base_path(path: str) -> str:
     return f"{BASE}.{rest}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Confidence:
     """A paired bootstrap of the gated metric over the test products both models were scored on."""
 
@@ -99,11 +99,17 @@ def paired_bootstrap(
         gains[start : start + rows] = differences[rng.integers(0, n, size=(rows, n))].mean(axis=1)
     low, high = np.percentile(gains, [5, 95])
     return Confidence(
-        metric, n, float(differences.mean()), float(np.mean(gains > TIE)), (float(low), float(high)), resamples, seed
+        metric=metric,
+        products=n,
+        gain=float(differences.mean()),
+        confidence=float(np.mean(gains > TIE)),
+        interval=(float(low), float(high)),
+        resamples=resamples,
+        seed=seed,
     )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Check:
     """One compared figure: candidate vs production, the change, and the bound it had to meet."""
 
@@ -116,7 +122,7 @@ class Check:
     passed: bool
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Decision:
     passed: bool
     baseline: Literal["production", "base model"]
@@ -141,10 +147,18 @@ def compare(candidate: dict[str, Any], production: dict[str, Any], params: Promo
         new = metric_value(candidate, path, "candidate metrics")
         old = metric_value(production, path, "production metrics")
         change = new - old
-        if role == "metric":
-            checks.append(Check(role, path, new, old, change, params.min_gain, change >= params.min_gain))
-        else:
-            checks.append(Check(role, path, new, old, change, -params.max_regression, change >= -params.max_regression))
+        bound = params.min_gain if role == "metric" else -params.max_regression
+        checks.append(
+            Check(
+                role=role,
+                metric=path,
+                candidate=new,
+                production=old,
+                change=change,
+                bound=bound,
+                passed=change >= bound,
+            )
+        )
     return checks
 
 
@@ -171,15 +185,21 @@ def decide(
         confidence = paired_bootstrap(params.metric, *per_product)
     gated, guards = checks[0], checks[1:]
     metric_passed = gated.passed and (confidence is None or confidence.confidence >= params.min_confidence)
-    reason = _verdict(gated, metric_passed, baseline, confidence, params)
+    reason = _verdict(gated, metric_passed=metric_passed, baseline=baseline, confidence=confidence, params=params)
     failed_guards = [_guard_failure(check, baseline) for check in guards if not check.passed]
     if failed_guards:
         reason += (", but " if metric_passed else "; ") + "; ".join(failed_guards)
-    return Decision(metric_passed and not failed_guards, baseline, reason, checks, confidence)
+    return Decision(
+        passed=metric_passed and not failed_guards,
+        baseline=baseline,
+        reason=reason,
+        checks=checks,
+        confidence=confidence,
+    )
 
 
 def _verdict(
-    gated: Check, metric_passed: bool, baseline: str, confidence: Confidence | None, params: PromoteParams
+    gated: Check, *, metric_passed: bool, baseline: str, confidence: Confidence | None, params: PromoteParams
 ) -> str:
     """The gated metric, its gain and (when computed) its confidence, each with the bound it met or missed."""
     gain = f"gain {gated.change:+.4f} " + (

@@ -115,7 +115,7 @@ def gate_and_record(root: Path, params: Params) -> dict[str, Any]:
     if itself and interrupted:
         stage = model_versions.PROD_STAGE if interrupted["promoted"] else model_versions.STAGING_STAGE
         with model_versions.registry_lock(root):
-            model_versions.register(root, itself.commit, itself.version, stage, interrupted["reason"])
+            model_versions.register(root, itself.commit, itself.version, stage=stage, reason=interrupted["reason"])
         return interrupted
     candidate = read_report(root / EVAL_METRICS)
     for _ in range(GATE_ATTEMPTS):
@@ -127,7 +127,9 @@ def gate_and_record(root: Path, params: Params) -> dict[str, Any]:
         with model_versions.registry_lock(root):
             now = model_versions.production(root)
             if now == current:
-                return record_decision(root, params, candidate, itself, decision, current, champion)
+                return record_decision(
+                    root, params, candidate, itself=itself, decision=decision, current=current, champion=champion
+                )
         log.info(
             "production moved from %s to %s while the gate ran; gating again against %s",
             current.version if current else "none",
@@ -143,12 +145,20 @@ def record_decision(
     root: Path,
     params: Params,
     candidate: dict[str, Any],
+    *,
     itself: model_versions.ModelVersion | None,
     decision: Decision,
     current: model_versions.ModelVersion | None,
     champion: dict[str, Any] | None,
 ) -> dict[str, Any]:
-    """Write promotion.json and, for a passing new candidate, commit and tag it (under the registry lock)."""
+    """Write promotion.json and, for a passing new candidate, commit and tag it (under the registry lock).
+
+    Args:
+        candidate: the candidate's eval report (metrics/eval.json).
+        itself: the registered version the candidate is (nothing retrained since its commit), else None.
+        current: the production version the gate compared with; None in the first round (the base model was the bar).
+        champion: production's eval report on the candidate's test split; None when none was scored.
+    """
     stage = model_versions.PROD_STAGE if params.promote.mode == "auto" and not itself else model_versions.STAGING_STAGE
     returning = rolled_back_model(root) if decision.passed and stage == model_versions.PROD_STAGE else None
     if returning:
@@ -174,7 +184,9 @@ def record_decision(
         commit = commit_run(
             root, f"retrain: {model_versions.ARTIFACT} {version} {record['decision']} ({decision.reason})"
         )
-        record["candidate"]["version"] = model_versions.register(root, commit, version, stage, decision.reason).version
+        record["candidate"]["version"] = model_versions.register(
+            root, commit, version, stage=stage, reason=decision.reason
+        ).version
     return record
 
 
@@ -238,7 +250,7 @@ def unchanged(root: Path, itself: model_versions.ModelVersion, current: model_ve
         reason = f"candidate is the production model {itself.tag} itself (nothing changed since its commit)"
     elif awaiting:
         reason += f"; it awaits review: `modaclip promote {itself.version}`"
-    return Decision(awaiting, "production", reason, [])
+    return Decision(passed=awaiting, baseline="production", reason=reason, checks=[])
 
 
 def production_record(

@@ -59,6 +59,7 @@ class CatalogSearch:
         embedder: Embedder,
         ids: np.ndarray,
         vectors: np.ndarray,
+        *,
         info: pd.DataFrame,
         catalog_dir: Path,
         index: faiss.Index | None = None,
@@ -93,7 +94,14 @@ class CatalogSearch:
         index = load_index(Path(embeddings_dir) / INDEX_FILE, params) if "index" in meta else None
         info = _aligned_info(catalog_dir, embeddings.ids)
         return cls(
-            embedder, embeddings.ids, embeddings.vectors, info, Path(catalog_dir), index, params, embeddings.image_keys
+            embedder,
+            embeddings.ids,
+            embeddings.vectors,
+            info=info,
+            catalog_dir=Path(catalog_dir),
+            index=index,
+            index_params=params,
+            image_keys=embeddings.image_keys,
         )
 
     @classmethod
@@ -101,7 +109,9 @@ class CatalogSearch:
         cls, embedder: Embedder, ids: np.ndarray, vectors: np.ndarray, catalog_dir: str | Path
     ) -> CatalogSearch:
         """Exact search over given vectors of catalog products: a model's embeddings that no embed stage stored."""
-        return cls(embedder, np.asarray(ids), vectors, _aligned_info(catalog_dir, ids), Path(catalog_dir))
+        return cls(
+            embedder, np.asarray(ids), vectors, info=_aligned_info(catalog_dir, ids), catalog_dir=Path(catalog_dir)
+        )
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -112,7 +122,7 @@ class CatalogSearch:
         """The k best products for each query, all queries embedded in one pass."""
         self.check_text_search(queries, k)
         allowed = filter_mask(self.info, filters)
-        return self.rank_text(queries, self.embedder.embed_texts(queries), k, allowed, hybrid)
+        return self.rank_text(queries, self.embedder.embed_texts(queries), k, allowed=allowed, hybrid=hybrid)
 
     def check_text_search(self, queries: Sequence[str], k: int) -> None:
         """The errors `search_text` raises before any work: no query, an empty one, k out of range."""
@@ -128,6 +138,7 @@ class CatalogSearch:
         queries: Sequence[str],
         query_vectors: np.ndarray,
         k: int,
+        *,
         allowed: np.ndarray | None,
         hybrid: bool = False,
     ) -> list[list[SearchHit]]:

@@ -87,7 +87,7 @@ def retrieval_grid(rows: Sequence[tuple[str, Sequence[GridCell]]], thumb: int = 
             draw.line([(MARGIN, top - GAP // 2), (width - MARGIN, top - GAP // 2)], ROW_RULE_COLOUR)
         _draw_label(draw, label, (MARGIN, top), layout)
         for column, cell in enumerate(cells):
-            _draw_cell(grid, draw, cell, (layout.cell_x(column), top), layout)
+            _draw_cell(grid, draw, cell, origin=(layout.cell_x(column), top), layout=layout)
     return grid
 
 
@@ -107,7 +107,7 @@ def _layout(thumb: int) -> _Layout:
 
 def _draw_label(draw: ImageDraw.ImageDraw, label: str, origin: tuple[int, int], layout: _Layout) -> None:
     max_lines = max(1, layout.row_height // layout.label_line_height)
-    lines = _wrap(draw, label, layout.label_font, layout.label_width, max_lines)
+    lines = _wrap(draw, label, font=layout.label_font, width=layout.label_width, max_lines=max_lines)
     x, y = origin
     for number, line in enumerate(lines):
         position = (x, y + number * layout.label_line_height)
@@ -118,6 +118,7 @@ def _draw_cell(
     grid: Image.Image,
     draw: ImageDraw.ImageDraw,
     cell: GridCell,
+    *,
     origin: tuple[int, int],
     layout: _Layout,
 ) -> None:
@@ -172,7 +173,7 @@ def _placeholder(size: int, font: Font) -> Image.Image:
     return placeholder
 
 
-def _wrap(draw: ImageDraw.ImageDraw, text: str, font: Font, width: int, max_lines: int) -> list[str]:
+def _wrap(draw: ImageDraw.ImageDraw, text: str, *, font: Font, width: int, max_lines: int) -> list[str]:
     """Greedy word wrap to width; text beyond max_lines ends the last line in an ellipsis."""
     lines: list[str] = []
     words = text.split()

@@ -149,8 +149,8 @@ class ModelWorkers:
     def __init__(self, threads: int) -> None:
         self._limiter = anyio.CapacityLimiter(threads)
 
-    async def run(self, function: Callable[..., T], *args: Any) -> T:
-        return await anyio.to_thread.run_sync(partial(function, *args), limiter=self._limiter)
+    async def run(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        return await anyio.to_thread.run_sync(partial(function, *args, **kwargs), limiter=self._limiter)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -378,11 +378,12 @@ def search_routes(filter_docs: dict[str, Any]) -> APIRouter:
         allowed = await workers.run(mask_of, engine, filters) if filters else None
         vectors = await until_client_leaves(request, service.encode_queries([q]))
         if allowed is not None or hybrid:  # exact ranking of a filtered subset, or BM25: too slow for the event loop
-            hits = (await workers.run(engine.rank_text, [q], vectors, depth, allowed, hybrid))[0]
+            hits = (await workers.run(engine.rank_text, [q], vectors, depth, allowed=allowed, hybrid=hybrid))[0]
         else:
-            hits = engine.rank_text([q], vectors, depth, None)[0]
+            hits = engine.rank_text([q], vectors, depth, allowed=None)[0]
         found = page(hits, offset, k, ignored)
-        logged = log_search(service, found, "text", q, filters, session, "hybrid" if hybrid else "vector")
+        mode = "hybrid" if hybrid else "vector"
+        logged = log_search(service, found, kind="text", query=q, filters=filters, session=session, mode=mode)
         return {"query": q, **logged}
 
     @router.get(
@@ -405,7 +406,15 @@ def search_routes(filter_docs: dict[str, Any]) -> APIRouter:
         depth = search_depth(offset, k, len(engine))
         hits = await service.workers.run(similar_hits, engine, product_id, depth, filters)
         found = page(hits, offset, k, ignored)
-        logged = log_search(service, found, "similar_product", str(product_id), filters, session, "vector")
+        logged = log_search(
+            service,
+            found,
+            kind="similar_product",
+            query=str(product_id),
+            filters=filters,
+            session=session,
+            mode="vector",
+        )
         return {"product": product_json(engine, product_id), **logged}
 
     @router.post(
@@ -427,7 +436,10 @@ def search_routes(filter_docs: dict[str, Any]) -> APIRouter:
         async with service.upload_form(request) as form:
             image = await service.uploaded_image(form)
             hits = await service.workers.run(similar_hits, engine, image, depth, filters)
-        return log_search(service, page(hits, offset, k, ignored), "similar_image", None, filters, session, "vector")
+        found = page(hits, offset, k, ignored)
+        return log_search(
+            service, found, kind="similar_image", query=None, filters=filters, session=session, mode="vector"
+        )
 
     return router
 
@@ -564,6 +576,7 @@ def parse_event(body: bytes) -> ShopperEvent:
 def log_search(
     service: Service,
     found: dict[str, Any],
+    *,
     kind: Literal["text", "similar_product", "similar_image"],
     query: str | None,
     filters: Sequence[AttributeFilter],
@@ -574,15 +587,17 @@ def log_search(
     search_log = service.settings.search_log
     if search_log is None:
         return {**found, "search_id": uuid.uuid4().hex}
+    # an empty token is no token: each such search its own shopper
+    shopper = session.strip() or None if session else None
     search_id = search_log.record_search(
         kind,
         query,
-        {f.column: list(f.values) or [f.describe().partition("=")[2]] for f in filters},
-        session.strip() or None if session else None,  # an empty token is no token: each such search its own shopper
-        public_model_name(service.settings.source),
-        mode,
-        found["offset"],
-        [hit["id"] for hit in found["results"]],
+        filters={f.column: list(f.values) or [f.describe().partition("=")[2]] for f in filters},
+        session=shopper,
+        model=public_model_name(service.settings.source),
+        mode=mode,
+        offset=found["offset"],
+        shown=[hit["id"] for hit in found["results"]],
     )
     return {**found, "search_id": search_id}
 

@@ -9,6 +9,7 @@ from modaclip.core.errors import ModaclipError
 
 def apply_freezing(
     model: torch.nn.Module,
+    *,
     lock_image: bool,
     image_unlocked_groups: int,
     lock_text: bool,

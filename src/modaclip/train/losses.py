@@ -1,6 +1,6 @@
 """Contrastive losses chosen by name (`train.loss`), all called the same way.
 
-Every loss takes (image_features, text_features, logit_scale, logit_bias, caption_keys, fields)
+Every loss takes (image_features, text_features, logit_scale, *, logit_bias, caption_keys, fields)
 for the local micro-batch and, when `world_size > 1`, gathers the other ranks' features itself, so
 the effective batch is global. `fields` are the texts of `train.fields`, which only the field-aware
 loss reads. Adding a loss is one class here and one line in `LOSSES`.
@@ -47,6 +47,7 @@ class ContrastiveLoss(torch.nn.Module):
         image_features: torch.Tensor,
         text_features: torch.Tensor,
         logit_scale: torch.Tensor,
+        *,
         logit_bias: torch.Tensor | None,
         caption_keys: torch.Tensor,
         fields: Sequence[FieldPart] = (),
@@ -63,7 +64,7 @@ class InfoNCE(ContrastiveLoss):
         # gradients of the gathered features flow back to their ranks (open_clip's recommended pair).
         self.clip = ClipLoss(local_loss=True, gather_with_grad=True, rank=rank, world_size=world_size)
 
-    def forward(self, image_features, text_features, logit_scale, logit_bias, caption_keys, fields=()):
+    def forward(self, image_features, text_features, logit_scale, *, logit_bias, caption_keys, fields=()):
         return self.clip(image_features, text_features, logit_scale)
 
 
@@ -76,8 +77,10 @@ class MultiPositive(ContrastiveLoss):
     with all captions distinct the targets are the identity and this is exactly InfoNCE.
     """
 
-    def forward(self, image_features, text_features, logit_scale, logit_bias, caption_keys, fields=()):
-        return multi_positive(image_features, text_features, logit_scale, caption_keys, self.rank, self.world_size)
+    def forward(self, image_features, text_features, logit_scale, *, logit_bias, caption_keys, fields=()):
+        return multi_positive(
+            image_features, text_features, logit_scale, keys=caption_keys, rank=self.rank, world_size=self.world_size
+        )
 
 
 class FieldAware(ContrastiveLoss):
@@ -100,11 +103,14 @@ class FieldAware(ContrastiveLoss):
 
     reads_fields = True
 
-    def forward(self, image_features, text_features, logit_scale, logit_bias, caption_keys, fields=()):
+    def forward(self, image_features, text_features, logit_scale, *, logit_bias, caption_keys, fields=()):
         if not fields:
             raise ModaclipError("train.loss fields: no field texts in the batch; give train.fields a text")
         return sum(
-            part.weight * multi_positive(image_features, part.text, logit_scale, part.keys, self.rank, self.world_size)
+            part.weight
+            * multi_positive(
+                image_features, part.text, logit_scale, keys=part.keys, rank=self.rank, world_size=self.world_size
+            )
             for part in fields
             if part.weight > 0
         )
@@ -119,7 +125,7 @@ class Sigmoid(ContrastiveLoss):
         super().__init__(rank, world_size)
         self.siglip = SigLipLoss(rank=rank, world_size=world_size)
 
-    def forward(self, image_features, text_features, logit_scale, logit_bias, caption_keys, fields=()):
+    def forward(self, image_features, text_features, logit_scale, *, logit_bias, caption_keys, fields=()):
         return self.siglip(image_features, text_features, logit_scale, logit_bias)
 
 
@@ -142,6 +148,7 @@ def multi_positive(
     image_features: torch.Tensor,
     text_features: torch.Tensor,
     logit_scale: torch.Tensor,
+    *,
     keys: torch.Tensor,
     rank: int = 0,
     world_size: int = 1,

@@ -53,6 +53,7 @@ class RunIdentity:
         params: TrainParams,
         train: pd.DataFrame,
         val: pd.DataFrame,
+        *,
         world_size: int = 1,
         code: Iterable[str] = TRAINING_CODE,
         feedback: pd.DataFrame | None = None,

@@ -83,7 +83,7 @@ def validation_scores(
     return scores
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Features:
     """One forward pass: the normalised embeddings, the temperature, (SigLIP) the bias, and each
     train.fields template's text embedding per item ([B, d] each)."""
@@ -101,18 +101,20 @@ def forward(model: torch.nn.Module, batch: Batch) -> Features:
     captions = len(batch.tokens)
     text, distinct = out["text_features"][:captions], out["text_features"][captions:]
     fields = [distinct[rows.clamp(min=0)] for rows in batch.field_rows]
-    return Features(out["image_features"], text, out["logit_scale"], out.get("logit_bias"), fields)
+    return Features(
+        image=out["image_features"], text=text, scale=out["logit_scale"], bias=out.get("logit_bias"), fields=fields
+    )
 
 
 def splice(cached: list[Features], j: int, fresh: Features) -> Features:
     """A whole step's features from its micro-batches' cached ones, micro-batch j's replaced by `fresh`."""
     parts = [*cached[:j], fresh, *cached[j + 1 :]]
     return Features(
-        torch.cat([p.image for p in parts]),
-        torch.cat([p.text for p in parts]),
-        fresh.scale,
-        fresh.bias,
-        [torch.cat([p.fields[f] for p in parts]) for f in range(len(fresh.fields))],
+        image=torch.cat([p.image for p in parts]),
+        text=torch.cat([p.text for p in parts]),
+        scale=fresh.scale,
+        bias=fresh.bias,
+        fields=[torch.cat([p.fields[f] for p in parts]) for f in range(len(fresh.fields))],
     )
 
 
@@ -219,10 +221,10 @@ class Trainer:
         )
         apply_freezing(
             bundle.model,
-            params.lock_image,
-            params.lock_image_unlocked_groups,
-            params.lock_text,
-            params.lock_text_unlocked_layers,
+            lock_image=params.lock_image,
+            image_unlocked_groups=params.lock_image_unlocked_groups,
+            lock_text=params.lock_text,
+            text_unlocked_layers=params.lock_text_unlocked_layers,
         )
         if params.grad_checkpointing:
             bundle.model.set_grad_checkpointing(True)
@@ -238,9 +240,9 @@ class Trainer:
             train["image"].tolist(),
             train["captions"].tolist(),
             self.bundle.preprocess_train,
-            params.seed,
-            self.field_texts.render(train) if self.field_texts is not None else None,
-            queries.options(train["id"].tolist()) if with_queries else None,
+            seed=params.seed,
+            field_texts=self.field_texts.render(train) if self.field_texts is not None else None,
+            queries=queries.options(train["id"].tolist()) if with_queries else None,
         )
         per_step = params.accum_steps * context.world_size
         self.batch_size = min(params.batch_size, len(train) // per_step)
@@ -275,9 +277,9 @@ class Trainer:
         batches = EpochBatches(
             len(self.dataset),
             self.batch_size,
-            self.params.accum_steps,
-            self.params.seed,
-            epoch,
+            accum_steps=self.params.accum_steps,
+            seed=self.params.seed,
+            epoch=epoch,
             start=self.state.step_in_epoch * self.params.accum_steps,
             rank=self.context.rank,
             world_size=self.context.world_size,
@@ -322,7 +324,7 @@ class Trainer:
                 FieldPart(weight, text, part_keys)
                 for weight, text, part_keys in zip(weights, [f.text, *f.fields], [keys, *field_keys])
             ]
-        return self.loss_fn(f.image, f.text, f.scale, f.bias, keys, parts)
+        return self.loss_fn(f.image, f.text, f.scale, logit_bias=f.bias, caption_keys=keys, fields=parts)
 
     def accumulate(self, model: torch.nn.Module, batches: list[Batch]) -> float:
         """Gradients of the loss over all micro-batches together, as one big batch would give (open_clip's accum_freq).

@@ -24,7 +24,7 @@ from modaclip.ingest.synthetic.taxonomy import (
 _FIRST_ID = 10000
 
 
-def _display_name(brand: str, gender: str, pattern: str, colour: str, noun: str) -> str:
+def _display_name(*, brand: str, gender: str, pattern: str, colour: str, noun: str) -> str:
     return " ".join(word for word in (brand, gender, PATTERN_WORDS[pattern], colour, noun) if word)
 
 
@@ -40,7 +40,7 @@ def _clean_row(index: int, rng: np.random.Generator, image_size: int) -> tuple[R
     brands = BRANDS["Sports" if usage == "Sports" else article.master]
     brand = brands[rng.integers(len(brands))]
     noun = NOUN_VARIANTS[article.name].draw(rng) if article.name in NOUN_VARIANTS else article.noun
-    image = render(article, colour, pattern, rng, image_size)
+    image = render(article, colour=colour, pattern=pattern, rng=rng, size=image_size)
     row = {
         "id": _FIRST_ID + index,
         "gender": gender,
@@ -51,7 +51,7 @@ def _clean_row(index: int, rng: np.random.Generator, image_size: int) -> tuple[R
         "season": season,
         "year": year,
         "usage": usage,
-        "productDisplayName": _display_name(brand, gender, pattern, colour, noun),
+        "productDisplayName": _display_name(brand=brand, gender=gender, pattern=pattern, colour=colour, noun=noun),
         "image": encode(image, quality=int(rng.integers(60, 96))),
     }
     return row, image

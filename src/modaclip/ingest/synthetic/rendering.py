@@ -87,7 +87,7 @@ def _outline(masks: Mapping[str, Image.Image]) -> Image.Image:
     return Image.fromarray(grown - union)
 
 
-def render(article: ArticleType, colour: str, pattern: str, rng: np.random.Generator, size: int) -> Image.Image:
+def render(article: ArticleType, *, colour: str, pattern: str, rng: np.random.Generator, size: int) -> Image.Image:
     """Compose one product shot: background, patterned silhouette, trim, accents, outline."""
     pen = _place(rng, size)
     article.draw(pen)
