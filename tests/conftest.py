@@ -35,9 +35,20 @@ def pytest_configure(config: pytest.Config) -> None:
         torch.set_num_threads(1)
 
 
-# The longest first (--durations on 2 busy cores, 2026-12-07: about 12, 5, 4 and 2.5 min): while test_retrain.py
-# holds one worker, the other starts test_retrain_catalog.py instead of reaching it last.
-LONGEST_FILES = ["test_retrain.py", "test_retrain_catalog.py", "test_pipeline.py", "test_pipeline_fields.py"]
+# The longest first (worker time on 2 busy cores, 2026-12-07: about 12, 5, 5, 4.5, 4, 2.5, 2.4 and 2.3 min; xdist
+# keeps this order, see pyproject's addopts): while test_retrain.py holds one worker, the other starts the next
+# longest instead of reaching a long one-test file last. test_pipeline.py waits for the project test_retrain.py's
+# worker builds first (learned_project), so it comes after two others.
+LONGEST_FILES = [
+    "test_retrain.py",
+    "test_retrain_catalog.py",
+    "test_text_encoder_process.py",
+    "test_pipeline_feedback.py",
+    "test_pipeline.py",
+    "test_pipeline_fields.py",
+    "test_ray_engines.py",
+    "test_follow_clone.py",
+]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
