@@ -14,6 +14,8 @@ from modaclip.curate.clean_and_caption import clean_and_caption
 from modaclip.ingest.synthetic import generate_catalog
 
 if TYPE_CHECKING:
+    from built_project import BuiltProject
+
     from modaclip.search.engine import CatalogSearch
     from modaclip.serve.catalog_images import CatalogImages
 
@@ -98,3 +100,18 @@ def served_images(served_engine: CatalogSearch) -> CatalogImages:
     from modaclip.serve.catalog_images import CatalogImages
 
     return CatalogImages.load(served_engine.catalog_dir, served_engine.ids.tolist())
+
+
+@pytest.fixture(scope="session")
+def learned_project(tmp_path_factory: pytest.TempPathFactory) -> BuiltProject:
+    """test_pipeline's tiny project that learns (TINY with LEARNING's 12 epochs) after its first `dvc repro`.
+
+    test_pipeline.py and test_retrain.py both start from it: built once per session, each takes a copy.
+    """
+    from built_project import build_once
+    from test_pipeline import LEARNING, TINY, make_tiny_project, sh
+
+    def build(root: Path) -> str:
+        return sh(make_tiny_project(root, {**TINY, "train": {**TINY["train"], **LEARNING}}), "dvc", "repro")
+
+    return build_once(tmp_path_factory, "learned-project", build)
