@@ -14,6 +14,8 @@ from modaclip.curate.clean_and_caption import clean_and_caption
 from modaclip.ingest.synthetic import generate_catalog
 
 if TYPE_CHECKING:
+    from built_project import BuiltProject
+
     from modaclip.search.engine import CatalogSearch
     from modaclip.serve.catalog_images import CatalogImages
 
@@ -35,9 +37,20 @@ def pytest_configure(config: pytest.Config) -> None:
         torch.set_num_threads(1)
 
 
-# The longest first (--durations on 2 busy cores, 2026-12-07: about 12, 5, 4 and 2.5 min): while test_retrain.py
-# holds one worker, the other starts test_retrain_catalog.py instead of reaching it last.
-LONGEST_FILES = ["test_retrain.py", "test_retrain_catalog.py", "test_pipeline.py", "test_pipeline_fields.py"]
+# The longest first (worker time on 2 busy cores, 2026-12-07: about 12, 5, 5, 4.5, 4, 2.5, 2.4 and 2.3 min; xdist
+# keeps this order, see pyproject's addopts): while test_retrain.py holds one worker, the other starts the next
+# longest instead of reaching a long one-test file last. test_pipeline.py waits for the project test_retrain.py's
+# worker builds first (learned_project), so it comes after two others.
+LONGEST_FILES = [
+    "test_retrain.py",
+    "test_retrain_catalog.py",
+    "test_text_encoder_process.py",
+    "test_pipeline_feedback.py",
+    "test_pipeline.py",
+    "test_pipeline_fields.py",
+    "test_ray_engines.py",
+    "test_follow_clone.py",
+]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -87,3 +100,18 @@ def served_images(served_engine: CatalogSearch) -> CatalogImages:
     from modaclip.serve.catalog_images import CatalogImages
 
     return CatalogImages.load(served_engine.catalog_dir, served_engine.ids.tolist())
+
+
+@pytest.fixture(scope="session")
+def learned_project(tmp_path_factory: pytest.TempPathFactory) -> BuiltProject:
+    """test_pipeline's tiny project that learns (TINY with LEARNING's 12 epochs) after its first `dvc repro`.
+
+    test_pipeline.py and test_retrain.py both start from it: built once per session, each takes a copy.
+    """
+    from built_project import build_once
+    from test_pipeline import LEARNING, TINY, make_tiny_project, sh
+
+    def build(root: Path) -> str:
+        return sh(make_tiny_project(root, {**TINY, "train": {**TINY["train"], **LEARNING}}), "dvc", "repro")
+
+    return build_once(tmp_path_factory, "learned-project", build)

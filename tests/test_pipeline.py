@@ -12,6 +12,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from built_project import BuiltProject
 from ruamel.yaml import YAML
 
 REPO = Path(__file__).resolve().parents[1]
@@ -85,13 +86,15 @@ def make_tiny_project(repo: Path, params: dict, feedback: bool = False) -> Path:
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_tiny_project(tmp_path_factory.mktemp("project"), {**TINY, "train": {**TINY["train"], **LEARNING}})
+def project(learned_project: BuiltProject, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the tiny project with LEARNING's epochs after its first `dvc repro` (conftest.py builds it once)."""
+    return learned_project.copy_to(tmp_path_factory.mktemp("project"))
 
 
 @pytest.fixture(scope="module")
-def first_run(project: Path) -> str:
-    return sh(project, "dvc", "repro")
+def first_run(learned_project: BuiltProject) -> str:
+    """What the first `dvc repro` of `project` printed."""
+    return learned_project.output
 
 
 @pytest.fixture(scope="module")

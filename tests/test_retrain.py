@@ -16,7 +16,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from test_pipeline import LEARNING, TINY, make_tiny_project, set_params, sh, stages_run
+from built_project import BuiltProject
+from test_pipeline import set_params, sh, stages_run
 
 from modaclip.cli import main
 from modaclip.core.catalog_io import read_catalog
@@ -87,14 +88,15 @@ def tags(repo: Path) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    repo = tmp_path_factory.mktemp("retrain") / "project"
-    repo.mkdir()
-    return make_tiny_project(repo, {**TINY, "train": {**TINY["train"], **LEARNING}})
+def project(learned_project: BuiltProject, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of test_pipeline's tiny project with LEARNING's epochs after its first `dvc repro` (built once)."""
+    return learned_project.copy_to(tmp_path_factory.mktemp("retrain") / "project")
 
 
 @pytest.fixture(scope="module")
 def round1(project: Path) -> dict:
+    """The first retrain: the pipeline is up to date (the build's `dvc repro` trained it), so only the gate's
+    decision is new: the model against the base model."""
     return {**retrain(project), "test_ids": held_out_ids(project)}
 
 

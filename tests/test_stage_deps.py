@@ -1,8 +1,8 @@
 """A stage reruns when its code changes: every project module a stage loads is under one of its deps.
 
-The modules a stage loads are read from `python -X importtime stages/NAME.py --help`, which lists
-every module imported on the way to argument parsing, so a module imported at the top of any file
-the stage reaches is caught.
+The modules a stage loads are those in sys.modules once `stages/NAME.py --help` has parsed its arguments
+(tests/stage_imports.py runs every stage script so, each in a child forked from one process), so a module
+imported at the top of any file the stage reaches is caught.
 """
 
 from __future__ import annotations
@@ -20,19 +20,18 @@ from ruamel.yaml import YAML
 
 REPO = Path(__file__).resolve().parents[1]
 STAGES = YAML(typ="safe").load(REPO / "dvc.yaml")["stages"]
-MODULE = re.compile(r"\|\s+(modaclip(?:\.\w+)*)\s*$")
 SCRIPT = re.compile(r"stages/\w+\.py")
 
 
-def loaded_project_modules(script: Path) -> set[str]:
+@pytest.fixture(scope="module")
+def loaded_project_modules() -> dict[str, set[str]]:
+    """Stage script (as its cmd names it) -> the project modules it loads."""
+    scripts = sorted({found.group(0) for spec in STAGES.values() if (found := SCRIPT.search(spec["cmd"]))})
     result = subprocess.run(
-        [sys.executable, "-X", "importtime", str(script), "--help"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=True,
+        [sys.executable, str(REPO / "tests" / "stage_imports.py"), *scripts], cwd=REPO, capture_output=True, text=True
     )
-    return {m.group(1) for line in result.stderr.splitlines() if (m := MODULE.search(line))}
+    assert result.returncode == 0, result.stderr
+    return {script: set(modules) for script, modules in json.loads(result.stdout).items()}
 
 
 def module_file(name: str) -> str:
@@ -45,13 +44,14 @@ def is_covered(path: str, deps: list[str]) -> bool:
 
 
 @pytest.mark.parametrize("stage", sorted(STAGES))
-def test_every_project_module_a_stage_loads_is_a_declared_dep(stage: str) -> None:
+def test_every_project_module_a_stage_loads_is_a_declared_dep(
+    stage: str, loaded_project_modules: dict[str, set[str]]
+) -> None:
     spec = STAGES[stage]
     found = SCRIPT.search(spec["cmd"])  # a stage may run another's script (finetune-feedback: stages/finetune.py)
     assert found, f"{stage}: its cmd runs no stages/*.py script"
-    script = REPO / found.group(0)
     assert found.group(0) in spec["deps"]
-    modules = loaded_project_modules(script)
+    modules = loaded_project_modules[found.group(0)]
     assert "modaclip" in modules, f"{stage}: no project module seen; is the package importable?"
     missing = sorted(
         f"{name} ({module_file(name)})" for name in modules if not is_covered(module_file(name), spec["deps"])
