@@ -179,7 +179,7 @@ def round3(project: Path, round2: dict) -> dict:
     }
 
 
-def test_round1_trains_and_promotes_against_the_base_model(project: Path, round1: dict) -> None:
+def test_round1_promotes_the_trained_model_against_the_base_model(project: Path, round1: dict) -> None:
     assert round1["code"] == 0, round1["out"]
     record = round1["record"]
     assert record["decision"] == "promoted" and record["baseline"] == "base model"
