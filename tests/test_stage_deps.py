@@ -23,15 +23,18 @@ STAGES = YAML(typ="safe").load(REPO / "dvc.yaml")["stages"]
 SCRIPT = re.compile(r"stages/\w+\.py")
 
 
-@pytest.fixture(scope="module")
-def loaded_project_modules() -> dict[str, set[str]]:
-    """Stage script (as its cmd names it) -> the project modules it loads."""
-    scripts = sorted({found.group(0) for spec in STAGES.values() if (found := SCRIPT.search(spec["cmd"]))})
+def stage_modules(scripts: list[str]) -> dict[str, set[str]]:
+    """Stage script (as a cmd names it, e.g. stages/embed.py) -> the project modules it loads."""
     result = subprocess.run(
         [sys.executable, str(REPO / "tests" / "stage_imports.py"), *scripts], cwd=REPO, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stderr
     return {script: set(modules) for script, modules in json.loads(result.stdout).items()}
+
+
+@pytest.fixture(scope="module")
+def loaded_project_modules() -> dict[str, set[str]]:
+    return stage_modules(sorted({found.group(0) for spec in STAGES.values() if (found := SCRIPT.search(spec["cmd"]))}))
 
 
 def module_file(name: str) -> str:
