@@ -115,13 +115,13 @@ def start_server(
         serving = ["--model", args.model, "--embeddings", args.embeddings, "--catalog", args.catalog]
     command = [sys.executable, "-m", "modaclip.cli", "serve", "--port", str(port), "--query-cache", str(query_cache)]
     started = time.monotonic()
-    server = subprocess.Popen(
-        [*command, *serving], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=cwd
-    )
+    # stderr to a file, never an unread pipe: a full pipe would stall the server on its next log line
+    with tempfile.NamedTemporaryFile("w", prefix="modaclip-serve-load-", suffix=".log", delete=False) as server_log:
+        server = subprocess.Popen([*command, *serving], stdout=subprocess.DEVNULL, stderr=server_log, cwd=cwd)
     deadline = started + 600
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            sys.exit(f"server exited: {server.stderr.read().strip()}")
+            sys.exit(f"server exited: {Path(server_log.name).read_text().strip()}")
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as response:
                 print(f"server up: {json.load(response)['model']}", file=sys.stderr)
